@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up .venv, then run the memstore server on the embedded default (SQLite + local model).
+# Extra arguments pass to `memstore serve`, e.g. scripts/serve.sh --port 9000
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/bootstrap.sh"
+cd "$root"
+exec .venv/bin/memstore serve "$@"

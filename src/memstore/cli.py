@@ -1,0 +1,229 @@
+"""The ``memstore`` command: the SDK's local mode from the shell, plus the server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from memstore.errors import MemstoreError
+
+app = typer.Typer(
+    help="Persistent memory for AI agents. Local commands work on --data-dir directly.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="MEMSTORE_DATA_DIR",
+        help="Directory of the embedded store.",
+        show_default=True,
+    ),
+]
+DEFAULT_DIR = Path("memstore-data")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _engine(data_dir: Path) -> Any:
+    from memstore.client import open_local_engine
+
+    return open_local_engine(data_dir)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _fail(exc: MemstoreError) -> None:
+    err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+    raise typer.Exit(2)
+
+
+def _run(fn: Any) -> Any:
+    try:
+        return fn()
+    except MemstoreError as exc:
+        _fail(exc)
+
+
+@app.command()
+def remember(
+    content: Annotated[str, typer.Argument(help="Text to remember.")],
+    session: Annotated[str | None, typer.Option(help="Session (omit for shared).")] = None,
+    metadata: Annotated[
+        str | None, typer.Option(help="Flat JSON object, e.g. '{\"k\": 1}'.")
+    ] = None,
+    ttl: Annotated[int | None, typer.Option(help="Seconds until the memory expires.")] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remember TEXT."""
+    from memstore.engine import LOCAL_ACCOUNT
+
+    try:
+        meta = json.loads(metadata) if metadata else None
+    except json.JSONDecodeError as exc:
+        err_console.print(f"[red]error[/red]: --metadata is not JSON: {exc.msg}")
+        raise typer.Exit(2) from None
+    engine = _engine(data_dir)
+    result = _run(lambda: engine.remember(LOCAL_ACCOUNT, content, session, meta, ttl))
+    if as_json:
+        _print_json(result.model_dump(mode="json"))
+    else:
+        state = "already known" if result.deduplicated else "remembered"
+        console.print(f"{state}: {result.memory.id}")
+
+
+@app.command()
+def recall(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    session: Annotated[
+        list[str] | None, typer.Option(help="Session to search (repeatable; '*' for all).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many memories at most.")] = 5,
+    min_score: Annotated[float | None, typer.Option(help="Drop results scoring below.")] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recall the memories most relevant to QUERY, best first."""
+    from memstore.engine import LOCAL_ACCOUNT
+
+    engine = _engine(data_dir)
+    sessions = session[0] if session and len(session) == 1 else session
+    found = _run(lambda: engine.recall(LOCAL_ACCOUNT, query, sessions, limit, min_score))
+    if as_json:
+        _print_json({"memories": [m.model_dump(mode="json") for m in found]})
+        return
+    table = Table("score", "content", "session", "id")
+    for m in found:
+        table.add_row(f"{m.score:.3f}", m.content, m.session or "", m.id)
+    console.print(table)
+
+
+@app.command("list")
+def list_(
+    session: Annotated[str, typer.Option(help="Session to list ('*' for all).")] = "*",
+    limit: Annotated[int, typer.Option(help="Page size.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="Cursor from the previous page.")] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """List memories, newest first."""
+    from memstore.engine import LOCAL_ACCOUNT
+
+    engine = _engine(data_dir)
+    page = _run(lambda: engine.list(LOCAL_ACCOUNT, session or None, limit, cursor))
+    if as_json:
+        _print_json(page.model_dump(mode="json"))
+        return
+    table = Table("id", "session", "created", "content")
+    for m in page.memories:
+        table.add_row(m.id, m.session or "", m.created_at.isoformat(timespec="seconds"), m.content)
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}")
+
+
+@app.command()
+def get(memory_id: str, data_dir: DataDir = DEFAULT_DIR) -> None:
+    """Print one memory as JSON."""
+    from memstore.engine import LOCAL_ACCOUNT
+
+    engine = _engine(data_dir)
+    _print_json(_run(lambda: engine.get(LOCAL_ACCOUNT, memory_id)).model_dump(mode="json"))
+
+
+@app.command()
+def forget(memory_id: str, data_dir: DataDir = DEFAULT_DIR) -> None:
+    """Forget one memory by id."""
+    from memstore.engine import LOCAL_ACCOUNT
+
+    engine = _engine(data_dir)
+    _run(lambda: engine.forget(LOCAL_ACCOUNT, memory_id))
+    console.print(f"forgot {memory_id}")
+
+
+@app.command("forget-session")
+def forget_session(session: str, data_dir: DataDir = DEFAULT_DIR) -> None:
+    """Forget every memory of SESSION."""
+    from memstore.engine import LOCAL_ACCOUNT
+
+    engine = _engine(data_dir)
+    count = _run(lambda: engine.forget_session(LOCAL_ACCOUNT, session))
+    console.print(f"forgot {count} memories of session {session!r}")
+
+
+@app.command()
+def sessions(data_dir: DataDir = DEFAULT_DIR, as_json: JsonFlag = False) -> None:
+    """List sessions with their memory counts."""
+    from memstore.engine import LOCAL_ACCOUNT
+
+    found = _engine(data_dir).sessions(LOCAL_ACCOUNT)
+    if as_json:
+        _print_json([s.model_dump() for s in found])
+        return
+    table = Table("session", "memories")
+    for s in found:
+        table.add_row(s.session or "(shared)", str(s.count))
+    console.print(table)
+
+
+@app.command("export")
+def export_(
+    file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' for stdout).")],
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """Export every memory (with its vector) as JSON Lines."""
+    from memstore.engine import LOCAL_ACCOUNT
+    from memstore.transfer import export_jsonl
+
+    engine = _engine(data_dir)
+    if str(file) == "-":
+        export_jsonl(engine, LOCAL_ACCOUNT, sys.stdout)
+        return
+    with open(file, "w", encoding="utf-8") as out:
+        count = export_jsonl(engine, LOCAL_ACCOUNT, out)
+    err_console.print(f"exported {count} memories to {file}")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[
+        Path, typer.Argument(help="JSONL file written by export (or {content} lines).")
+    ],
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """Import memories; vectors are reused when the embedder matches, else re-embedded."""
+    from rich.progress import Progress
+
+    from memstore.engine import LOCAL_ACCOUNT
+    from memstore.transfer import import_jsonl
+
+    engine = _engine(data_dir)
+    with open(file, encoding="utf-8") as f:
+        total = max(0, sum(1 for line in f if line.strip()) - 1)
+    with open(file, encoding="utf-8") as f, Progress(console=err_console) as progress:
+        task = progress.add_task("importing", total=total or None)
+        imported, skipped, reembedded = _run(
+            lambda: import_jsonl(engine, LOCAL_ACCOUNT, f, lambda n: progress.advance(task, n))
+        )
+    how = "re-embedded" if reembedded else "vectors reused"
+    err_console.print(f"imported {imported}, skipped {skipped} duplicates ({how})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

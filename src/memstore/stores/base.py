@@ -1,0 +1,133 @@
+"""The Store protocol: everything the engine needs from a database, and nothing more.
+
+Stores know rows, vectors and SQL; the engine owns validation, dedup policy, ranking and
+quotas. Every method takes the account id first, and no method may return a row of
+another account. The shared session is stored as the empty string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MemoryRow:
+    id: str
+    account_id: str
+    session: str
+    content: str
+    content_hash: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    expires_at: float | None = None
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    id: str
+    name: str
+    plan: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ApiKeyRow:
+    id: str
+    account_id: str
+    prefix: str
+    key_hash: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+Filters = dict[str, str | int | float | bool | None]
+
+
+class Store(Protocol):
+    # -- store identity
+    def embedder_info(self) -> tuple[str, int] | None: ...
+    def set_embedder_info(self, name: str, dim: int) -> None: ...
+
+    # -- accounts, keys, usage
+    def create_account(self, account_id: str, name: str, plan: str, now: float) -> AccountRow: ...
+    def get_account(self, account_id: str) -> AccountRow | None: ...
+    def find_account_by_name(self, name: str) -> AccountRow | None: ...
+    def list_accounts(self) -> list[AccountRow]: ...
+    def create_key(self, key: ApiKeyRow) -> None: ...
+    def find_key(self, key_hash: str) -> ApiKeyRow | None: ...
+    def list_keys(self) -> list[ApiKeyRow]: ...
+    def revoke_key(self, key_id_or_prefix: str, now: float) -> bool: ...
+    def add_usage(self, account_id: str, period: str, ops: int, limit: int | None) -> int | None:
+        """Atomically add ``ops``; return the new total, or None (adding nothing) past ``limit``."""
+        ...
+
+    def get_usage(self, account_id: str, period: str) -> int: ...
+
+    # -- memories
+    def find_duplicates(
+        self, account_id: str, keys: list[tuple[str, str]], now: float
+    ) -> dict[tuple[str, str], MemoryRow]:
+        """Live memories matching (session, content_hash) pairs."""
+        ...
+
+    def insert(self, rows: list[MemoryRow], vectors: np.ndarray) -> list[tuple[MemoryRow, bool]]:
+        """Insert in one transaction; a row whose (account, session, hash) exists comes back
+        as the existing row with ``True`` (deduplicated)."""
+        ...
+
+    def get(self, account_id: str, memory_id: str, now: float) -> MemoryRow | None: ...
+    def get_many(self, account_id: str, ids: list[str], now: float) -> dict[str, MemoryRow]: ...
+    def list(
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        limit: int,
+        before_seq: int | None,
+        now: float,
+    ) -> list[MemoryRow]:
+        """Newest first; ``sessions=None`` means every session."""
+        ...
+
+    def vectors(self, account_id: str, ids: list[str]) -> dict[str, np.ndarray]: ...
+    def update(self, row: MemoryRow, vector: np.ndarray | None) -> bool:
+        """Replace content/metadata/updated_at of ``row.id`` in ``row.account_id``."""
+        ...
+
+    def delete(self, account_id: str, memory_id: str) -> bool: ...
+    def delete_session(self, account_id: str, session: str) -> int: ...
+    def sessions(self, account_id: str, now: float) -> list[tuple[str, int]]: ...
+    def dense_search(
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        vector: np.ndarray,
+        k: int,
+        now: float,
+        filters: Filters | None,
+    ) -> list[tuple[str, float]]:
+        """(id, cosine similarity), best first, exact within the given sessions."""
+        ...
+
+    def keyword_search(
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        terms: list[str],
+        k: int,
+        now: float,
+        filters: Filters | None,
+    ) -> list[tuple[str, float]]:
+        """(id, relevance > 0), best first, for memories containing any of ``terms``."""
+        ...
+
+    def purge_expired(self, now: float) -> int: ...
+    def check(self) -> None:
+        """Raise if the database cannot serve (used by /readyz)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,534 @@
+"""The default store: one SQLite file (WAL) with FTS5 for keywords and vectors as BLOBs.
+
+Vectors are searched exactly with numpy from a per-account in-memory index. The index
+follows the table through a ``changes`` log written by triggers, so several processes
+(``memstore serve --workers N``) over one file all see each other's writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memstore.stores.base import AccountRow, ApiKeyRow, Filters, MemoryRow
+from memstore.stores.vector_index import VectorIndex
+
+DB_FILENAME = "memstore.db"
+CHANGES_KEPT = 200_000
+
+MIGRATIONS: list[str] = [
+    # 1: initial schema
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        plan TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        prefix TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE usage (
+        account_id TEXT NOT NULL,
+        period TEXT NOT NULL,
+        ops INTEGER NOT NULL,
+        PRIMARY KEY (account_id, period)
+    );
+    CREATE TABLE memories (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL,
+        session TEXT NOT NULL,
+        content TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        embedding BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        expires_at REAL
+    );
+    CREATE UNIQUE INDEX memories_dedup ON memories (account_id, session, content_hash);
+    CREATE INDEX memories_by_session ON memories (account_id, session, seq);
+    CREATE INDEX memories_by_account ON memories (account_id, seq);
+    CREATE INDEX memories_by_expiry ON memories (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE VIRTUAL TABLE memories_fts USING fts5(
+        content, content='memories', content_rowid='seq',
+        tokenize='porter unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id TEXT NOT NULL,
+        memory_seq INTEGER NOT NULL
+    );
+    CREATE INDEX changes_by_account ON changes (account_id, seq);
+    CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts (rowid, content) VALUES (new.seq, new.content);
+        INSERT INTO changes (account_id, memory_seq) VALUES (new.account_id, new.seq);
+    END;
+    CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, content)
+            VALUES ('delete', old.seq, old.content);
+        INSERT INTO changes (account_id, memory_seq) VALUES (old.account_id, old.seq);
+    END;
+    CREATE TRIGGER memories_au AFTER UPDATE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, content)
+            VALUES ('delete', old.seq, old.content);
+        INSERT INTO memories_fts (rowid, content) VALUES (new.seq, new.content);
+        INSERT INTO changes (account_id, memory_seq) VALUES (new.account_id, new.seq);
+    END;
+    """,
+]
+
+_COLUMNS = (
+    "seq, id, account_id, session, content, content_hash, metadata, created_at, updated_at, "
+    "expires_at"
+)
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+
+def _row(r: tuple[Any, ...]) -> MemoryRow:
+    return MemoryRow(
+        seq=r[0],
+        id=r[1],
+        account_id=r[2],
+        session=r[3],
+        content=r[4],
+        content_hash=r[5],
+        metadata=json.loads(r[6]),
+        created_at=r[7],
+        updated_at=r[8],
+        expires_at=r[9],
+    )
+
+
+def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, list[Any]]:
+    """SQL conditions (on table alias m) for a session list and metadata equality filters."""
+    sql, args = "", []
+    if sessions is not None:
+        sql += f" AND m.session IN ({','.join('?' * len(sessions))})"
+        args += sessions
+    for key, value in (filters or {}).items():
+        path = '$."' + key.replace('"', '""') + '"'
+        if value is None:
+            sql += " AND json_type(m.metadata, ?) = 'null'"
+            args.append(path)
+        else:
+            sql += " AND json_extract(m.metadata, ?) = ? AND json_type(m.metadata, ?) = ?"
+            jtype = {bool: "true" if value else "false", int: "integer", float: "real"}.get(
+                type(value), "text"
+            )
+            args += [path, int(value) if isinstance(value, bool) else value, path, jtype]
+    return sql, args
+
+
+class SQLiteStore:
+    """Store over one SQLite database file (see module docstring)."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA busy_timeout = 10000")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+        self._indexes: dict[str, tuple[VectorIndex, int]] = {}
+
+    @classmethod
+    def open_dir(cls, data_dir: str | Path) -> SQLiteStore:
+        path = Path(data_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path / DB_FILENAME)
+
+    # -- plumbing
+    def _migrate(self) -> None:
+        with self._write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this memstore "
+                    f"({len(MIGRATIONS)}); upgrade memstore"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in _split_sql(script):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple | list = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def check(self) -> None:
+        self._read("SELECT 1")
+
+    # -- store identity
+    def embedder_info(self) -> tuple[str, int] | None:
+        rows = dict(self._read("SELECT key, value FROM meta WHERE key LIKE 'embedder_%'"))
+        if "embedder_name" not in rows:
+            return None
+        return rows["embedder_name"], int(rows["embedder_dim"])
+
+    def set_embedder_info(self, name: str, dim: int) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("embedder_name", name), ("embedder_dim", str(dim))],
+            )
+
+    # -- accounts, keys, usage
+    def create_account(self, account_id: str, name: str, plan: str, now: float) -> AccountRow:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO accounts (id, name, plan, created_at) VALUES (?, ?, ?, ?)",
+                (account_id, name, plan, now),
+            )
+        return AccountRow(account_id, name, plan, now)
+
+    def get_account(self, account_id: str) -> AccountRow | None:
+        rows = self._read(
+            "SELECT id, name, plan, created_at FROM accounts WHERE id = ?", (account_id,)
+        )
+        return AccountRow(*rows[0]) if rows else None
+
+    def find_account_by_name(self, name: str) -> AccountRow | None:
+        rows = self._read("SELECT id, name, plan, created_at FROM accounts WHERE name = ?", (name,))
+        return AccountRow(*rows[0]) if rows else None
+
+    def list_accounts(self) -> list[AccountRow]:
+        rows = self._read("SELECT id, name, plan, created_at FROM accounts ORDER BY created_at")
+        return [AccountRow(*r) for r in rows]
+
+    def create_key(self, key: ApiKeyRow) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO api_keys (id, account_id, prefix, key_hash, created_at, revoked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key.id, key.account_id, key.prefix, key.key_hash, key.created_at, key.revoked_at),
+            )
+
+    def find_key(self, key_hash: str) -> ApiKeyRow | None:
+        rows = self._read(
+            "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
+            " WHERE key_hash = ?",
+            (key_hash,),
+        )
+        return ApiKeyRow(*rows[0]) if rows else None
+
+    def list_keys(self) -> list[ApiKeyRow]:
+        rows = self._read(
+            "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
+            " ORDER BY created_at"
+        )
+        return [ApiKeyRow(*r) for r in rows]
+
+    def revoke_key(self, key_id_or_prefix: str, now: float) -> bool:
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR prefix = ?)"
+                " AND revoked_at IS NULL",
+                (now, key_id_or_prefix, key_id_or_prefix),
+            )
+            return cur.rowcount > 0
+
+    def add_usage(self, account_id: str, period: str, ops: int, limit: int | None) -> int | None:
+        with self._write() as db:
+            row = db.execute(
+                "INSERT INTO usage (account_id, period, ops) SELECT ?, ?, ?"
+                " WHERE ? IS NULL OR ? <= ?"
+                " ON CONFLICT (account_id, period) DO UPDATE SET ops = ops + excluded.ops"
+                " WHERE ? IS NULL OR ops + excluded.ops <= ?"
+                " RETURNING ops",
+                (account_id, period, ops, limit, ops, limit, limit, limit),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def get_usage(self, account_id: str, period: str) -> int:
+        rows = self._read(
+            "SELECT ops FROM usage WHERE account_id = ? AND period = ?", (account_id, period)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    # -- memories
+    def find_duplicates(
+        self, account_id: str, keys: list[tuple[str, str]], now: float
+    ) -> dict[tuple[str, str], MemoryRow]:
+        found: dict[tuple[str, str], MemoryRow] = {}
+        for session, content_hash in set(keys):
+            rows = self._read(
+                f"SELECT {_COLUMNS} FROM memories WHERE account_id = ? AND session = ?"
+                f" AND content_hash = ? AND {_LIVE}",
+                (account_id, session, content_hash, now),
+            )
+            if rows:
+                found[(session, content_hash)] = _row(rows[0])
+        return found
+
+    def insert(self, rows: list[MemoryRow], vectors: np.ndarray) -> list[tuple[MemoryRow, bool]]:
+        out: list[tuple[MemoryRow, bool]] = []
+        with self._write() as db:
+            for row, vector in zip(rows, vectors, strict=True):
+                # An expired twin no longer counts: it makes way for the new memory.
+                db.execute(
+                    "DELETE FROM memories WHERE account_id = ? AND session = ? AND content_hash = ?"
+                    " AND expires_at IS NOT NULL AND expires_at <= ?",
+                    (row.account_id, row.session, row.content_hash, row.created_at),
+                )
+                cur = db.execute(
+                    "INSERT INTO memories (id, account_id, session, content, content_hash,"
+                    " metadata, embedding, created_at, updated_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (account_id, session, content_hash) DO NOTHING",
+                    (
+                        row.id,
+                        row.account_id,
+                        row.session,
+                        row.content,
+                        row.content_hash,
+                        json.dumps(row.metadata),
+                        np.asarray(vector, dtype=np.float32).tobytes(),
+                        row.created_at,
+                        row.updated_at,
+                        row.expires_at,
+                    ),
+                )
+                if cur.rowcount:
+                    out.append((MemoryRow(**{**row.__dict__, "seq": cur.lastrowid}), False))
+                else:
+                    existing = db.execute(
+                        f"SELECT {_COLUMNS} FROM memories WHERE account_id = ? AND session = ?"
+                        " AND content_hash = ?",
+                        (row.account_id, row.session, row.content_hash),
+                    ).fetchone()
+                    out.append((_row(existing), True))
+        return out
+
+    def get(self, account_id: str, memory_id: str, now: float) -> MemoryRow | None:
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM memories WHERE id = ? AND account_id = ? AND {_LIVE}",
+            (memory_id, account_id, now),
+        )
+        return _row(rows[0]) if rows else None
+
+    def get_many(self, account_id: str, ids: list[str], now: float) -> dict[str, MemoryRow]:
+        if not ids:
+            return {}
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM memories WHERE account_id = ? AND {_LIVE}"
+            f" AND id IN ({','.join('?' * len(ids))})",
+            (account_id, now, *ids),
+        )
+        return {r[1]: _row(r) for r in rows}
+
+    def vectors(self, account_id: str, ids: list[str]) -> dict[str, np.ndarray]:
+        if not ids:
+            return {}
+        rows = self._read(
+            f"SELECT id, embedding FROM memories WHERE account_id = ?"
+            f" AND id IN ({','.join('?' * len(ids))})",
+            (account_id, *ids),
+        )
+        return {r[0]: np.frombuffer(r[1], dtype=np.float32) for r in rows}
+
+    def list(
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        limit: int,
+        before_seq: int | None,
+        now: float,
+    ) -> list[MemoryRow]:
+        scope, args = _scope(sessions, None)
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM memories m WHERE account_id = ? AND {_LIVE}{scope}"
+            " AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (account_id, now, *args, before_seq if before_seq is not None else 2**62, limit),
+        )
+        return [_row(r) for r in rows]
+
+    def update(self, row: MemoryRow, vector: np.ndarray | None) -> bool:
+        with self._write() as db:
+            sql = "UPDATE memories SET content = ?, content_hash = ?, metadata = ?, updated_at = ?"
+            args: list[Any] = [
+                row.content,
+                row.content_hash,
+                json.dumps(row.metadata),
+                row.updated_at,
+            ]
+            if vector is not None:
+                sql += ", embedding = ?"
+                args.append(np.asarray(vector, dtype=np.float32).tobytes())
+            cur = db.execute(
+                sql + " WHERE id = ? AND account_id = ?", (*args, row.id, row.account_id)
+            )
+            return cur.rowcount > 0
+
+    def delete(self, account_id: str, memory_id: str) -> bool:
+        with self._write() as db:
+            cur = db.execute(
+                "DELETE FROM memories WHERE id = ? AND account_id = ?", (memory_id, account_id)
+            )
+            return cur.rowcount > 0
+
+    def delete_session(self, account_id: str, session: str) -> int:
+        with self._write() as db:
+            cur = db.execute(
+                "DELETE FROM memories WHERE account_id = ? AND session = ?", (account_id, session)
+            )
+            return cur.rowcount
+
+    def sessions(self, account_id: str, now: float) -> list[tuple[str, int]]:
+        rows = self._read(
+            f"SELECT session, count(*) FROM memories WHERE account_id = ? AND {_LIVE}"
+            " GROUP BY session ORDER BY session",
+            (account_id, now),
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
+    def purge_expired(self, now: float) -> int:
+        with self._write() as db:
+            cur = db.execute(
+                "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+            )
+            purged = cur.rowcount
+            top = db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
+            if top > CHANGES_KEPT:
+                db.execute("DELETE FROM changes WHERE seq <= ?", (top - CHANGES_KEPT,))
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('changes_pruned_upto', ?)",
+                    (str(top - CHANGES_KEPT),),
+                )
+        return purged
+
+    # -- search
+    def _index(self, account_id: str) -> VectorIndex:
+        """The account's vector index, brought up to date with the changes log."""
+        with self._lock:
+            cached = self._indexes.get(account_id)
+            pruned = self._read("SELECT value FROM meta WHERE key = 'changes_pruned_upto'")
+            pruned_upto = int(pruned[0][0]) if pruned else 0
+            if cached is None or cached[1] < pruned_upto:
+                return self._load_index(account_id)
+            index, last = cached
+            changed = self._read(
+                "SELECT max(seq), memory_seq FROM changes WHERE account_id = ? AND seq > ?"
+                " GROUP BY memory_seq",
+                (account_id, last),
+            )
+            if not changed:
+                return index
+            seqs = [r[1] for r in changed]
+            present = {
+                r[0]: r
+                for chunk in range(0, len(seqs), 500)
+                for r in self._read(
+                    "SELECT seq, id, session, expires_at, embedding FROM memories"
+                    f" WHERE seq IN ({','.join('?' * len(seqs[chunk : chunk + 500]))})",
+                    seqs[chunk : chunk + 500],
+                )
+            }
+            for seq in seqs:
+                r = present.get(seq)
+                if r is None:
+                    index.remove(seq)
+                else:
+                    index.upsert(r[0], r[1], r[2], np.frombuffer(r[4], dtype=np.float32), r[3])
+            self._indexes[account_id] = (index, max(r[0] for r in changed))
+            return index
+
+    def _load_index(self, account_id: str) -> VectorIndex:
+        with self._lock:
+            info = self.embedder_info()
+            index = VectorIndex(info[1] if info else 384)
+            last = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
+            cur = self._conn.execute(
+                "SELECT seq, id, session, expires_at, embedding FROM memories WHERE account_id = ?",
+                (account_id,),
+            )
+            for seq, memory_id, session, expires_at, blob in cur:
+                index.upsert(seq, memory_id, session, np.frombuffer(blob, np.float32), expires_at)
+            self._indexes[account_id] = (index, last)
+            return index
+
+    def dense_search(
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        vector: np.ndarray,
+        k: int,
+        now: float,
+        filters: Filters | None,
+    ) -> list[tuple[str, float]]:
+        allowed = None
+        if filters:
+            scope, args = _scope(sessions, filters)
+            seqs = self._read(
+                f"SELECT seq FROM memories m WHERE account_id = ?{scope}", (account_id, *args)
+            )
+            allowed = np.fromiter((r[0] for r in seqs), dtype=np.int64, count=len(seqs))
+        index = self._index(account_id)
+        return index.search(np.asarray(vector, np.float32), k, now, sessions, allowed)
+
+    def keyword_search(
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        terms: list[str],
+        k: int,
+        now: float,
+        filters: Filters | None,
+    ) -> list[tuple[str, float]]:
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        scope, args = _scope(sessions, filters)
+        rows = self._read(
+            "SELECT m.id, -bm25(memories_fts) AS score FROM memories_fts"
+            " JOIN memories m ON m.seq = memories_fts.rowid"
+            " WHERE memories_fts MATCH ? AND m.account_id = ?"
+            " AND (m.expires_at IS NULL OR m.expires_at > ?)"
+            f"{scope} ORDER BY bm25(memories_fts) LIMIT ?",
+            (match, account_id, now, *args, k),
+        )
+        return [(r[0], float(r[1])) for r in rows]
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
