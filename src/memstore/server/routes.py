@@ -64,7 +64,17 @@ def _sessions_arg(session: list[str] | None) -> str | list[str] | None:
     return session[0] if len(session) == 1 else session
 
 
-@router.post("/v1/memory/remember", status_code=201, response_model=RememberResponse)
+@router.post(
+    "/v1/memory/remember",
+    status_code=201,
+    response_model=RememberResponse,
+    responses={
+        200: {
+            "model": RememberResponse,
+            "description": "Identical content was already in that session; nothing was added",
+        }
+    },
+)
 def remember(body: RememberRequest, response: Response, account: Account, engine: Engine):
     """Remember one memory. 201 when stored, 200 when identical content was already there."""
     result = engine.remember(account, body.content, body.session, body.metadata, body.ttl)
@@ -138,7 +148,13 @@ def get_memory(memory_id: str, account: Account, engine: Engine):
     return engine.get(account, memory_id)
 
 
-@router.patch("/v1/memory/{memory_id}", response_model=Memory)
+@router.patch(
+    "/v1/memory/{memory_id}",
+    response_model=Memory,
+    responses={
+        409: {"model": ErrorResponse, "description": "The session already has that content"}
+    },
+)
 def update_memory(memory_id: str, body: UpdateRequest, account: Account, engine: Engine):
     """Replace a memory's content and/or metadata."""
     return engine.update(account, memory_id, body.content, body.metadata)
