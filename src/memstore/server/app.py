@@ -20,7 +20,28 @@ from memstore.stores import open_store
 
 log = logging.getLogger("memstore.server")
 
-_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_STATUS_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def _is_json(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+def _unreadable_body(exc: BaseException | None) -> str:
+    """Why FastAPI could not parse a JSON body (it raises a bare 400 for these)."""
+    if isinstance(exc, RecursionError):
+        return "request body is nested too deeply to parse"
+    if isinstance(exc, UnicodeDecodeError):
+        return "request body is not valid UTF-8 JSON"
+    return "request body could not be parsed as JSON"
 
 
 def _error(request: Request, status: int, code: str, message: str, headers=None) -> JSONResponse:
@@ -90,12 +111,27 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
             return _error(request, 400, "bad_request", "request body is not valid JSON")
+        whole_body = [e for e in errors if tuple(e.get("loc", ())) == ("body",)]
+        if whole_body and whole_body[0].get("type") == "missing":
+            return _error(request, 400, "bad_request", "request body is empty; send a JSON object")
+        if whole_body and not _is_json(request):
+            return _error(
+                request,
+                400,
+                "bad_request",
+                "request body must be a JSON object sent with 'Content-Type: application/json'",
+            )
+        if whole_body:
+            return _error(request, 422, "invalid_request", "request body must be a JSON object")
         return _error(request, 422, "invalid_request", _describe(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
-        return _error(request, exc.status_code, code, str(exc.detail), exc.headers)
+        message = str(exc.detail)
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            message = _unreadable_body(exc.__cause__)
+        return _error(request, exc.status_code, code, message, exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
