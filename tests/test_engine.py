@@ -135,6 +135,22 @@ def test_update_to_content_another_memory_has_is_a_conflict(engine):
         engine.update(A, second.id, content="first")
 
 
+def test_update_to_the_content_of_an_expired_memory_succeeds(engine, clock):
+    engine.remember(A, "the door code is 4711", session="s", ttl=5)
+    other = engine.remember(A, "the door code is 1234", session="s").memory
+    clock.advance(10)
+    updated = engine.update(A, other.id, content="the door code is 4711")
+    assert updated.content == "the door code is 4711"
+
+
+def test_forget_session_counts_only_live_memories(engine, clock):
+    engine.remember(A, "expiring", session="s", ttl=5)
+    engine.remember(A, "lasting", session="s")
+    clock.advance(10)
+    assert engine.forget_session(A, "s") == 1
+    assert engine.sessions(A) == []
+
+
 def test_forget_session_removes_only_that_session(engine):
     engine.remember_many(A, [{"content": f"a{i}", "session": "a"} for i in range(3)])
     engine.remember(A, "b0", "b")

@@ -309,6 +309,8 @@ class MemoryEngine:
                     f"memory {twin[(row.session, digest)].id!r} in this session already has "
                     "that content"
                 )
+            # An expired memory with that content may still hold its slot until purged.
+            self.store.purge_expired(now)
             vector = self.embedder.embed_documents([text])[0]
             changes.update(content=text, content_hash=digest)
         if meta is not None:
@@ -340,6 +342,9 @@ class MemoryEngine:
         name = check.session(session)
         if charge:
             self.charge(account_id)
+        # Expired memories are already gone as far as users can see: purge them first so
+        # the count is of live memories only.
+        self.store.purge_expired(self.clock())
         return self.store.delete_session(account_id, name)
 
     def sessions(self, account_id: str) -> list[SessionInfo]:
