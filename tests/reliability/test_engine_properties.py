@@ -1,0 +1,243 @@
+"""Property tests on MemoryEngine: any sequence of remember / forget / update / forget_session
+/ time passing keeps the invariants a user relies on.
+
+A plain-dict model tracks which memories must be live. After every step: recall never
+returns a forgotten, expired or foreign memory, returns exactly as many as are live in its
+scope (up to the limit), scores are in [0, 1] and non-increasing; list and sessions agree
+with the model.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    multiple,
+    rule,
+)
+
+from memstore.embedding import load_embedder
+from memstore.engine import MemoryEngine
+from memstore.errors import ConflictError, NotFoundError
+from memstore.stores.sqlite import SQLiteStore
+from tests.conftest import Clock
+
+pytestmark = pytest.mark.reliability
+
+ACCOUNTS = ("acct_a", "acct_b")
+SESSIONS = (None, "s1", "s2")
+WORDS = ("apple", "river", "engine", "quota", "llama", "orbit")
+contents = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join)
+ttls = st.sampled_from([None, None, 5, 90])
+
+
+class RepeatingEmbedder:
+    """The real embedder, remembering vectors of texts it has seen: the small vocabulary
+    repeats often, and the property is about the engine, not embedding speed."""
+
+    def __init__(self) -> None:
+        self.inner = load_embedder()
+        self.name, self.dim = self.inner.name, self.inner.dim
+        self.documents: dict[str, np.ndarray] = {}
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        fresh = [t for t in dict.fromkeys(texts) if t not in self.documents]
+        if fresh:
+            self.documents.update(zip(fresh, self.inner.embed_documents(fresh), strict=True))
+        return np.stack([self.documents[t] for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.inner.embed_query(text)
+
+
+EMBEDDER: RepeatingEmbedder | None = None
+
+
+def embedder() -> RepeatingEmbedder:
+    global EMBEDDER
+    EMBEDDER = EMBEDDER or RepeatingEmbedder()
+    return EMBEDDER
+
+
+@dataclass
+class Live:
+    account: str
+    session: str | None
+    content: str
+    expires_at: float | None
+
+
+class EngineMachine(RuleBasedStateMachine):
+    ids = Bundle("ids")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = tempfile.TemporaryDirectory()
+        self.clock = Clock()
+        self.store = SQLiteStore.open_dir(self.dir.name)
+        self.engine = MemoryEngine(self.store, embedder(), clock=self.clock)
+        for account in ACCOUNTS:
+            self.engine.ensure_account(account)
+        self.live: dict[str, Live] = {}
+
+    def teardown(self) -> None:
+        self.store.close()
+        self.dir.cleanup()
+
+    # -- the model
+    def _expire(self) -> None:
+        now = self.clock()
+        self.live = {
+            mid: m for mid, m in self.live.items() if m.expires_at is None or m.expires_at > now
+        }
+
+    def _twin(self, account: str, session: str | None, content: str) -> str | None:
+        return next(
+            (
+                mid
+                for mid, m in self.live.items()
+                if (m.account, m.session, m.content) == (account, session, content)
+            ),
+            None,
+        )
+
+    def _remember(self, account: str, items: list[dict]) -> list[str]:
+        results = self.engine.remember_many(account, items)
+        out = []
+        for item, result in zip(items, results, strict=True):
+            twin = self._twin(account, item["session"], item["content"])
+            assert result.deduplicated == (twin is not None)
+            if twin is not None:
+                assert result.memory.id == twin
+            else:
+                assert result.memory.id not in self.live
+                ttl = item["ttl"]
+                self.live[result.memory.id] = Live(
+                    account,
+                    item["session"],
+                    item["content"],
+                    None if ttl is None else self.clock() + ttl,
+                )
+            out.append(result.memory.id)
+        return out
+
+    # -- rules
+    @rule(
+        target=ids,
+        account=st.sampled_from(ACCOUNTS),
+        items=st.lists(
+            st.fixed_dictionaries(
+                {"content": contents, "session": st.sampled_from(SESSIONS), "ttl": ttls}
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+    def remember(self, account, items):
+        return multiple(*self._remember(account, items))
+
+    @rule(memory_id=consumes(ids), account=st.sampled_from(ACCOUNTS))
+    def forget(self, memory_id, account):
+        m = self.live.get(memory_id)
+        if m is None or m.account != account:
+            with pytest.raises(NotFoundError):
+                self.engine.forget(account, memory_id)
+        else:
+            self.engine.forget(account, memory_id)
+            del self.live[memory_id]
+
+    @rule(memory_id=ids, account=st.sampled_from(ACCOUNTS), content=contents)
+    def update(self, memory_id, account, content):
+        m = self.live.get(memory_id)
+        if m is None or m.account != account:
+            with pytest.raises(NotFoundError):
+                self.engine.update(account, memory_id, content=content)
+            return
+        twin = self._twin(account, m.session, content)
+        if twin is not None and twin != memory_id:
+            with pytest.raises(ConflictError):
+                self.engine.update(account, memory_id, content=content)
+            return
+        assert self.engine.update(account, memory_id, content=content).content == content
+        m.content = content
+
+    @rule(account=st.sampled_from(ACCOUNTS), session=st.sampled_from(SESSIONS))
+    def forget_session(self, account, session):
+        doomed = [
+            mid for mid, m in self.live.items() if (m.account, m.session) == (account, session)
+        ]
+        assert self.engine.forget_session(account, session) == len(doomed)
+        for mid in doomed:
+            del self.live[mid]
+
+    @rule(seconds=st.sampled_from([1, 10, 60, 120]))
+    def time_passes(self, seconds):
+        self.clock.advance(seconds)
+        self._expire()
+
+    @rule(
+        account=st.sampled_from(ACCOUNTS),
+        query=contents,
+        sessions=st.sampled_from([None, "s1", ["s1", "s2"], [None, "s2"], "*"]),
+        limit=st.integers(1, 8),
+    )
+    def recall(self, account, query, sessions, limit):
+        found = self.engine.recall(account, query, sessions, limit)
+        scope = (
+            None if sessions == "*" else set(sessions) if isinstance(sessions, list) else {sessions}
+        )
+        eligible = {
+            mid
+            for mid, m in self.live.items()
+            if m.account == account and (scope is None or m.session in scope)
+        }
+        ids = [m.id for m in found]
+        assert set(ids) <= eligible, "recall returned a forgotten, expired or foreign memory"
+        assert len(ids) == len(set(ids)) == min(limit, len(eligible))
+        scores = [m.score for m in found]
+        assert all(0 <= s <= 1 for s in scores)
+        assert scores == sorted(scores, reverse=True)
+        for m in found:
+            assert m.content == self.live[m.id].content
+
+    # -- invariants
+    @invariant()
+    def listing_and_sessions_match_the_model(self):
+        for account in ACCOUNTS:
+            page = self.engine.list(account, "*", limit=1000)
+            mine = {mid for mid, m in self.live.items() if m.account == account}
+            assert {m.id for m in page.memories} == mine
+            counts: dict[str | None, int] = {}
+            for mid in mine:
+                counts[self.live[mid].session] = counts.get(self.live[mid].session, 0) + 1
+            assert {s.session: s.count for s in self.engine.sessions(account)} == counts
+
+
+def _settings(examples: int, steps: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+def test_engine_sequences_keep_their_invariants():
+    EngineMachine.TestCase.settings = _settings(20, 20)
+    EngineMachine.TestCase().runTest()
+
+
+@pytest.mark.slow
+def test_many_more_engine_sequences_keep_their_invariants():
+    EngineMachine.TestCase.settings = _settings(300, 40)
+    EngineMachine.TestCase().runTest()
