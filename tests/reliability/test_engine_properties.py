@@ -233,7 +233,7 @@ def _settings(examples: int, steps: int) -> settings:
 
 
 def test_engine_sequences_keep_their_invariants():
-    EngineMachine.TestCase.settings = _settings(20, 20)
+    EngineMachine.TestCase.settings = _settings(15, 20)
     EngineMachine.TestCase().runTest()
 
 
