@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.load import own_server, run_load  # noqa: E402
@@ -69,6 +71,11 @@ async def soak(
     stop.set()
     await task
     end_rss = rss_mib(pid)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": f"Bearer {key}"}
+    ) as c:
+        sessions = (await c.get("/v1/sessions")).json()["sessions"]
+    stored = sum(s["count"] for s in sessions)
     latencies.sort()
     elapsed = time.monotonic() - started
     return {
@@ -84,6 +91,7 @@ async def soak(
         "rss_peak_mib": round(max(s[1] for s in samples), 1),
         "rss_growth_after_warmup_mib": round(end_rss - warm_rss, 1),
         "rss_growth_after_warmup_pct": round(100 * (end_rss - warm_rss) / warm_rss, 1),
+        "memories_stored": stored,
         "samples": len(samples),
     }
 
