@@ -35,7 +35,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-EXAMPLES = int(os.environ.get("MEMSTORE_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("MEMSTORE_FUZZ_EXAMPLES", "20"))
 
 
 def fuzz(server, key: str, examples: int) -> int:
