@@ -135,6 +135,7 @@ def test_acknowledged_remembers_survive_20_server_kills(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_acknowledged_remembers_survive_50_longer_server_kills(tmp_path):
     acked = run_server_crash_cycles(tmp_path, cycles=50, window=3.0, writers=6)
     assert len(acked) >= 50

@@ -238,6 +238,7 @@ def test_engine_sequences_keep_their_invariants():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_many_more_engine_sequences_keep_their_invariants():
-    EngineMachine.TestCase.settings = _settings(300, 40)
+    EngineMachine.TestCase.settings = _settings(100, 30)
     EngineMachine.TestCase().runTest()
