@@ -360,19 +360,23 @@ class RememberTool(BaseTool):
 _KEY = "crewai."
 
 
+_VECTOR_TYPES = {"f64": "<f8", "f32": "<f4", "f16": "<f2"}
+
+
 def _pack_vector(vector: list[float], budget: int) -> str:
-    """float32 in base64 when it fits the metadata budget, else float16 (≈1e-3 precision,
-    plenty for cosine ranking; 3072 dimensions take 8 KB)."""
-    f32 = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
-    if len(f32) + 4 <= budget:
-        return "f32:" + f32
-    return "f16:" + base64.b64encode(np.asarray(vector, dtype="<f2").tobytes()).decode()
+    """The most precise encoding that fits the metadata budget: float64 (exact) for small
+    vectors, float32, else float16 (≈1e-3 precision, plenty for cosine ranking; crewai's
+    default 3072 dimensions take 8 KB)."""
+    for kind, dtype in _VECTOR_TYPES.items():
+        packed = f"{kind}:" + base64.b64encode(np.asarray(vector, dtype=dtype).tobytes()).decode()
+        if len(packed) <= budget:
+            break
+    return packed
 
 
 def _unpack_vector(text: str) -> list[float]:
     kind, data = text.split(":", 1)
-    dtype = {"f32": "<f4", "f16": "<f2"}[kind]
-    return np.frombuffer(base64.b64decode(data), dtype=dtype).astype(float).tolist()
+    return np.frombuffer(base64.b64decode(data), dtype=_VECTOR_TYPES[kind]).astype(float).tolist()
 
 
 def _in_scope(scope: str, prefix: str | None) -> bool:
