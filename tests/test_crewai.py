@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,7 @@ import pytest
 # crewai writes a key file under $HOME on import and a task-output database under
 # CREWAI_STORAGE_DIR on kickoff: point both at a temporary directory before importing it.
 _SANDBOX = Path(tempfile.mkdtemp(prefix="memstore-crewai-"))
+atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)
 CREWAI_ENV = {
     "HOME": str(_SANDBOX / "home"),
     "CREWAI_STORAGE_DIR": str(_SANDBOX / "crewai-storage"),

@@ -231,9 +231,8 @@ class CrewMemory:
                 limit=self.limit,
                 min_score=self.min_score,
             )
-            self.recalled[getattr(agent, "role", str(i)) if field == "backstory" else str(i)] = (
-                found
-            )
+            label = agent.role if field == "backstory" else f"task {i}"
+            self.recalled[label] = found
             if not found:
                 continue
             key = PLACEHOLDER.format(i)
