@@ -63,7 +63,9 @@ def final(text: str) -> str:
     return f"Thought: I now know the final answer\nFinal Answer: {text}"
 
 
-def one_agent_crew(llm, role="Analyst", tools=(), description="Analyse {topic}.") -> Crew:
+def one_agent_crew(
+    llm, role="Analyst", tools=(), description="Analyse {topic}.", **options
+) -> Crew:
     agent = Agent(
         role=role,
         goal="Analyse {topic}",
@@ -73,7 +75,7 @@ def one_agent_crew(llm, role="Analyst", tools=(), description="Analyse {topic}."
         max_retry_limit=0,
     )
     task = Task(description=description, expected_output="An analysis.", agent=agent)
-    return Crew(agents=[agent], tasks=[task], name="analysis")
+    return Crew(agents=[agent], tasks=[task], name="analysis", **options)
 
 
 def prompt_text(call: dict) -> str:
@@ -359,3 +361,54 @@ def test_crewai_memory_over_memstore_saves_searches_and_forgets(ms):
 def test_importing_memstore_does_not_import_crewai():
     code = "import sys, memstore; sys.exit('crewai' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def memory_analysis(role, messages):
+    """What crewai's Memory asks its LLM, answered as a model would (JSON)."""
+    system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+    if system.startswith("You extract discrete"):
+        return json.dumps({"memories": ["Acme Corp lacks API docs"]})
+    if system.startswith("You analyze content to be stored"):
+        return json.dumps(
+            {
+                "suggested_scope": "/facts",
+                "categories": ["market"],
+                "importance": 0.8,
+                "extracted_metadata": {"entities": ["Acme Corp"], "dates": [], "topics": []},
+            }
+        )
+    if system.startswith("You are comparing new content"):
+        return json.dumps({"actions": [], "insert_new": True, "insert_reason": "new"})
+    if system.startswith("You analyze a query"):
+        return json.dumps(
+            {
+                "keywords": [],
+                "suggested_scopes": ["/"],
+                "complexity": "simple",
+                "recall_queries": ["Acme"],
+                "time_filter": None,
+            }
+        )
+    return "nothing missing"
+
+
+def test_a_crew_with_native_memory_keeps_it_in_memstore_across_crews(ms):
+    def crew_with_memory(answer: str) -> tuple[Crew, ScriptedLLM]:
+        llm = ScriptedLLM(model="scripted", responses=[final(answer)])
+        memory = CrewAIMemory(
+            storage=MemstoreStorage(ms),
+            embedder=HashEmbedder(),
+            llm=ScriptedLLM(model="memory", reply=memory_analysis),
+            root_scope="/crew/research",
+        )
+        return one_agent_crew(llm, description="Research Acme Corp API docs.", memory=memory), llm
+
+    first, _ = crew_with_memory("Acme Corp lacks API docs.")
+    first.kickoff()
+    stored = {
+        s.session: [m.content for m in ms.list(session=s.session).memories] for s in ms.sessions()
+    }
+    assert stored == {"crewai:/crew/research/agent/analyst/facts": ["Acme Corp lacks API docs"]}
+    second, llm = crew_with_memory("Acme still lacks docs.")
+    second.kickoff()
+    assert "Acme Corp lacks API docs" in prompt_text(llm.calls[0])

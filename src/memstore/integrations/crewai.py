@@ -132,7 +132,8 @@ class CrewMemory:
 
     ``session`` is a name (a user id, a project; None is the shared session) or a callable
     ``agent -> session`` such as ``by_agent_role()`` for per-agent memory. ``inject`` puts
-    memories into each agent's backstory or into each task's description.
+    memories into each agent's backstory or into each task's description. After a kickoff,
+    ``recalled`` maps each agent role (or ``"task N"``) to the memories it was given.
     """
 
     def __init__(
