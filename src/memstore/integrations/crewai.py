@@ -52,6 +52,7 @@ SessionSpec = str | None | Callable[[Any], str | None]
 Injection = Literal["backstory", "task"]
 PLACEHOLDER = "memstore_memories_{}"
 MAX_SESSIONS_PER_LIST = 100
+MAX_QUERY_CHARS = 4000  # the embedder reads ~512 tokens; the rest would only cost time
 
 
 # --------------------------------------------------------------------------- kickoff helper
@@ -164,7 +165,10 @@ class CrewMemory:
         self._saved: list[tuple[Any, str, Any, Any]] = []
 
     def session_for(self, agent: Any) -> str | None:
-        return self.session(agent) if callable(self.session) else self.session
+        """The session of ``agent``; work with no agent (a manager's) uses the shared one."""
+        if not callable(self.session):
+            return self.session
+        return None if agent is None else self.session(agent)
 
     # -- callbacks
     def attach(self, crew: Any) -> Any:
@@ -216,7 +220,7 @@ class CrewMemory:
             parts = [target.description]
         else:
             parts = [agent.goal] + [t.description for t in crew.tasks if t.agent is agent]
-        return _fill("\n".join(p for p in parts if p), inputs)
+        return _fill("\n".join(p for p in parts if p), inputs)[:MAX_QUERY_CHARS]
 
     def prepare(self, crew: Any, inputs: dict[str, Any] | None) -> dict[str, Any]:
         """Recall for each agent (or task) and add the memories as inputs that crewai's own
@@ -225,25 +229,36 @@ class CrewMemory:
         inputs = dict(inputs or {})
         self._inputs = dict(inputs)
         self.recalled = {}
-        for i, (target, field, agent) in enumerate(self._targets(crew)):
-            found = self.memstore.recall(
-                self._query(crew, target, agent, inputs),
-                session=self.session_for(agent),
-                limit=self.limit,
-                min_score=self.min_score,
-            )
-            label = agent.role if field == "backstory" else f"task {i}"
-            self.recalled[label] = found
-            if not found:
-                continue
-            key = PLACEHOLDER.format(i)
-            private = "_original_" + field
-            template = getattr(target, private) or getattr(target, field)
-            self._saved.append((target, field, getattr(target, field), getattr(target, private)))
-            setattr(target, private, template + "\n\n{" + key + "}")
-            setattr(target, field, template + "\n\n{" + key + "}")
-            inputs[key] = _format_memories(self.header, found)
+        try:
+            for i, (target, field, agent) in enumerate(self._targets(crew)):
+                self._inject(i, target, field, agent, crew, inputs)
+        except BaseException:
+            self.restore()
+            raise
         return inputs
+
+    def _inject(
+        self, i: int, target: Any, field: str, agent: Any, crew: Any, inputs: dict[str, Any]
+    ) -> None:
+        """Recall for one target; if anything is found, end its text with a placeholder and
+        put the memories in ``inputs`` under that placeholder's name."""
+        found = self.memstore.recall(
+            self._query(crew, target, agent, inputs),
+            session=self.session_for(agent),
+            limit=self.limit,
+            min_score=self.min_score,
+        )
+        label = agent.role if field == "backstory" else f"task {i}"
+        self.recalled[label] = found
+        if not found:
+            return
+        key = PLACEHOLDER.format(i)
+        private = "_original_" + field
+        template = getattr(target, private) or getattr(target, field)
+        self._saved.append((target, field, getattr(target, field), getattr(target, private)))
+        setattr(target, private, template + "\n\n{" + key + "}")
+        setattr(target, field, template + "\n\n{" + key + "}")
+        inputs[key] = _format_memories(self.header, found)
 
     def restore(self) -> None:
         """Put back the texts ``prepare`` changed."""
@@ -258,8 +273,7 @@ class CrewMemory:
         agents = {a.role: a for a in crew.agents}
         agents.update({t.agent.role: t.agent for t in crew.tasks if t.agent is not None})
         for out in output.tasks_output:
-            agent = agents.get(out.agent)
-            session = self.session_for(agent) if agent is not None else self.session_for(None)
+            session = self.session_for(agents.get(out.agent))
             groups.setdefault(session, []).append(out)
         items = [
             {
