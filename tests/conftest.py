@@ -11,6 +11,7 @@ import pytest
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.stores.sqlite import SQLiteStore
+from tests.servers import ServerProcess
 
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
@@ -28,6 +29,14 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[ServerProcess]:
+    """One real `memstore serve` process on a free loopback port, shared by a test run."""
+    proc = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture(scope="session")

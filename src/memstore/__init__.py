@@ -1,6 +1,6 @@
 """memstore: persistent, shared memory for AI agents."""
 
-from memstore.client import Memstore
+from memstore.client import AsyncMemstore, Memstore
 from memstore.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALL_SESSIONS",
     "APIConnectionError",
+    "AsyncMemstore",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",

@@ -221,6 +221,158 @@ def import_(
     err_console.print(f"imported {imported}, skipped {skipped} duplicates ({how})")
 
 
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="MEMSTORE_DATABASE_URL",
+        help="postgresql://... to use PostgreSQL + pgvector instead of SQLite.",
+    ),
+]
+
+
+def _store(data_dir: Path, database_url: str | None) -> Any:
+    from memstore.stores import open_store
+
+    return open_store(data_dir=str(data_dir), database_url=database_url)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8420,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    data_dir: DataDir = DEFAULT_DIR,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API. On a store with no API keys, creates one and prints it once."""
+    import os
+
+    import uvicorn
+
+    from memstore.server.auth import issue_key
+
+    store = _store(data_dir, database_url)
+    try:
+        if not store.list_keys():
+            issued = issue_key(store, "default", "unlimited")
+            err_console.print(
+                "No API keys yet; created one for account 'default' (shown only once):\n"
+                f"  {issued.key}\n"
+                "Use it as 'Authorization: Bearer <key>'. More: memstore keys create --help"
+            )
+    finally:
+        store.close()
+    os.environ["MEMSTORE_DATA_DIR"] = str(data_dir)
+    if database_url:
+        os.environ["MEMSTORE_DATABASE_URL"] = database_url
+    uvicorn.run(
+        "memstore.server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+keys_app = typer.Typer(help="Manage API keys (only their hashes are stored).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Option(help="Account name (created if new).")] = "default",
+    plan: Annotated[str, typer.Option(help="free (1,000 ops/month), pro or unlimited.")] = (
+        "unlimited"
+    ),
+    data_dir: DataDir = DEFAULT_DIR,
+    database_url: DatabaseUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key and print it once."""
+    from memstore.server.auth import issue_key
+
+    store = _store(data_dir, database_url)
+    try:
+        issued = _run(lambda: issue_key(store, account, plan))
+    finally:
+        store.close()
+    if as_json:
+        _print_json(
+            {
+                "key": issued.key,
+                "key_id": issued.key_id,
+                "account_id": issued.account_id,
+                "account": issued.account_name,
+                "plan": issued.plan,
+            }
+        )
+    else:
+        console.print(
+            f"{issued.key}\n(key {issued.key_id}, account {issued.account_name}, "
+            f"plan {issued.plan}; this is the only time the key is shown)"
+        )
+
+
+@keys_app.command("list")
+def keys_list(
+    data_dir: DataDir = DEFAULT_DIR, database_url: DatabaseUrl = None, as_json: JsonFlag = False
+) -> None:
+    """List keys (id, prefix, account, state); never the keys themselves."""
+    store = _store(data_dir, database_url)
+    try:
+        accounts = {a.id: a for a in store.list_accounts()}
+        keys = store.list_keys()
+    finally:
+        store.close()
+    rows = [
+        {
+            "key_id": k.id,
+            "prefix": k.prefix,
+            "account": accounts[k.account_id].name,
+            "plan": accounts[k.account_id].plan,
+            "revoked": k.revoked_at is not None,
+        }
+        for k in keys
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("key id", "prefix", "account", "plan", "state")
+    for r in rows:
+        table.add_row(
+            r["key_id"],
+            r["prefix"] + "…",
+            r["account"],
+            r["plan"],
+            "revoked" if r["revoked"] else "active",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="Key id (key_...) or the prefix shown by list.")],
+    data_dir: DataDir = DEFAULT_DIR,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a key; requests with it fail at once."""
+    import time
+
+    store = _store(data_dir, database_url)
+    try:
+        done = store.revoke_key(key, time.time())
+    finally:
+        store.close()
+    if not done:
+        err_console.print(f"[red]error[/red]: no active key {key!r}")
+        raise typer.Exit(2)
+    console.print(f"revoked {key}")
+
+
 def main() -> None:
     app()
 

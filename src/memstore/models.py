@@ -91,3 +91,70 @@ class Usage(_Record):
     ops_limit: int | None
     ops_remaining: int | None
     resets_at: datetime
+
+
+# -- HTTP request and response bodies (the OpenAPI document is generated from these)
+
+Scalar = str | int | float | bool | None
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RememberRequest(_Body):
+    content: str = Field(description="Text to remember (1 byte to 32 KiB of UTF-8).")
+    session: str | None = Field(None, description="Session; omit for the shared session.")
+    metadata: dict[str, Scalar] | None = Field(None, description="Flat JSON object.")
+    ttl: float | None = Field(None, description="Seconds until the memory expires.")
+
+
+class RememberBatchRequest(_Body):
+    memories: list[RememberRequest] = Field(description="1 to 100 memories.")
+
+
+class RecallRequest(_Body):
+    query: str = Field(description="What to look for.")
+    session: str | list[str | None] | None = Field(
+        None, description="One session, a list, '*' for all; omit for the shared session."
+    )
+    limit: int = 5
+    min_score: float | None = None
+    filters: dict[str, Scalar] | None = Field(
+        None, description="Metadata values the memories must have (exact match)."
+    )
+
+
+class UpdateRequest(_Body):
+    content: str | None = None
+    metadata: dict[str, Scalar] | None = Field(None, description="Replaces the metadata.")
+
+
+class RememberResponse(Memory):
+    deduplicated: bool = Field(description="True if identical content was already stored.")
+
+
+class RememberBatchResponse(_Record):
+    memories: list[RememberResponse]
+
+
+class RecallResponse(_Record):
+    memories: list[RecalledMemory]
+
+
+class SessionsResponse(_Record):
+    sessions: list[SessionInfo]
+
+
+class DeletedResponse(_Record):
+    deleted: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

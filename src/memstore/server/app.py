@@ -1,0 +1,105 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from memstore.embedding import load_embedder
+from memstore.engine import MemoryEngine
+from memstore.errors import MemstoreError, QuotaExceededError
+from memstore.server.middleware import RequestContext
+from memstore.server.routes import router
+from memstore.server.settings import Settings
+from memstore.stores import open_store
+
+log = logging.getLogger("memstore.server")
+
+_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def _error(request: Request, status: int, code: str, message: str, headers=None) -> JSONResponse:
+    request_id = request.scope.get("state", {}).get("request_id")
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "request_id": request_id}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _describe(errors: list[dict]) -> str:
+    parts = []
+    for err in errors[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(settings: Settings | None = None, engine: MemoryEngine | None = None) -> FastAPI:
+    """Build the app over ``engine``, or over the store and embedder ``settings`` name."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if owns_engine:
+            app.state.engine.store.close()
+
+    owns_engine = engine is None
+    if engine is None:
+        store = open_store(data_dir=settings.data_dir, database_url=settings.database_url)
+        engine = MemoryEngine(store, load_embedder(settings.embedder))
+
+    app = FastAPI(
+        title="memstore",
+        version="1",
+        summary="Persistent, shared memory for AI agents.",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.include_router(router)
+
+    def quota_headers(account_id: str) -> dict[str, str]:
+        usage = engine.usage(account_id)
+        headers = {"X-Quota-Reset": usage.resets_at.isoformat().replace("+00:00", "Z")}
+        if usage.ops_limit is not None:
+            headers["X-Quota-Limit"] = str(usage.ops_limit)
+            headers["X-Quota-Remaining"] = str(usage.ops_remaining)
+        return headers
+
+    app.add_middleware(
+        RequestContext, max_body_bytes=settings.max_body_bytes, quota_headers=quota_headers
+    )
+
+    @app.exception_handler(MemstoreError)
+    async def memstore_error(request: Request, exc: MemstoreError) -> JSONResponse:
+        headers = dict(exc.headers)
+        if isinstance(exc, QuotaExceededError) and exc.retry_after:
+            headers["Retry-After"] = str(exc.retry_after)
+        if exc.status >= 500:
+            log.error("request failed: %s: %s", exc.code, exc.message)
+        return _error(request, exc.status, exc.code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _error(request, 400, "bad_request", "request body is not valid JSON")
+        return _error(request, 422, "invalid_request", _describe(errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        return _error(request, exc.status_code, code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(request, 500, "internal_error", "internal error; see the server log")
+
+    return app

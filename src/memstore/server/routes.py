@@ -1,0 +1,176 @@
+"""The /v1 routes. Each one authenticates, calls one engine operation, and shapes JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from memstore.engine import MemoryEngine
+from memstore.errors import ServiceUnavailableError, ValidationError
+from memstore.models import (
+    DeletedResponse,
+    ErrorResponse,
+    Memory,
+    MemoryPage,
+    RecallRequest,
+    RecallResponse,
+    RememberBatchRequest,
+    RememberBatchResponse,
+    RememberRequest,
+    RememberResponse,
+    SessionsResponse,
+    UpdateRequest,
+    Usage,
+)
+from memstore.server.auth import authenticate
+
+_errors = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "Malformed request",
+        401: "Missing, invalid or revoked API key",
+        404: "No such memory in this account",
+        413: "Request body over 1 MiB",
+        422: "Invalid values",
+        429: "Monthly operations used up (see Retry-After)",
+        503: "Not ready",
+    }.items()
+}
+
+router = APIRouter(responses=_errors)
+
+
+def engine_of(request: Request) -> MemoryEngine:
+    return request.app.state.engine
+
+
+def current_account(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer am_live_...")] = None,
+) -> str:
+    account = authenticate(engine_of(request).store, authorization)
+    request.scope["state"]["account"] = account
+    return account
+
+
+Account = Annotated[str, Depends(current_account)]
+Engine = Annotated[MemoryEngine, Depends(engine_of)]
+
+
+def _sessions_arg(session: list[str] | None) -> str | list[str] | None:
+    if not session:
+        return None
+    return session[0] if len(session) == 1 else session
+
+
+@router.post("/v1/memory/remember", status_code=201, response_model=RememberResponse)
+def remember(body: RememberRequest, response: Response, account: Account, engine: Engine):
+    """Remember one memory. 201 when stored, 200 when identical content was already there."""
+    result = engine.remember(account, body.content, body.session, body.metadata, body.ttl)
+    if result.deduplicated:
+        response.status_code = 200
+    return RememberResponse(**result.memory.model_dump(), deduplicated=result.deduplicated)
+
+
+@router.post("/v1/memory/remember/batch", status_code=201, response_model=RememberBatchResponse)
+def remember_batch(body: RememberBatchRequest, account: Account, engine: Engine):
+    """Remember up to 100 memories in one transaction; each counts as one operation."""
+    results = engine.remember_many(account, [m.model_dump() for m in body.memories])
+    return RememberBatchResponse(
+        memories=[
+            RememberResponse(**r.memory.model_dump(), deduplicated=r.deduplicated) for r in results
+        ]
+    )
+
+
+@router.get("/v1/memory/recall", response_model=RecallResponse)
+def recall(
+    account: Account,
+    engine: Engine,
+    q: Annotated[str, Query(description="What to look for.")],
+    session: Annotated[
+        list[str] | None, Query(description="Repeatable; '*' for all; omit for shared.")
+    ] = None,
+    limit: int = 5,
+    min_score: float | None = None,
+):
+    """The memories most relevant to ``q``, best first, each with a score in [0, 1]."""
+    found = engine.recall(account, q, _sessions_arg(session), limit, min_score)
+    return RecallResponse(memories=found)
+
+
+@router.post("/v1/memory/recall", response_model=RecallResponse)
+def recall_post(body: RecallRequest, account: Account, engine: Engine):
+    """Recall with a JSON body, which can also carry metadata ``filters``."""
+    found = engine.recall(
+        account, body.query, body.session, body.limit, body.min_score, body.filters
+    )
+    return RecallResponse(memories=found)
+
+
+@router.get("/v1/memory", response_model=MemoryPage)
+def list_memories(
+    account: Account,
+    engine: Engine,
+    session: Annotated[list[str] | None, Query(description="Repeatable; '*' for all.")] = None,
+    limit: int = 50,
+    cursor: str | None = None,
+):
+    """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page."""
+    return engine.list(account, _sessions_arg(session), limit, cursor)
+
+
+@router.delete("/v1/memory", response_model=DeletedResponse)
+def forget_session(
+    account: Account,
+    engine: Engine,
+    session: Annotated[str | None, Query(description="The session to forget (required).")] = None,
+):
+    """Forget every memory of one session."""
+    if session is None:
+        raise ValidationError("give ?session=NAME: forgetting a whole account is not supported")
+    return DeletedResponse(deleted=engine.forget_session(account, session))
+
+
+@router.get("/v1/memory/{memory_id}", response_model=Memory)
+def get_memory(memory_id: str, account: Account, engine: Engine):
+    return engine.get(account, memory_id)
+
+
+@router.patch("/v1/memory/{memory_id}", response_model=Memory)
+def update_memory(memory_id: str, body: UpdateRequest, account: Account, engine: Engine):
+    """Replace a memory's content and/or metadata."""
+    return engine.update(account, memory_id, body.content, body.metadata)
+
+
+@router.delete("/v1/memory/{memory_id}", response_model=DeletedResponse)
+def forget_memory(memory_id: str, account: Account, engine: Engine):
+    engine.forget(account, memory_id)
+    return DeletedResponse(deleted=1)
+
+
+@router.get("/v1/sessions", response_model=SessionsResponse)
+def list_sessions(account: Account, engine: Engine):
+    return SessionsResponse(sessions=engine.sessions(account))
+
+
+@router.get("/v1/usage", response_model=Usage)
+def usage(account: Account, engine: Engine):
+    return engine.usage(account)
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(engine: Engine) -> dict[str, str]:
+    """The process can serve: its database answers."""
+    try:
+        engine.store.check()
+    except Exception as exc:
+        raise ServiceUnavailableError(f"database not ready: {type(exc).__name__}") from exc
+    return {"status": "ready"}
