@@ -89,6 +89,20 @@ def ms(tmp_path):
     store.close()
 
 
+@pytest.fixture(params=["local", "server"])
+def backend_ms(request, tmp_path):
+    """A Memstore in each mode: embedded, and over HTTP to a real `memstore serve`."""
+    if request.param == "local":
+        store = Memstore.local(tmp_path / "memstore")
+    else:
+        server = request.getfixturevalue("server")
+        store = Memstore(
+            api_key=server.key(f"crewai-{uuid.uuid4().hex[:8]}").key, base_url=server.url
+        )
+    yield store
+    store.close()
+
+
 # -- the seed pattern
 
 
@@ -128,7 +142,8 @@ def test_a_fresh_process_sees_run_ones_memory_in_the_prompt(tmp_path):
     assert "Your personal goal is: Research vector databases" in system
 
 
-def test_two_crews_share_a_project_session(ms):
+def test_two_crews_share_a_project_session(backend_ms):
+    ms = backend_ms
     llm = ScriptedLLM(model="scripted", reply=example.offline_reply)
     inputs = {"topic": "agent memory", "project": "alpha"}
     kickoff_with_memory(example.research_crew(llm), ms, session="project:alpha", inputs=inputs)
@@ -269,21 +284,6 @@ def record(content: str, scope: str, **fields) -> MemoryRecord:
     )
 
 
-@pytest.fixture(params=["local", "server"])
-def backend_ms(request, tmp_path):
-    """A Memstore in each mode: embedded, and against a real server once it exists."""
-    if request.param == "local":
-        store = Memstore.local(tmp_path / "memstore")
-    else:
-        pytest.importorskip("memstore.server", reason="the HTTP server is not merged yet")
-        server = request.getfixturevalue("server")
-        store = Memstore(
-            api_key=server.key(f"crewai-{uuid.uuid4().hex[:8]}").key, base_url=server.url
-        )
-    yield store
-    store.close()
-
-
 def test_storage_backend_round_trips_every_operation(backend_ms):
     storage = MemstoreStorage(backend_ms)
     old = datetime.utcnow() - timedelta(days=3)
@@ -320,7 +320,8 @@ def test_storage_backend_round_trips_every_operation(backend_ms):
     assert storage.count() == 0 and storage.list_scopes() == []
 
 
-def test_identical_content_in_a_scope_is_kept_once_with_the_newest_record(ms):
+def test_identical_content_in_a_scope_is_kept_once_with_the_newest_record(backend_ms):
+    ms = backend_ms
     storage = MemstoreStorage(ms)
     first, second = record("same text", "/s"), record("same text", "/s", importance=0.9)
     storage.save([first])
@@ -329,7 +330,8 @@ def test_identical_content_in_a_scope_is_kept_once_with_the_newest_record(ms):
     assert storage.get_record(second.id).importance == 0.9
 
 
-def test_large_embeddings_fit_as_float16(ms):
+def test_large_embeddings_fit_as_float16(backend_ms):
+    ms = backend_ms
     storage = MemstoreStorage(ms)
     vector = [math.sin(i) for i in range(3072)]  # text-embedding-3-large, crewai's default
     storage.save([MemoryRecord(content="big", embedding=vector)])
@@ -338,7 +340,8 @@ def test_large_embeddings_fit_as_float16(ms):
     assert found.embedding == pytest.approx(vector, abs=1e-3)
 
 
-def test_crewai_memory_over_memstore_saves_searches_and_forgets(ms):
+def test_crewai_memory_over_memstore_saves_searches_and_forgets(backend_ms):
+    ms = backend_ms
     llm = ScriptedLLM(model="scripted", responses=[])  # any LLM call would fail the test
     memory = CrewAIMemory(storage=MemstoreStorage(ms), embedder=HashEmbedder(), llm=llm)
     saved = memory.remember(
