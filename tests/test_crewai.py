@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from crewai import Agent, Crew, Task  # noqa: E402
 from crewai.memory import Memory as CrewAIMemory  # noqa: E402
 from crewai.memory.types import MemoryRecord  # noqa: E402
 from crewai.tools import BaseTool  # noqa: E402
+from crewai_core.lock_store import set_lock_backend  # noqa: E402
 
 from memstore import Memstore  # noqa: E402
 from memstore.integrations.crewai import (  # noqa: E402
@@ -49,6 +52,19 @@ from memstore.integrations.crewai import (  # noqa: E402
     by_agent_role,
     kickoff_with_memory,
 )
+
+
+@contextmanager
+def sandboxed_lock(name: str, timeout: float = 60.0) -> Iterator[None]:
+    """crewai's file lock, kept in the sandbox instead of littering the system temp dir."""
+    import portalocker
+
+    path = _SANDBOX / f"{hashlib.md5(name.encode()).hexdigest()}.lock"
+    with portalocker.Lock(str(path), timeout=timeout):
+        yield
+
+
+set_lock_backend(sandboxed_lock)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "crewai_research.py"
@@ -132,6 +148,7 @@ def test_a_fresh_process_sees_run_ones_memory_in_the_prompt(tmp_path):
     cmd += ["--topic", "vector databases", "--data", str(data), "--record", str(record)]
     env = {**os.environ, **CREWAI_ENV, "HOME": str(tmp_path / "home")}
     env["CREWAI_STORAGE_DIR"] = str(tmp_path / "crewai-storage")
+    env["TMPDIR"] = str(tmp_path)  # crewai's lock files
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "This builds on earlier runs." in run.stdout
