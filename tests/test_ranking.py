@@ -171,3 +171,8 @@ def test_query_periods(query, expected):
         return datetime(y, m, 1, tzinfo=UTC).timestamp()
 
     assert query_periods(query) == [(ts(a, b), ts(c, d)) for a, b, c, d in expected]
+
+
+def test_fuse_limit_keeps_the_best():
+    dense = [("a", 0.9), ("b", 0.8), ("c", 0.7)]
+    assert fuse(dense, [], limit=2) == fuse(dense, [])[:2]

@@ -244,16 +244,15 @@ class MemoryEngine:
             account_id, sessions, keyword_terms(query), k, now, where
         )
         in_period = self._created_in_periods(account_id, query, dense, keyword, now)
-        ranked = fuse(dense, keyword, in_period=in_period)
+        ranked = fuse(dense, keyword, in_period=in_period, limit=limit)
         in_dense = {mid for mid, _ in dense}
-        missing = [mid for mid, _ in ranked[:limit] if mid not in in_dense]
+        missing = [mid for mid, _ in ranked if mid not in in_dense]
         if missing:  # keyword-only hits: score them by their real cosine, not as unrelated
             vectors = self.store.vectors(account_id, missing)
             cosines = {mid: float(np.dot(v, vector)) for mid, v in vectors.items()}
-            ranked = fuse(dense, keyword, in_period=in_period, cosines=cosines)
-        if threshold is not None:
+            ranked = fuse(dense, keyword, in_period=in_period, cosines=cosines, limit=limit)
+        if threshold is not None:  # scores never increase down the list
             ranked = [(mid, s) for mid, s in ranked if s >= threshold]
-        ranked = ranked[:limit]
         rows = self.store.get_many(account_id, [mid for mid, _ in ranked], now)
         return [
             RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)

@@ -243,12 +243,14 @@ def fuse(
     *,
     in_period: list[str] | None = None,
     cosines: dict[str, float] | None = None,
+    limit: int | None = None,
 ) -> list[tuple[str, float]]:
     """Merge best-first dense (id, cosine) and keyword (id, relevance) lists into
     (id, score in [0, 1]), best first, scores non-increasing.
 
     ``in_period`` lists candidates created in a period the query names, best first;
-    ``cosines`` adds cosine similarities for candidates missing from ``dense``."""
+    ``cosines`` adds cosine similarities for candidates missing from ``dense``; ``limit``
+    keeps only the best that many."""
     lists: list[list[tuple[str, float]]] = [dense, keyword]
     weights = [DENSE_WEIGHT, KEYWORD_WEIGHT]
     if in_period:
@@ -257,7 +259,7 @@ def fuse(
     fused = rrf(lists, weights)
     cosine_of = {**(cosines or {}), **dict(dense)}
     keyword_rank = {mid: rank for rank, (mid, _) in enumerate(keyword)}
-    ordered = sorted(fused, key=lambda mid: fused[mid], reverse=True)
+    ordered = sorted(fused, key=lambda mid: fused[mid], reverse=True)[:limit]
     out, ceiling = [], 1.0
     for mid in ordered:
         # Keep scores non-increasing down the list, so "best first" holds for the score too.
