@@ -411,12 +411,7 @@ class PostgresStore:
         scope, args = _scope(account_id, sessions, now, filters)
         query = np.asarray(vector, dtype=np.float32)
         with self._tx() as conn:
-            # Count the scope, but never further than the point where the answer is "big".
-            size = conn.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM memories m WHERE {scope} LIMIT %s) s",
-                (*args, self.exact_limit + 1),
-            ).fetchone()
-            if size is not None and size[0] > self.exact_limit:
+            if self._scope_is_big(conn, scope, args):
                 conn.execute(
                     "SELECT set_config('hnsw.ef_search', %s, true)", (str(self.ef_search),)
                 )
@@ -435,6 +430,21 @@ class PostgresStore:
                 (query, *args, k),
             ).fetchall()
         return [(r[0], float(r[1])) for r in rows]
+
+    def _scope_is_big(self, conn: psycopg.Connection, scope: str, args: list[Any]) -> bool:
+        """More than ``exact_limit`` rows in scope? Skips counting while the whole table
+        (by the planner's estimate) is smaller; a stale estimate only costs speed."""
+        table = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass"
+        ).fetchone()
+        if table is None or table[0] <= self.exact_limit:
+            return False
+        # Count the scope, but never further than the point where the answer is "big".
+        size = conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM memories m WHERE {scope} LIMIT %s) s",
+            (*args, self.exact_limit + 1),
+        ).fetchone()
+        return size is not None and size[0] > self.exact_limit
 
     def keyword_search(
         self,
