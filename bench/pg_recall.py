@@ -7,6 +7,8 @@ and scores both against exact ground truth.
 
     python bench/pg_recall.py                       # 100k rows in a throwaway pgserver
     python bench/pg_recall.py --n 1000000 --database-url postgresql://...
+
+--database-url must name a database of its own: the benchmark truncates its memories.
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def load(url: str, n: int, dim: int, gen: Vectors, chunk: int = 20_000) -> dict[
 def measure(store: PostgresStore, truth: dict, queries: np.ndarray, k: int) -> dict:
     out = {}
     for label, sessions in SCOPES.items():
+        for q in queries[:5]:  # warm the caches this plan reads
+            store.dense_search(ACCOUNT, sessions, q, k, NOW, None)
         lat, hits = [], 0
         for qi, q in enumerate(queries):
             t0 = time.perf_counter()
