@@ -9,8 +9,9 @@ leaves fewer than ``k`` rows. Keywords use a generated tsvector with a GIN index
 
 from __future__ import annotations
 
+import builtins
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -147,7 +148,9 @@ class PostgresStore:
         with self._pool.connection() as conn:
             yield conn
 
-    def _read(self, sql: str, args: tuple | list = ()) -> list[tuple[Any, ...]]:
+    def _read(
+        self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
         with self._tx() as conn:
             return conn.execute(sql, args).fetchall()
 
@@ -341,11 +344,11 @@ class PostgresStore:
     def list(
         self,
         account_id: str,
-        sessions: list[str] | None,
+        sessions: builtins.list[str] | None,
         limit: int,
         before_seq: int | None,
         now: float,
-    ) -> list[MemoryRow]:
+    ) -> builtins.list[MemoryRow]:
         scope, args = _scope(account_id, sessions, now, None)
         rows = self._read(
             f"SELECT {_COLUMNS} FROM memories m WHERE {scope} AND m.seq < %s"
@@ -356,7 +359,12 @@ class PostgresStore:
 
     def update(self, row: MemoryRow, vector: np.ndarray | None) -> bool:
         sql = "UPDATE memories SET content = %s, content_hash = %s, metadata = %s, updated_at = %s"
-        args: list[Any] = [row.content, row.content_hash, Jsonb(row.metadata), row.updated_at]
+        args: builtins.list[Any] = [
+            row.content,
+            row.content_hash,
+            Jsonb(row.metadata),
+            row.updated_at,
+        ]
         if vector is not None:
             sql += ", embedding = %s"
             args.append(np.asarray(vector, dtype=np.float32))
@@ -381,7 +389,7 @@ class PostgresStore:
             )
             return cur.rowcount
 
-    def sessions(self, account_id: str, now: float) -> list[tuple[str, int]]:
+    def sessions(self, account_id: str, now: float) -> builtins.list[tuple[str, int]]:
         rows = self._read(
             f"SELECT session, count(*) FROM memories m WHERE account_id = %s AND {_LIVE}"
             " GROUP BY session ORDER BY session",
@@ -400,12 +408,12 @@ class PostgresStore:
     def dense_search(
         self,
         account_id: str,
-        sessions: list[str] | None,
+        sessions: builtins.list[str] | None,
         vector: np.ndarray,
         k: int,
         now: float,
         filters: Filters | None,
-    ) -> list[tuple[str, float]]:
+    ) -> builtins.list[tuple[str, float]]:
         if k <= 0 or sessions == []:
             return []
         scope, args = _scope(account_id, sessions, now, filters)
@@ -431,7 +439,7 @@ class PostgresStore:
             ).fetchall()
         return [(r[0], float(r[1])) for r in rows]
 
-    def _scope_is_big(self, conn: psycopg.Connection, scope: str, args: list[Any]) -> bool:
+    def _scope_is_big(self, conn: psycopg.Connection, scope: str, args: builtins.list[Any]) -> bool:
         """More than ``exact_limit`` rows in scope? Skips counting while the whole table
         (by the planner's estimate) is smaller; a stale estimate only costs speed."""
         table = conn.execute(
@@ -449,12 +457,12 @@ class PostgresStore:
     def keyword_search(
         self,
         account_id: str,
-        sessions: list[str] | None,
-        terms: list[str],
+        sessions: builtins.list[str] | None,
+        terms: builtins.list[str],
         k: int,
         now: float,
         filters: Filters | None,
-    ) -> list[tuple[str, float]]:
+    ) -> builtins.list[tuple[str, float]]:
         if not terms or sessions == []:
             return []
         scope, args = _scope(account_id, sessions, now, filters)
