@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
@@ -46,6 +47,10 @@ def rows_for(session: str, n: int, start: int = 0) -> list[MemoryRow]:
     ]
 
 
+def on_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
 def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.standard_normal((n, DIM)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -69,11 +74,7 @@ def test_servers_starting_at_once_migrate_a_fresh_database_once(pg_template):
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name}")
         conn.execute(f"CREATE DATABASE {name}")
-    fresh = url.replace("/postgres?", f"/{name}?") if "/postgres?" in url else None
-    if fresh is None:
-        from urllib.parse import urlsplit, urlunsplit
-
-        fresh = urlunsplit(urlsplit(url)._replace(path="/" + name))
+    fresh = on_database(url, name)
     try:
         with ThreadPoolExecutor(6) as pool:
             versions = list(pool.map(lambda _: migrate(fresh), range(6)))
@@ -155,8 +156,6 @@ def test_concurrent_identical_inserts_store_one_row(pg_store, pg_url):
 @pytest.fixture(scope="module")
 def spread(pg_template):
     """2,000 memories: 1% in 'tiny', 10% in 'tenth', the rest in 'bulk' (built once)."""
-    from urllib.parse import urlsplit, urlunsplit
-
     from memstore.stores.postgres import PostgresStore
 
     url, template = pg_template
@@ -164,7 +163,7 @@ def spread(pg_template):
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-    db_url = urlunsplit(urlsplit(url)._replace(path="/" + name))
+    db_url = on_database(url, name)
     store = PostgresStore(db_url, pool_size=2)
     store.set_embedder_info("test-embedder", DIM)
     store.create_account(A, A, "free", NOW)
