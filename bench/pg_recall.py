@@ -131,6 +131,7 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--topics", type=int, default=1000)
+    ap.add_argument("--exact-limit", type=int, default=None, help="the store plan's switch")
     ap.add_argument("--ef-search", type=int, default=None, help="for the forced HNSW path")
     ap.add_argument("--database-url", default=os.environ.get("MEMSTORE_BENCH_DATABASE_URL"))
     ap.add_argument("--seed", type=int, default=0)
@@ -142,7 +143,8 @@ def main() -> int:
     if not url:
         url, server, base = start_pgserver()
     try:
-        store = PostgresStore(url, pool_size=2)
+        plan_kw = {} if args.exact_limit is None else {"exact_limit": args.exact_limit}
+        store = PostgresStore(url, pool_size=2, **plan_kw)
         if store.embedder_info() is None:
             store.set_embedder_info(f"synthetic-{args.dim}", args.dim)
         gen = Vectors(args.dim, args.topics, args.seed)

@@ -419,7 +419,7 @@ class PostgresStore:
         scope, args = _scope(account_id, sessions, now, filters)
         query = np.asarray(vector, dtype=np.float32)
         with self._tx() as conn:
-            if self._scope_is_big(conn, scope, args):
+            if self._scope_is_big(conn, account_id, sessions):
                 conn.execute(
                     "SELECT set_config('hnsw.ef_search', %s, true)", (str(self.ef_search),)
                 )
@@ -439,17 +439,24 @@ class PostgresStore:
             ).fetchall()
         return [(r[0], float(r[1])) for r in rows]
 
-    def _scope_is_big(self, conn: psycopg.Connection, scope: str, args: builtins.list[Any]) -> bool:
-        """More than ``exact_limit`` rows in scope? Skips counting while the whole table
-        (by the planner's estimate) is smaller; a stale estimate only costs speed."""
+    def _scope_is_big(
+        self, conn: psycopg.Connection, account_id: str, sessions: builtins.list[str] | None
+    ) -> bool:
+        """More than ``exact_limit`` rows in the account/sessions (ignoring expiry and filters,
+        which only shrink it)? Counted index-only and never past the limit, and not at all
+        while the whole table (by the planner's estimate) is smaller."""
         table = conn.execute(
             "SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass"
         ).fetchone()
         if table is None or table[0] <= self.exact_limit:
             return False
-        # Count the scope, but never further than the point where the answer is "big".
+        where = "account_id = %s"
+        args: builtins.list[Any] = [account_id]
+        if sessions is not None:
+            where += " AND session = ANY(%s)"
+            args.append(sessions)
         size = conn.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM memories m WHERE {scope} LIMIT %s) s",
+            f"SELECT count(*) FROM (SELECT 1 FROM memories WHERE {where} LIMIT %s) s",
             (*args, self.exact_limit + 1),
         ).fetchone()
         return size is not None and size[0] > self.exact_limit
