@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -49,11 +54,84 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["sqlite"])
+def _start_pgserver(base: Path) -> tuple[str, object]:
+    """A throwaway PostgreSQL 16 + pgvector from the pgserver wheel; returns (URL, server)."""
+    runtime = Path(tempfile.gettempdir()) / f"memstore-xdg-{os.geteuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    runtime.chmod(0o700)
+    # pgserver picks its lock directory at import time, from a private XDG_RUNTIME_DIR.
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    import pgserver
+
+    server = pgserver.get_server(base / "pgdata", cleanup_mode="delete")
+    url = server.get_uri()
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"ALTER SYSTEM SET {setting} = off")  # test data only
+        conn.execute("SELECT pg_reload_conf()")
+    return url, server
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[tuple[str, str]]:
+    """(server URL, template database): a migrated schema each test database starts from."""
+    import psycopg
+
+    from memstore.stores.postgres import migrate
+
+    server = None
+    url = os.environ.get("MEMSTORE_TEST_DATABASE_URL")
+    if not url:
+        # Not under pytest's basetemp: concurrent pytest runs reset it to mode 700, which
+        # locks out the server's own system user.
+        base = Path(tempfile.mkdtemp(prefix="memstore-pg-"))
+        url, server = _start_pgserver(base)
+    template = f"memstore_template_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {template}")
+        conn.execute(f"CREATE DATABASE {template}")
+    migrate(_with_database(url, template))
+    yield url, template
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {template}")
+    if server is not None:
+        server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def pg_url(pg_template) -> Iterator[str]:
+    """The URL of a fresh, migrated, empty database for this test alone."""
+    import psycopg
+
+    url, template = pg_template
+    name = f"memstore_test_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield _with_database(url, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, tmp_path) -> Iterator[object]:
     """Every store backend; each test using it runs once per backend."""
     if request.param == "sqlite":
         s = SQLiteStore.open_dir(tmp_path / "data")
+    else:
+        from memstore.stores.postgres import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("pg_url"), pool_size=4)
     yield s
     s.close()
 

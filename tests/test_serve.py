@@ -18,6 +18,7 @@ def test_serve_on_an_empty_store_prints_a_first_key_that_works(tmp_path):
             server.url + "/v1/memory/remember",
             json={"content": "first"},
             headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
         )
         assert r.status_code == 201
     finally:
@@ -38,11 +39,11 @@ def test_two_workers_share_one_store(tmp_path):
     try:
         key = server.key("workers").key
         headers = {"Authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=server.url, headers=headers) as c:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as c:
             for i in range(6):  # new connections land on either worker
                 assert c.post("/v1/memory/remember", json={"content": f"w{i}"}).status_code == 201
         for _ in range(6):
-            with httpx.Client(base_url=server.url, headers=headers) as c:
+            with httpx.Client(base_url=server.url, headers=headers, timeout=60) as c:
                 got = c.get("/v1/memory/recall", params={"q": "w5", "limit": 10}).json()
                 assert len(got["memories"]) == 6
     finally:

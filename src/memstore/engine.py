@@ -34,13 +34,13 @@ from memstore.models import (
     Usage,
     to_datetime,
 )
-from memstore.ranking import fuse, keyword_terms
+from memstore.ranking import fuse, keyword_terms, query_periods
 from memstore.stores.base import MemoryRow, Store
 
 PLANS: dict[str, int | None] = {"free": 1_000, "pro": 100_000, "unlimited": None}
 LOCAL_ACCOUNT = "local"
 PURGE_INTERVAL_SECONDS = 60.0
-CANDIDATES = 50
+CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
 
 
 def content_hash(content: str) -> str:
@@ -243,15 +243,41 @@ class MemoryEngine:
         keyword = self.store.keyword_search(
             account_id, sessions, keyword_terms(query), k, now, where
         )
-        ranked = fuse(dense, keyword)
-        if threshold is not None:
+        in_period = self._created_in_periods(account_id, query, dense, keyword, now)
+        ranked = fuse(dense, keyword, in_period=in_period, limit=limit)
+        in_dense = {mid for mid, _ in dense}
+        missing = [mid for mid, _ in ranked if mid not in in_dense]
+        if missing:  # keyword-only hits: score them by their real cosine, not as unrelated
+            vectors = self.store.vectors(account_id, missing)
+            cosines = {mid: float(np.dot(v, vector)) for mid, v in vectors.items()}
+            ranked = fuse(dense, keyword, in_period=in_period, cosines=cosines, limit=limit)
+        if threshold is not None:  # scores never increase down the list
             ranked = [(mid, s) for mid, s in ranked if s >= threshold]
-        ranked = ranked[:limit]
         rows = self.store.get_many(account_id, [mid for mid, _ in ranked], now)
         return [
             RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)
             for mid, score in ranked
             if mid in rows
+        ]
+
+    def _created_in_periods(
+        self,
+        account_id: str,
+        query: str,
+        dense: list[tuple[str, float]],
+        keyword: list[tuple[str, float]],
+        now: float,
+    ) -> list[str] | None:
+        """Candidates created in a month or year the query names, in fused order."""
+        periods = query_periods(query)
+        if not periods:
+            return None
+        order = [mid for mid, _ in fuse(dense, keyword)]
+        rows = self.store.get_many(account_id, order, now)
+        return [
+            mid
+            for mid in order
+            if mid in rows and any(start <= rows[mid].created_at < end for start, end in periods)
         ]
 
     def get(self, account_id: str, memory_id: str) -> Memory:

@@ -1,21 +1,30 @@
-"""Hybrid ranking: fuse dense (embedding) and keyword (BM25) results into one list.
+"""Hybrid ranking: fuse dense (embedding) and keyword results into one list.
 
-Order comes from reciprocal-rank fusion of the two lists, which is robust to their very
-different score scales. The score shown to users is made separately so that it means
-the same thing in every query: a calibrated cosine similarity (near-identical text ->
-about 1, unrelated text -> near 0), raised a little when the memory also shares the
-query's rarer words. See docs/ranking.md.
+Order comes from weighted reciprocal-rank fusion of the lists, which uses rank positions
+only, so it does not care how a store scales its keyword relevance (FTS5 BM25, Postgres
+ts_rank). When the query names a month or a year, the memories created in it form a
+third list. The score shown to users is made separately so that it means the same thing
+in every query: a calibrated cosine similarity (near-identical text -> about 1, unrelated
+text -> near 0), raised a little for a high keyword rank. See docs/ranking.md.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 # Cosine similarities of e5-small between a query and a passage live in a narrow band:
 # unrelated text sits near 0.75, a paraphrase near 0.85, the same text near 0.95.
 COSINE_FLOOR = 0.74
 COSINE_CEILING = 0.93
-RRF_K = 60
+# Measured on LoCoMo (bench/locomo.py): a small k trusts the top of each list more than
+# the textbook 60 does, and BM25 is the stronger of the two lists on conversational
+# memories, so dense results count 0.7 of a keyword result.
+RRF_K = 5
+DENSE_WEIGHT = 0.7
+KEYWORD_WEIGHT = 1.0
+PERIOD_WEIGHT = 1.0
 KEYWORD_BOOST = 0.15
 
 STOPWORDS = frozenset(
@@ -150,6 +159,31 @@ STOPWORDS = frozenset(
 )
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_MONTHS = {
+    name: n + 1
+    for n, name in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ]
+    )
+}
+_MONTH_YEAR = re.compile(
+    r"\b(january|february|march|april|may|june|july|august|september|october|november|"
+    r"december)(?:\s+\d{1,2}(?:st|nd|rd|th)?)?,?\s+(\d{4})\b",
+    re.IGNORECASE,
+)
+_YEAR = re.compile(r"\b(?:in|of|during|since|from|by)\s+((?:19|20)\d{2})\b", re.IGNORECASE)
 
 
 def keyword_terms(query: str, limit: int = 32) -> list[str]:
@@ -159,37 +193,76 @@ def keyword_terms(query: str, limit: int = 32) -> list[str]:
     return (terms or list(dict.fromkeys(words)))[:limit]
 
 
+def query_periods(query: str) -> list[tuple[float, float]]:
+    """UTC [start, end) timestamps of the months ("June 2022", "May 8, 2023") and years
+    ("in 2022") a query names; empty when it names none."""
+    periods = []
+    for match in _MONTH_YEAR.finditer(query):
+        year, month = int(match.group(2)), _MONTHS[match.group(1).lower()]
+        start = datetime(year, month, 1, tzinfo=UTC)
+        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        periods.append((start.timestamp(), end.timestamp()))
+    for match in _YEAR.finditer(query):
+        year = int(match.group(1))
+        start, end = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+        periods.append((start.timestamp(), end.timestamp()))
+    return periods
+
+
 def calibrate_cosine(cosine: float) -> float:
     """Map a raw cosine similarity onto [0, 1] so that thresholds mean something."""
     return min(1.0, max(0.0, (cosine - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR)))
+
+
+def rrf(
+    ranked_lists: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float], k: int = RRF_K
+) -> dict[str, float]:
+    """Weighted reciprocal-rank fusion: id -> sum of weight / (k + rank), rank from 1.
+
+    Only positions count, never the lists' own scores."""
+    fused: dict[str, float] = {}
+    for weight, results in zip(weights, ranked_lists, strict=True):
+        for rank, (memory_id, _) in enumerate(results, start=1):
+            fused[memory_id] = fused.get(memory_id, 0.0) + weight / (k + rank)
+    return fused
+
+
+def shown_score(cosine: float | None, keyword_rank: int | None) -> float:
+    """The user-facing score: calibrated cosine, plus up to KEYWORD_BOOST of the headroom
+    for a memory near the top of the keyword list (rank from 0)."""
+    base = 0.0 if cosine is None else calibrate_cosine(cosine)
+    if keyword_rank is None:
+        return base
+    bonus = KEYWORD_BOOST * RRF_K / (RRF_K + keyword_rank)
+    return min(1.0, base + bonus * (1.0 - base))
 
 
 def fuse(
     dense: list[tuple[str, float]],
     keyword: list[tuple[str, float]],
     *,
-    dense_weight: float = 1.0,
-    keyword_weight: float = 1.0,
+    in_period: list[str] | None = None,
+    cosines: dict[str, float] | None = None,
+    limit: int | None = None,
 ) -> list[tuple[str, float]]:
-    """Merge two best-first (id, raw score) lists into (id, score in [0, 1]), best first."""
-    rrf: dict[str, float] = {}
-    for weight, results in ((dense_weight, dense), (keyword_weight, keyword)):
-        for rank, (memory_id, _) in enumerate(results):
-            rrf[memory_id] = rrf.get(memory_id, 0.0) + weight / (RRF_K + rank + 1)
+    """Merge best-first dense (id, cosine) and keyword (id, relevance) lists into
+    (id, score in [0, 1]), best first, scores non-increasing.
 
-    cosines = dict(dense)
-    top_keyword = keyword[0][1] if keyword else 0.0
-    keyword_scores = {mid: s / top_keyword for mid, s in keyword} if top_keyword > 0 else {}
-
-    def shown_score(memory_id: str) -> float:
-        base = calibrate_cosine(cosines.get(memory_id, COSINE_FLOOR))
-        bonus = KEYWORD_BOOST * keyword_scores.get(memory_id, 0.0)
-        return min(1.0, base + bonus * (1.0 - base))
-
-    ordered = sorted(rrf, key=lambda mid: rrf[mid], reverse=True)
-    fused, ceiling = [], 1.0
+    ``in_period`` lists candidates created in a period the query names, best first;
+    ``cosines`` adds cosine similarities for candidates missing from ``dense``; ``limit``
+    keeps only the best that many."""
+    lists: list[list[tuple[str, float]]] = [dense, keyword]
+    weights = [DENSE_WEIGHT, KEYWORD_WEIGHT]
+    if in_period:
+        lists.append([(mid, 0.0) for mid in in_period])
+        weights.append(PERIOD_WEIGHT)
+    fused = rrf(lists, weights)
+    cosine_of = {**(cosines or {}), **dict(dense)}
+    keyword_rank = {mid: rank for rank, (mid, _) in enumerate(keyword)}
+    ordered = sorted(fused, key=lambda mid: fused[mid], reverse=True)[:limit]
+    out, ceiling = [], 1.0
     for mid in ordered:
         # Keep scores non-increasing down the list, so "best first" holds for the score too.
-        ceiling = min(ceiling, shown_score(mid))
-        fused.append((mid, round(ceiling, 4)))
-    return fused
+        ceiling = min(ceiling, shown_score(cosine_of.get(mid), keyword_rank.get(mid)))
+        out.append((mid, round(ceiling, 4)))
+    return out

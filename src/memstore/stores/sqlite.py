@@ -342,7 +342,9 @@ class SQLiteStore:
         if not ids:
             return {}
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM memories WHERE account_id = ? AND {_LIVE}"
+            # "+account_id" keeps the planner on the id index; on the account index it
+            # would scan every memory of the account (23 ms at 10k rows instead of 0.1).
+            f"SELECT {_COLUMNS} FROM memories WHERE +account_id = ? AND {_LIVE}"
             f" AND id IN ({','.join('?' * len(ids))})",
             (account_id, now, *ids),
         )
@@ -352,7 +354,7 @@ class SQLiteStore:
         if not ids:
             return {}
         rows = self._read(
-            f"SELECT id, embedding FROM memories WHERE account_id = ?"
+            f"SELECT id, embedding FROM memories WHERE +account_id = ?"
             f" AND id IN ({','.join('?' * len(ids))})",
             (account_id, *ids),
         )

@@ -1,0 +1,116 @@
+"""Recall latency at N memories: the default hybrid recall against plain dense recall.
+
+    python bench/ranking_latency.py --data ../shared/data/locomo-dev.json [--memories 10000]
+
+Memories are LoCoMo turns (repeated with a counter to reach N) in one session, imported
+with random unit vectors so that setup does not spend minutes embedding: search cost
+does not depend on the vectors' values. Queries are LoCoMo questions. "Plain dense" is
+what recall did with one list: embed, exact cosine top-k, fetch the rows. Both are timed
+with the query vector cached (the engine's LRU) and the embedding's own cost reported
+separately, so the ratio shown is the worst case for hybrid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from memstore.embedding import load_embedder
+from memstore.engine import LOCAL_ACCOUNT, MemoryEngine, content_hash
+from memstore.stores.base import MemoryRow
+
+SESSION = "latency"
+LIMIT = 5
+
+
+def texts_and_questions(data: Path, n: int) -> tuple[list[str], list[str]]:
+    samples = json.loads(data.read_text())
+    turns = [
+        f"{t['speaker']}: {t.get('text', '')}"
+        for s in samples
+        for key, value in s["conversation"].items()
+        if key.startswith("session_") and isinstance(value, list)
+        for t in value
+    ]
+    questions = [qa["question"] for s in samples for qa in s["qa"]]
+    return [f"{turns[i % len(turns)]} ({i})" for i in range(n)], questions
+
+
+def p50_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--memories", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args(argv)
+    texts, questions = texts_and_questions(args.data, args.memories)
+    questions = questions[: args.queries]
+    rng = np.random.default_rng(0)
+    embedder = load_embedder()
+    with tempfile.TemporaryDirectory() as tmp:
+        from memstore.stores.sqlite import SQLiteStore
+
+        store = SQLiteStore.open_dir(Path(tmp))
+        engine = MemoryEngine(store, embedder)
+        engine.ensure_account(LOCAL_ACCOUNT)
+        for start in range(0, len(texts), 1000):
+            chunk = texts[start : start + 1000]
+            rows = [
+                MemoryRow("", LOCAL_ACCOUNT, SESSION, t, content_hash(t), {}, 0.0, 0.0)
+                for t in chunk
+            ]
+            vectors = rng.standard_normal((len(chunk), embedder.dim)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            engine.import_rows(LOCAL_ACCOUNT, rows, vectors)
+
+        embed = []
+        for q in questions:  # also warms the query cache for the timed runs below
+            t0 = time.perf_counter()
+            embedder.embed_query(q)
+            embed.append(time.perf_counter() - t0)
+
+        def dense_recall(q: str) -> None:
+            now = time.time()
+            hits = store.dense_search(
+                LOCAL_ACCOUNT, [SESSION], embedder.embed_query(q), LIMIT, now, None
+            )
+            store.get_many(LOCAL_ACCOUNT, [mid for mid, _ in hits], now)
+
+        def hybrid_recall(q: str) -> None:
+            engine.recall(LOCAL_ACCOUNT, q, session=SESSION, limit=LIMIT, charge=False)
+
+        timings: dict[str, list[float]] = {"dense": [], "hybrid": []}
+        for _ in range(2):  # interleaved, so load from other processes hits both alike
+            for q in questions:
+                for name, run in (("dense", dense_recall), ("hybrid", hybrid_recall)):
+                    t0 = time.perf_counter()
+                    run(q)
+                    timings[name].append(time.perf_counter() - t0)
+        store.close()
+
+    dense, hybrid, emb = p50_ms(timings["dense"]), p50_ms(timings["hybrid"]), p50_ms(embed)
+    print(f"{args.memories} memories, {len(questions)} queries x 2, limit {LIMIT}")
+    print(f"query embedding p50      {emb:8.2f} ms")
+    print(f"plain dense recall p50   {dense:8.2f} ms (+ embedding {dense + emb:8.2f} ms)")
+    print(f"hybrid recall p50        {hybrid:8.2f} ms (+ embedding {hybrid + emb:8.2f} ms)")
+    print(
+        f"ratio hybrid/dense       {hybrid / dense:8.2f}x (with embedding "
+        f"{(hybrid + emb) / (dense + emb):.2f}x)"
+    )
+    argv_shown = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    print(f"reproduce: python bench/ranking_latency.py {argv_shown}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""The seed's research crew with persistent memory: recall → backstory → kickoff → remember.
+
+Two crews share one project session: the research crew (researcher + writer) stores what
+it found, and the strategy crew starts from it; the next run of either starts from both.
+
+    pip install 'memstore[crewai]'
+    OPENAI_API_KEY=... python examples/crewai_research.py --llm gpt-4o-mini --topic "agent memory"
+    python examples/crewai_research.py --offline --topic "AI agent memory"   # scripted LLM
+
+Memory is local (``--data DIR``, default ./memstore-data) unless MEMSTORE_API_KEY is set,
+in which case it goes to the server at MEMSTORE_BASE_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+# Keep crewai from phoning home (and from stalling ~10 s when the network is unreachable).
+for _key, _value in {
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "CREWAI_TRACING_ENABLED": "false",
+    "CREWAI_TESTING": "true",
+    "OTEL_SDK_DISABLED": "true",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+from crewai import LLM, Agent, Crew, Task  # noqa: E402
+from crewai.llms.base_llm import BaseLLM  # noqa: E402
+from pydantic import PrivateAttr  # noqa: E402
+
+from memstore import Memstore  # noqa: E402
+from memstore.integrations.crewai import kickoff_with_memory  # noqa: E402
+
+
+class ScriptedLLM(BaseLLM):
+    """An offline stand-in for a provider: answers from ``responses`` in order, or from
+    ``reply(role, messages)``, and records every call it receives."""
+
+    responses: list[str] = []
+    reply: Any = None
+    _calls: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+
+    def call(  # type: ignore[override]
+        self,
+        messages: Any,
+        tools: Any = None,
+        callbacks: Any = None,
+        available_functions: Any = None,
+        from_task: Any = None,
+        from_agent: Any = None,
+        response_model: Any = None,
+    ) -> str:
+        msgs = [{"role": "user", "content": messages}] if isinstance(messages, str) else messages
+        msgs = [{"role": m["role"], "content": m.get("content")} for m in msgs]
+        role = getattr(from_agent, "role", None)
+        self._calls.append({"agent": role, "messages": msgs})
+        if self.reply is not None:
+            return self.reply(role, msgs)
+        index = len(self._calls) - 1
+        if index >= len(self.responses):
+            raise RuntimeError(f"ScriptedLLM: no response scripted for call {index + 1}")
+        return self.responses[index]
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        return self._calls
+
+    def supports_stop_words(self) -> bool:
+        return False
+
+    def get_context_window_size(self) -> int:
+        return 128_000
+
+    def get_input_tokens_count(self, messages: Any, tools: Any = None, **_: Any) -> int:
+        return sum(len(str(m.get("content") or "")) for m in messages) // 4
+
+
+def offline_reply(role: str | None, messages: list[dict[str, Any]]) -> str:
+    """Plausible answers for each agent; they mention when memories reached the prompt."""
+    seen = "Relevant memories from earlier runs" in (messages[0]["content"] or "")
+    note = " This builds on earlier runs." if seen else " This is a first pass."
+    if role == "Researcher":
+        return (
+            "Thought: I now know the final answer\nFinal Answer: Research notes: Acme Corp "
+            "lacks API docs; Beta Inc has no self-hosted option." + note
+        )
+    if role == "Writer":
+        return (
+            "Thought: I now know the final answer\nFinal Answer: Brief: the gap in the market "
+            "is a documented, self-hostable product." + note
+        )
+    return (
+        "Thought: I now know the final answer\nFinal Answer: Next step: ship API docs and a "
+        "self-hosted edition first." + note
+    )
+
+
+def research_crew(llm: Any) -> Crew:
+    researcher = Agent(
+        role="Researcher",
+        goal="Research {topic} for project {project}",
+        backstory="You dig up facts about markets and competitors and cite what you find.",
+        llm=llm,
+        max_retry_limit=0,
+    )
+    writer = Agent(
+        role="Writer",
+        goal="Turn research on {topic} into a short brief",
+        backstory="You write crisp briefs for busy founders.",
+        llm=llm,
+        max_retry_limit=0,
+    )
+    research = Task(
+        description="Research {topic}: the main players, what they lack, and open questions.",
+        expected_output="Bullet-point research notes.",
+        agent=researcher,
+    )
+    brief = Task(
+        description="Write a five-sentence brief on {topic} from the research notes.",
+        expected_output="A short brief.",
+        agent=writer,
+    )
+    return Crew(agents=[researcher, writer], tasks=[research, brief], name="research")
+
+
+def strategy_crew(llm: Any) -> Crew:
+    strategist = Agent(
+        role="Strategist",
+        goal="Decide what project {project} should do next about {topic}",
+        backstory="You turn what the team already knows into the next concrete steps.",
+        llm=llm,
+        max_retry_limit=0,
+    )
+    plan = Task(
+        description="Propose the next three steps on {topic}, using what the project knows.",
+        expected_output="Three numbered steps.",
+        agent=strategist,
+    )
+    return Crew(agents=[strategist], tasks=[plan], name="strategy")
+
+
+def open_memstore(data: str | None) -> Memstore:
+    if data is None and os.environ.get("MEMSTORE_API_KEY"):
+        return Memstore()  # remote: MEMSTORE_API_KEY and MEMSTORE_BASE_URL
+    return Memstore.local(data or "memstore-data")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topic", default="AI agent memory")
+    parser.add_argument("--project", default="alpha", help="session shared by both crews")
+    parser.add_argument("--crew", choices=["research", "strategy", "both"], default="both")
+    parser.add_argument("--data", help="local memstore directory (default ./memstore-data)")
+    parser.add_argument("--llm", default="gpt-4o-mini", help="any model crewai's LLM accepts")
+    parser.add_argument("--offline", action="store_true", help="use a scripted LLM")
+    parser.add_argument("--record", help="write the prompts the LLM received to this JSON file")
+    args = parser.parse_args(argv)
+
+    llm: Any = (
+        ScriptedLLM(model="scripted", reply=offline_reply) if args.offline else LLM(model=args.llm)
+    )
+    ms = open_memstore(args.data)
+    session = f"project:{args.project}"
+    inputs = {"topic": args.topic, "project": args.project}
+    crews = {"research": [research_crew], "strategy": [strategy_crew]}.get(
+        args.crew, [research_crew, strategy_crew]
+    )
+    for build in crews:
+        crew = build(llm)
+        output = kickoff_with_memory(crew, ms, session=session, inputs=inputs)
+        print(f"== {crew.name} crew ==\n{output.raw}\n")
+    if args.record:
+        with open(args.record, "w") as fh:
+            json.dump(getattr(llm, "calls", []), fh, indent=1)
+    ms.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,507 @@
+"""The scale-out store: PostgreSQL with pgvector, shared by any number of API processes.
+
+Vector search is exact over the rows in scope (account, sessions, live, filters) while
+that scope holds at most ``exact_limit`` rows: pgvector 0.6's HNSW index post-filters,
+so a filtered index scan silently loses most of a small session's true neighbours. Only
+scopes larger than that use the HNSW index, falling back to exact when post-filtering
+leaves fewer than ``k`` rows. Keywords use a generated tsvector with a GIN index.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from memstore.stores.base import AccountRow, ApiKeyRow, Filters, MemoryRow
+
+# pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
+SCHEMA_LOCK = 0x6D656D73746F7265
+EXACT_LIMIT = 100_000
+EF_SEARCH = 400
+HNSW_INDEX = "memories_embedding_hnsw"
+
+MIGRATIONS: list[str] = [
+    # 1: initial schema (the embedding column gets its dimension from set_embedder_info)
+    """
+    CREATE EXTENSION IF NOT EXISTS vector;
+    CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+    CREATE TABLE accounts (
+        id text PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        plan text NOT NULL,
+        created_at double precision NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id text PRIMARY KEY,
+        account_id text NOT NULL REFERENCES accounts(id),
+        prefix text NOT NULL,
+        key_hash text NOT NULL UNIQUE,
+        created_at double precision NOT NULL,
+        revoked_at double precision
+    );
+    CREATE TABLE usage (
+        account_id text NOT NULL,
+        period text NOT NULL,
+        ops bigint NOT NULL,
+        PRIMARY KEY (account_id, period)
+    );
+    CREATE TABLE memories (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id text NOT NULL UNIQUE,
+        account_id text COLLATE "C" NOT NULL,
+        session text COLLATE "C" NOT NULL,
+        content text NOT NULL,
+        content_hash text NOT NULL,
+        metadata jsonb NOT NULL DEFAULT '{}',
+        embedding vector NOT NULL,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL,
+        expires_at double precision,
+        tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', content)) STORED
+    );
+    CREATE UNIQUE INDEX memories_dedup ON memories (account_id, session, content_hash);
+    CREATE INDEX memories_by_session ON memories (account_id, session, seq);
+    CREATE INDEX memories_by_account ON memories (account_id, seq);
+    CREATE INDEX memories_by_expiry ON memories (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX memories_tsv ON memories USING gin (tsv);
+    CREATE AGGREGATE tsquery_any (tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
+    """,
+]
+
+_COLUMNS = (
+    "m.seq, m.id, m.account_id, m.session, m.content, m.content_hash, m.metadata, m.created_at,"
+    " m.updated_at, m.expires_at"
+)
+_LIVE = "(m.expires_at IS NULL OR m.expires_at > %s)"
+
+
+def _row(r: tuple[Any, ...]) -> MemoryRow:
+    return MemoryRow(
+        seq=r[0],
+        id=r[1],
+        account_id=r[2],
+        session=r[3],
+        content=r[4],
+        content_hash=r[5],
+        metadata=r[6],
+        created_at=r[7],
+        updated_at=r[8],
+        expires_at=r[9],
+    )
+
+
+def _scope(
+    account_id: str, sessions: list[str] | None, now: float, filters: Filters | None
+) -> tuple[str, list[Any]]:
+    """WHERE conditions (table alias m) with the SQLite store's filter semantics: a filter
+    value matches only a JSON value of the same type (an int never matches 1.0 or true)."""
+    sql, args = f"m.account_id = %s AND {_LIVE}", [account_id, now]
+    if sessions is not None:
+        sql += " AND m.session = ANY(%s)"
+        args.append(sessions)
+    for key, value in (filters or {}).items():
+        sql += " AND m.metadata -> %s = %s::jsonb"
+        args += [key, json.dumps(value)]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # jsonb compares numbers by value; the literal's spelling keeps int vs real apart.
+            sql += " AND m.metadata ->> %s " + ("!~" if isinstance(value, int) else "~")
+            sql += " '[.eE]'"
+            args.append(key)
+    return sql, args
+
+
+class PostgresStore:
+    """Store over a PostgreSQL database with pgvector (see module docstring)."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        exact_limit: int = EXACT_LIMIT,
+        ef_search: int = EF_SEARCH,
+        pool_size: int = 10,
+    ) -> None:
+        self.database_url = database_url
+        self.exact_limit = exact_limit
+        self.ef_search = ef_search
+        migrate(database_url)
+        self._pool = ConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=pool_size,
+            configure=register_vector,
+            open=True,
+        )
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection inside one transaction (committed on success)."""
+        with self._pool.connection() as conn:
+            yield conn
+
+    def _read(
+        self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        with self._tx() as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def check(self) -> None:
+        self._read("SELECT 1")
+
+    # -- store identity
+    def embedder_info(self) -> tuple[str, int] | None:
+        rows = dict(
+            self._read("SELECT key, value FROM meta WHERE key IN ('embedder_name', 'embedder_dim')")
+        )
+        if "embedder_name" not in rows:
+            return None
+        return rows["embedder_name"], int(rows["embedder_dim"])
+
+    def set_embedder_info(self, name: str, dim: int) -> None:
+        """Record the embedder and give the vector column its dimension and HNSW index."""
+        with self._tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('embedder_name', %s), ('embedder_dim', %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (name, str(dim)),
+            )
+            conn.execute(f"ALTER TABLE memories ALTER COLUMN embedding TYPE vector({int(dim)})")
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON memories"
+                " USING hnsw (embedding vector_cosine_ops)"
+            )
+
+    # -- accounts, keys, usage
+    def create_account(self, account_id: str, name: str, plan: str, now: float) -> AccountRow:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO accounts (id, name, plan, created_at) VALUES (%s, %s, %s, %s)",
+                (account_id, name, plan, now),
+            )
+        return AccountRow(account_id, name, plan, now)
+
+    def get_account(self, account_id: str) -> AccountRow | None:
+        rows = self._read(
+            "SELECT id, name, plan, created_at FROM accounts WHERE id = %s", (account_id,)
+        )
+        return AccountRow(*rows[0]) if rows else None
+
+    def find_account_by_name(self, name: str) -> AccountRow | None:
+        rows = self._read(
+            "SELECT id, name, plan, created_at FROM accounts WHERE name = %s", (name,)
+        )
+        return AccountRow(*rows[0]) if rows else None
+
+    def list_accounts(self) -> list[AccountRow]:
+        rows = self._read("SELECT id, name, plan, created_at FROM accounts ORDER BY created_at")
+        return [AccountRow(*r) for r in rows]
+
+    def create_key(self, key: ApiKeyRow) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO api_keys (id, account_id, prefix, key_hash, created_at, revoked_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (key.id, key.account_id, key.prefix, key.key_hash, key.created_at, key.revoked_at),
+            )
+
+    def find_key(self, key_hash: str) -> ApiKeyRow | None:
+        rows = self._read(
+            "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
+            " WHERE key_hash = %s",
+            (key_hash,),
+        )
+        return ApiKeyRow(*rows[0]) if rows else None
+
+    def list_keys(self) -> list[ApiKeyRow]:
+        rows = self._read(
+            "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
+            " ORDER BY created_at"
+        )
+        return [ApiKeyRow(*r) for r in rows]
+
+    def revoke_key(self, key_id_or_prefix: str, now: float) -> bool:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE api_keys SET revoked_at = %s WHERE (id = %s OR prefix = %s)"
+                " AND revoked_at IS NULL",
+                (now, key_id_or_prefix, key_id_or_prefix),
+            )
+            return cur.rowcount > 0
+
+    def add_usage(self, account_id: str, period: str, ops: int, limit: int | None) -> int | None:
+        # One statement: the conflicting row is locked and the cap re-checked on its latest
+        # version, so any number of processes can never push the total past ``limit``.
+        rows = self._read(
+            "INSERT INTO usage AS u (account_id, period, ops) SELECT %(a)s, %(p)s, %(n)s"
+            " WHERE %(lim)s::bigint IS NULL OR %(n)s <= %(lim)s::bigint"
+            " ON CONFLICT (account_id, period) DO UPDATE SET ops = u.ops + excluded.ops"
+            " WHERE %(lim)s::bigint IS NULL OR u.ops + excluded.ops <= %(lim)s::bigint"
+            " RETURNING ops",
+            {"a": account_id, "p": period, "n": ops, "lim": limit},
+        )
+        return int(rows[0][0]) if rows else None
+
+    def get_usage(self, account_id: str, period: str) -> int:
+        rows = self._read(
+            "SELECT ops FROM usage WHERE account_id = %s AND period = %s", (account_id, period)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    # -- memories
+    def find_duplicates(
+        self, account_id: str, keys: list[tuple[str, str]], now: float
+    ) -> dict[tuple[str, str], MemoryRow]:
+        if not keys:
+            return {}
+        sessions, hashes = zip(*set(keys), strict=True)
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM memories m"
+            " JOIN unnest(%s::text[], %s::text[]) AS k(session, content_hash)"
+            " ON m.session = k.session AND m.content_hash = k.content_hash"
+            f" WHERE m.account_id = %s AND {_LIVE}",
+            (list(sessions), list(hashes), account_id, now),
+        )
+        return {(r[3], r[5]): _row(r) for r in rows}
+
+    def insert(self, rows: list[MemoryRow], vectors: np.ndarray) -> list[tuple[MemoryRow, bool]]:
+        out: list[tuple[MemoryRow, bool]] = []
+        with self._tx() as conn:
+            for row, vector in zip(rows, vectors, strict=True):
+                # An expired twin no longer counts: it makes way for the new memory.
+                conn.execute(
+                    "DELETE FROM memories WHERE account_id = %s AND session = %s"
+                    " AND content_hash = %s AND expires_at IS NOT NULL AND expires_at <= %s",
+                    (row.account_id, row.session, row.content_hash, row.created_at),
+                )
+                inserted = conn.execute(
+                    "INSERT INTO memories (id, account_id, session, content, content_hash,"
+                    " metadata, embedding, created_at, updated_at, expires_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (account_id, session, content_hash) DO NOTHING RETURNING seq",
+                    (
+                        row.id,
+                        row.account_id,
+                        row.session,
+                        row.content,
+                        row.content_hash,
+                        Jsonb(row.metadata),
+                        np.asarray(vector, dtype=np.float32),
+                        row.created_at,
+                        row.updated_at,
+                        row.expires_at,
+                    ),
+                ).fetchone()
+                if inserted:
+                    out.append((MemoryRow(**{**row.__dict__, "seq": inserted[0]}), False))
+                else:
+                    existing = conn.execute(
+                        f"SELECT {_COLUMNS} FROM memories m WHERE account_id = %s"
+                        " AND session = %s AND content_hash = %s",
+                        (row.account_id, row.session, row.content_hash),
+                    ).fetchone()
+                    assert existing is not None  # the conflicting row, committed before us
+                    out.append((_row(existing), True))
+        return out
+
+    def get(self, account_id: str, memory_id: str, now: float) -> MemoryRow | None:
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM memories m WHERE id = %s AND account_id = %s AND {_LIVE}",
+            (memory_id, account_id, now),
+        )
+        return _row(rows[0]) if rows else None
+
+    def get_many(self, account_id: str, ids: list[str], now: float) -> dict[str, MemoryRow]:
+        if not ids:
+            return {}
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM memories m WHERE account_id = %s AND {_LIVE} AND id = ANY(%s)",
+            (account_id, now, ids),
+        )
+        return {r[1]: _row(r) for r in rows}
+
+    def vectors(self, account_id: str, ids: list[str]) -> dict[str, np.ndarray]:
+        if not ids:
+            return {}
+        rows = self._read(
+            "SELECT id, embedding FROM memories WHERE account_id = %s AND id = ANY(%s)",
+            (account_id, ids),
+        )
+        return {r[0]: np.asarray(r[1].to_numpy(), dtype=np.float32) for r in rows}
+
+    def list(
+        self,
+        account_id: str,
+        sessions: builtins.list[str] | None,
+        limit: int,
+        before_seq: int | None,
+        now: float,
+    ) -> builtins.list[MemoryRow]:
+        scope, args = _scope(account_id, sessions, now, None)
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM memories m WHERE {scope} AND m.seq < %s"
+            " ORDER BY m.seq DESC LIMIT %s",
+            (*args, before_seq if before_seq is not None else 2**62, limit),
+        )
+        return [_row(r) for r in rows]
+
+    def update(self, row: MemoryRow, vector: np.ndarray | None) -> bool:
+        sql = "UPDATE memories SET content = %s, content_hash = %s, metadata = %s, updated_at = %s"
+        args: builtins.list[Any] = [
+            row.content,
+            row.content_hash,
+            Jsonb(row.metadata),
+            row.updated_at,
+        ]
+        if vector is not None:
+            sql += ", embedding = %s"
+            args.append(np.asarray(vector, dtype=np.float32))
+        with self._tx() as conn:
+            cur = conn.execute(
+                sql + " WHERE id = %s AND account_id = %s", (*args, row.id, row.account_id)
+            )
+            return cur.rowcount > 0
+
+    def delete(self, account_id: str, memory_id: str) -> bool:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "DELETE FROM memories WHERE id = %s AND account_id = %s", (memory_id, account_id)
+            )
+            return cur.rowcount > 0
+
+    def delete_session(self, account_id: str, session: str) -> int:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "DELETE FROM memories WHERE account_id = %s AND session = %s",
+                (account_id, session),
+            )
+            return cur.rowcount
+
+    def sessions(self, account_id: str, now: float) -> builtins.list[tuple[str, int]]:
+        rows = self._read(
+            f"SELECT session, count(*) FROM memories m WHERE account_id = %s AND {_LIVE}"
+            " GROUP BY session ORDER BY session",
+            (account_id, now),
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
+    def purge_expired(self, now: float) -> int:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,)
+            )
+            return cur.rowcount
+
+    # -- search
+    def dense_search(
+        self,
+        account_id: str,
+        sessions: builtins.list[str] | None,
+        vector: np.ndarray,
+        k: int,
+        now: float,
+        filters: Filters | None,
+    ) -> builtins.list[tuple[str, float]]:
+        if k <= 0 or sessions == []:
+            return []
+        scope, args = _scope(account_id, sessions, now, filters)
+        query = np.asarray(vector, dtype=np.float32)
+        with self._tx() as conn:
+            if self._scope_is_big(conn, account_id, sessions):
+                conn.execute(
+                    "SELECT set_config('hnsw.ef_search', %s, true)", (str(self.ef_search),)
+                )
+                rows = conn.execute(
+                    f"SELECT m.id, 1 - (m.embedding <=> %s) FROM memories m WHERE {scope}"
+                    " ORDER BY m.embedding <=> %s LIMIT %s",
+                    (query, *args, query, k),
+                ).fetchall()
+                if len(rows) >= k:
+                    return [(r[0], float(r[1])) for r in rows]
+            # cosine_distance() (unlike <=>) cannot use the HNSW index: the planner scans
+            # the scope through the btree indexes and sorts every row in it — exact.
+            rows = conn.execute(
+                f"SELECT m.id, 1 - cosine_distance(m.embedding, %s) AS score FROM memories m"
+                f" WHERE {scope} ORDER BY score DESC, m.seq LIMIT %s",
+                (query, *args, k),
+            ).fetchall()
+        return [(r[0], float(r[1])) for r in rows]
+
+    def _scope_is_big(
+        self, conn: psycopg.Connection, account_id: str, sessions: builtins.list[str] | None
+    ) -> bool:
+        """More than ``exact_limit`` rows in the account/sessions (ignoring expiry and filters,
+        which only shrink it)? Counted index-only and never past the limit, and not at all
+        while the whole table (by the planner's estimate) is smaller."""
+        table = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass"
+        ).fetchone()
+        if table is None or table[0] <= self.exact_limit:
+            return False
+        where = "account_id = %s"
+        args: builtins.list[Any] = [account_id]
+        if sessions is not None:
+            where += " AND session = ANY(%s)"
+            args.append(sessions)
+        size = conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM memories WHERE {where} LIMIT %s) s",
+            (*args, self.exact_limit + 1),
+        ).fetchone()
+        return size is not None and size[0] > self.exact_limit
+
+    def keyword_search(
+        self,
+        account_id: str,
+        sessions: builtins.list[str] | None,
+        terms: builtins.list[str],
+        k: int,
+        now: float,
+        filters: Filters | None,
+    ) -> builtins.list[tuple[str, float]]:
+        if not terms or sessions == []:
+            return []
+        scope, args = _scope(account_id, sessions, now, filters)
+        # Each term becomes its own plainto_tsquery (a bound parameter, never tsquery
+        # syntax), then tsquery_any ORs them together.
+        rows = self._read(
+            "WITH q AS (SELECT tsquery_any(plainto_tsquery('english', t)) AS q"
+            " FROM unnest(%s::text[]) AS t)"
+            " SELECT m.id, ts_rank(m.tsv, q.q) AS score FROM memories m, q"
+            f" WHERE m.tsv @@ q.q AND {scope} ORDER BY score DESC, m.seq LIMIT %s",
+            (terms, *args, k),
+        )
+        return [(r[0], float(r[1])) for r in rows if r[1] > 0]
+
+
+def migrate(database_url: str) -> int:
+    """Apply missing migrations under an advisory lock; return the schema version."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        version = conn.execute(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations"
+        ).fetchone()[0]  # type: ignore[index]
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the database has schema version {version}, newer than this memstore "
+                f"({len(MIGRATIONS)}); upgrade memstore"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            conn.execute(script)  # type: ignore[arg-type]
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
+        return max(version, len(MIGRATIONS))

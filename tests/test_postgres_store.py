@@ -1,0 +1,241 @@
+"""PostgreSQL-specific guarantees: migrations, many processes, exact scoped search."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import psycopg
+import pytest
+
+from memstore.engine import content_hash, new_memory_id
+from memstore.stores.base import MemoryRow
+
+pytestmark = pytest.mark.postgres
+
+A = "acct_a"
+NOW = 1_700_000_000.0
+DIM = 32
+
+
+@pytest.fixture
+def pg_store(pg_url):
+    from memstore.stores.postgres import PostgresStore
+
+    s = PostgresStore(pg_url, pool_size=4)
+    s.set_embedder_info("test-embedder", DIM)
+    s.create_account(A, A, "free", NOW)
+    yield s
+    s.close()
+
+
+def rows_for(session: str, n: int, start: int = 0) -> list[MemoryRow]:
+    return [
+        MemoryRow(
+            id=new_memory_id(),
+            account_id=A,
+            session=session,
+            content=f"{session} memory {i}",
+            content_hash=content_hash(f"{session} memory {i}"),
+            metadata={"parity": i % 2},
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def on_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_migrations_are_idempotent(pg_url):
+    from memstore.stores.postgres import MIGRATIONS, migrate
+
+    assert migrate(pg_url) == len(MIGRATIONS)
+    assert migrate(pg_url) == len(MIGRATIONS)
+    with psycopg.connect(pg_url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_servers_starting_at_once_migrate_a_fresh_database_once(pg_template):
+    from memstore.stores.postgres import MIGRATIONS, migrate
+
+    url, _ = pg_template
+    name = "memstore_race"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    fresh = on_database(url, name)
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            versions = list(pool.map(lambda _: migrate(fresh), range(6)))
+        assert versions == [len(MIGRATIONS)] * 6
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_concurrent_usage_from_two_stores_never_exceeds_the_cap(pg_store, pg_url):
+    from memstore.stores.postgres import PostgresStore
+
+    other = PostgresStore(pg_url, pool_size=4)
+    limit, granted, lock = 150, [], threading.Lock()
+
+    def hammer(store):
+        for _ in range(25):
+            total = store.add_usage(A, "2026-11", 1, limit)
+            if total is not None:
+                with lock:
+                    granted.append(total)
+
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            list(pool.map(hammer, [pg_store, other] * 6))
+    finally:
+        other.close()
+    assert len(granted) == limit
+    assert sorted(granted) == list(range(1, limit + 1))
+    assert pg_store.get_usage(A, "2026-11") == limit
+    assert pg_store.add_usage(A, "2026-11", 1, limit) is None
+
+
+def test_a_batch_larger_than_the_cap_adds_nothing(pg_store):
+    assert pg_store.add_usage(A, "2026-11", 5, 3) is None
+    assert pg_store.get_usage(A, "2026-11") == 0
+
+
+def test_two_stores_see_each_others_writes(pg_store, pg_url):
+    from memstore.stores.postgres import PostgresStore
+
+    other = PostgresStore(pg_url, pool_size=2)
+    try:
+        rng = np.random.default_rng(7)
+        rows = rows_for("shared", 3)
+        vectors = unit_vectors(rng, 3)
+        pg_store.insert(rows, vectors)
+        assert other.get(A, rows[0].id, NOW).content == rows[0].content
+        assert other.dense_search(A, ["shared"], vectors[1], 1, NOW, None)[0][0] == rows[1].id
+        assert other.keyword_search(A, None, ["memory"], 10, NOW, None)
+        assert other.insert(rows[:1], vectors[:1])[0][1] is True  # deduplicated
+        assert other.delete(A, rows[2].id)
+        assert pg_store.get(A, rows[2].id, NOW) is None
+        assert other.embedder_info() == ("test-embedder", DIM)
+    finally:
+        other.close()
+
+
+def test_concurrent_identical_inserts_store_one_row(pg_store, pg_url):
+    from memstore.stores.postgres import PostgresStore
+
+    other = PostgresStore(pg_url, pool_size=2)
+    vector = unit_vectors(np.random.default_rng(1), 1)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(
+                pool.map(
+                    lambda s: s.insert(rows_for("race", 1), vector)[0],
+                    [pg_store, other] * 4,
+                )
+            )
+    finally:
+        other.close()
+    assert sum(1 for _, dedup in results if not dedup) == 1
+    assert len({row.id for row, _ in results}) == 1
+    assert pg_store.sessions(A, NOW) == [("race", 1)]
+
+
+@pytest.fixture(scope="module")
+def spread(pg_template):
+    """2,000 memories: 1% in 'tiny', 10% in 'tenth', the rest in 'bulk' (built once)."""
+    from memstore.stores.postgres import PostgresStore
+
+    url, template = pg_template
+    name = "memstore_spread"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    db_url = on_database(url, name)
+    store = PostgresStore(db_url, pool_size=2)
+    store.set_embedder_info("test-embedder", DIM)
+    store.create_account(A, A, "free", NOW)
+    rng = np.random.default_rng(42)
+    sizes = {"tiny": 20, "tenth": 200, "bulk": 1780}
+    vectors, sessions = {}, {}
+    for session, n in sizes.items():
+        rows = rows_for(session, n)
+        vecs = unit_vectors(rng, n)
+        store.insert(rows, vecs)
+        vectors.update(zip((r.id for r in rows), vecs, strict=True))
+        sessions[session] = [r.id for r in rows]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("ANALYZE memories")
+    yield store, vectors, sessions, rng
+    store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def exact_top(vectors: dict, ids: list[str], query: np.ndarray, k: int) -> list[str]:
+    scores = np.stack([vectors[i] for i in ids]) @ query
+    return [ids[i] for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+@pytest.mark.parametrize(
+    "scope", [["tiny"], ["tenth"], None, ["tiny", "tenth"]], ids=["1%", "10%", "100%", "11%"]
+)
+@pytest.mark.parametrize("k", [1, 10, 50])
+def test_dense_search_returns_the_exact_top_k_at_every_selectivity(spread, scope, k):
+    store, vectors, sessions, rng = spread
+    ids = [i for s in (scope or sessions) for i in sessions[s]]
+    for query in unit_vectors(rng, 5):
+        found = store.dense_search(A, scope, query, k, NOW, None)
+        assert [mid for mid, _ in found] == exact_top(vectors, ids, query, k)
+        for mid, score in found:
+            assert score == pytest.approx(float(vectors[mid] @ query), abs=1e-5)
+
+
+def test_dense_search_with_a_metadata_filter_is_exact(spread):
+    store, vectors, sessions, rng = spread
+    ids = sessions["tenth"][1::2]  # rows_for gives odd i parity 1
+    query = unit_vectors(rng, 1)[0]
+    found = store.dense_search(A, ["tenth"], query, 10, NOW, {"parity": 1})
+    assert [mid for mid, _ in found] == exact_top(vectors, ids, query, 10)
+
+
+def test_hnsw_path_falls_back_to_exact_when_the_filter_starves_it(spread):
+    from memstore.stores.postgres import PostgresStore
+
+    base, vectors, sessions, rng = spread
+    # Force the index path even for the 1% session: HNSW post-filters its 40 candidates
+    # down to almost nothing, and the store must notice and answer exactly instead.
+    store = PostgresStore(base.database_url, exact_limit=0, ef_search=40, pool_size=1)
+    try:
+        for query in unit_vectors(rng, 5):
+            found = store.dense_search(A, ["tiny"], query, 10, NOW, None)
+            assert [m for m, _ in found] == exact_top(vectors, sessions["tiny"], query, 10)
+    finally:
+        store.close()
+
+
+def test_expired_rows_never_come_back_from_search(pg_store):
+    rows = rows_for("ttl", 2)
+    rows[0] = MemoryRow(**{**rows[0].__dict__, "expires_at": NOW + 10})
+    vectors = unit_vectors(np.random.default_rng(3), 2)
+    pg_store.insert(rows, vectors)
+    later = NOW + 11
+    assert [m for m, _ in pg_store.dense_search(A, None, vectors[0], 5, later, None)] == [
+        rows[1].id
+    ]
+    assert [m for m, _ in pg_store.keyword_search(A, None, ["memory"], 5, later, None)] == [
+        rows[1].id
+    ]
+    assert pg_store.purge_expired(later) == 1
