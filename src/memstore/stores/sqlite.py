@@ -143,6 +143,7 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._conn.execute("PRAGMA busy_timeout = 10000")
         self._conn.execute("PRAGMA journal_mode = WAL")
+        self._sync_level = synchronous
         self._conn.execute(f"PRAGMA synchronous = {synchronous}")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._migrate()
@@ -178,6 +179,15 @@ class SQLiteStore:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _synchronous(self, level: str) -> Iterator[None]:
+        """Run with another fsync level (a per-connection setting; callers hold the lock)."""
+        self._conn.execute(f"PRAGMA synchronous = {level}")
+        try:
+            yield
+        finally:
+            self._conn.execute(f"PRAGMA synchronous = {self._sync_level}")
 
     def _read(self, sql: str, args: tuple | list = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -260,7 +270,10 @@ class SQLiteStore:
             return cur.rowcount > 0
 
     def add_usage(self, account_id: str, period: str, ops: int, limit: int | None) -> int | None:
-        with self._write() as db:
+        # Every recall counts an op; an fsync per recall would cost more than the search.
+        # In WAL mode, NORMAL still survives a killed process; only an OS crash or power
+        # loss can drop the last few increments of this counter.
+        with self._lock, self._synchronous("NORMAL"), self._write() as db:
             row = db.execute(
                 "INSERT INTO usage (account_id, period, ops) SELECT ?, ?, ?"
                 " WHERE ? IS NULL OR ? <= ?"
