@@ -423,6 +423,10 @@ def measure_level(
         [[id_to_pos[m] for m, _ in hits] for hits in found], exact
     )
     texts = extra_texts[: args.remember]
+    start = time.perf_counter()
+    for i in range(0, len(texts), 100):
+        embedder.embed_documents(texts[i : i + 100])
+    out["passage_embed_per_s"] = len(texts) / (time.perf_counter() - start)
     single, batch = remember_rates(ms, texts, f"remember-local-{n}", args.singles)
     out["local_remember_single_per_s"], out["local_remember_batch_per_s"] = single, batch
     ms.close()
@@ -547,7 +551,10 @@ def table(levels: list[dict[str, Any]], peer_names: list[str]) -> str:
                 f"{p['remember_batch_per_s']:.0f}",
             )
             row(f"{name} search only", p["search"])
-        lines.append(f"{'':>9}  load average {lv['load_before']} -> {lv['load_after']}")
+        lines.append(
+            f"{'':>9}  e5 passage embedding alone: {lv['passage_embed_per_s']:.0f} texts/s "
+            f"(batches of 100); load average {lv['load_before']} -> {lv['load_after']}"
+        )
     return "\n".join(lines)
 
 
@@ -568,6 +575,7 @@ def summary(levels: list[dict[str, Any]], peer_names: list[str], meta: dict) -> 
         "remember_batch_per_s": top["local_remember_batch_per_s"],
         "http_remember_single_per_s": top["http_remember_single_per_s"],
         "http_remember_batch_per_s": top["http_remember_batch_per_s"],
+        "passage_embed_per_s": top["passage_embed_per_s"],
         "recall_at_10": top["memstore_recall_at_10"],
         "server_rss_mb": top["server_rss_mb"],
     }
