@@ -140,13 +140,19 @@ class Corpus:
         vectors = self.base[idx % b].copy()
         derived = idx >= b
         if derived.any():
-            rng = np.random.default_rng(self.seed + start)
-            noise = rng.standard_normal((int(derived.sum()), self.base.shape[1]), np.float32)
-            noise *= self.jitter / np.sqrt(self.base.shape[1])
-            vectors[derived] += noise
+            vectors[derived] += self._noise(start, stop)[derived]
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         texts = [self.texts[i % b] if i < b else f"{self.texts[i % b]} [{i // b}]" for i in idx]
         return texts, vectors.astype(np.float32)
+
+    def _noise(self, start: int, stop: int) -> np.ndarray:
+        """Noise rows [start, stop), the same whatever the chunking (seeded per 1,000 rows)."""
+        dim, blocks = self.base.shape[1], []
+        for block in range(start // 1000, (stop - 1) // 1000 + 1):
+            rng = np.random.default_rng((self.seed, block))
+            blocks.append(rng.standard_normal((1000, dim), np.float32))
+        noise = np.concatenate(blocks)[start % 1000 : start % 1000 + stop - start]
+        return noise * (self.jitter / np.sqrt(dim))
 
     def chunks(
         self, start: int, stop: int, size: int
