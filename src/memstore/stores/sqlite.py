@@ -354,8 +354,10 @@ class SQLiteStore:
     def get_many(self, account_id: str, ids: list[str], now: float) -> dict[str, MemoryRow]:
         if not ids:
             return {}
+        # "+account_id": without it SQLite walks the account's whole index (170 ms at 100k
+        # memories) instead of looking the ids up in their unique index (0.3 ms).
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM memories WHERE account_id = ? AND {_LIVE}"
+            f"SELECT {_COLUMNS} FROM memories WHERE +account_id = ? AND {_LIVE}"
             f" AND id IN ({','.join('?' * len(ids))})",
             (account_id, now, *ids),
         )
@@ -365,7 +367,7 @@ class SQLiteStore:
         if not ids:
             return {}
         rows = self._read(
-            f"SELECT id, embedding FROM memories WHERE account_id = ?"
+            f"SELECT id, embedding FROM memories WHERE +account_id = ?"
             f" AND id IN ({','.join('?' * len(ids))})",
             (account_id, *ids),
         )
