@@ -55,10 +55,11 @@ MIGRATIONS: list[str] = [
         content TEXT NOT NULL,
         content_hash TEXT NOT NULL,
         metadata TEXT NOT NULL DEFAULT '{}',
-        embedding BLOB NOT NULL,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL,
-        expires_at REAL
+        expires_at REAL,
+        -- last, so that reading the columns above never touches the vector's overflow pages
+        embedding BLOB NOT NULL
     );
     CREATE UNIQUE INDEX memories_dedup ON memories (account_id, session, content_hash);
     CREATE INDEX memories_by_session ON memories (account_id, session, seq);
