@@ -21,7 +21,8 @@ from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from memstore.stores.base import AccountRow, ApiKeyRow, Filters, MemoryRow
+from memstore.stores.accounts import AccountsAndKeys
+from memstore.stores.base import Filters, MemoryRow
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
 SCHEMA_LOCK = 0x6D656D73746F7265
@@ -119,8 +120,10 @@ def _scope(
     return sql, args
 
 
-class PostgresStore:
+class PostgresStore(AccountsAndKeys):
     """Store over a PostgreSQL database with pgvector (see module docstring)."""
+
+    param = "%s"
 
     def __init__(
         self,
@@ -185,61 +188,9 @@ class PostgresStore:
             )
 
     # -- accounts, keys, usage
-    def create_account(self, account_id: str, name: str, plan: str, now: float) -> AccountRow:
+    def _change(self, sql: str, args: Any) -> int:
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO accounts (id, name, plan, created_at) VALUES (%s, %s, %s, %s)",
-                (account_id, name, plan, now),
-            )
-        return AccountRow(account_id, name, plan, now)
-
-    def get_account(self, account_id: str) -> AccountRow | None:
-        rows = self._read(
-            "SELECT id, name, plan, created_at FROM accounts WHERE id = %s", (account_id,)
-        )
-        return AccountRow(*rows[0]) if rows else None
-
-    def find_account_by_name(self, name: str) -> AccountRow | None:
-        rows = self._read(
-            "SELECT id, name, plan, created_at FROM accounts WHERE name = %s", (name,)
-        )
-        return AccountRow(*rows[0]) if rows else None
-
-    def list_accounts(self) -> list[AccountRow]:
-        rows = self._read("SELECT id, name, plan, created_at FROM accounts ORDER BY created_at")
-        return [AccountRow(*r) for r in rows]
-
-    def create_key(self, key: ApiKeyRow) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO api_keys (id, account_id, prefix, key_hash, created_at, revoked_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (key.id, key.account_id, key.prefix, key.key_hash, key.created_at, key.revoked_at),
-            )
-
-    def find_key(self, key_hash: str) -> ApiKeyRow | None:
-        rows = self._read(
-            "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
-            " WHERE key_hash = %s",
-            (key_hash,),
-        )
-        return ApiKeyRow(*rows[0]) if rows else None
-
-    def list_keys(self) -> list[ApiKeyRow]:
-        rows = self._read(
-            "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
-            " ORDER BY created_at"
-        )
-        return [ApiKeyRow(*r) for r in rows]
-
-    def revoke_key(self, key_id_or_prefix: str, now: float) -> bool:
-        with self._tx() as conn:
-            cur = conn.execute(
-                "UPDATE api_keys SET revoked_at = %s WHERE (id = %s OR prefix = %s)"
-                " AND revoked_at IS NULL",
-                (now, key_id_or_prefix, key_id_or_prefix),
-            )
-            return cur.rowcount > 0
+            return conn.execute(sql, args).rowcount
 
     def add_usage(self, account_id: str, period: str, ops: int, limit: int | None) -> int | None:
         # One statement: the conflicting row is locked and the cap re-checked on its latest

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from memstore.stores.base import AccountRow, ApiKeyRow, Filters, MemoryRow
+from memstore.stores.accounts import AccountsAndKeys
+from memstore.stores.base import Filters, MemoryRow
 from memstore.stores.vector_index import VectorIndex
 
 DB_FILENAME = "memstore.db"
@@ -135,7 +136,7 @@ def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, li
     return sql, args
 
 
-class SQLiteStore:
+class SQLiteStore(AccountsAndKeys):
     """Store over one SQLite database file (see module docstring)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
@@ -216,59 +217,9 @@ class SQLiteStore:
             )
 
     # -- accounts, keys, usage
-    def create_account(self, account_id: str, name: str, plan: str, now: float) -> AccountRow:
+    def _change(self, sql: str, args: Any) -> int:
         with self._write() as db:
-            db.execute(
-                "INSERT INTO accounts (id, name, plan, created_at) VALUES (?, ?, ?, ?)",
-                (account_id, name, plan, now),
-            )
-        return AccountRow(account_id, name, plan, now)
-
-    def get_account(self, account_id: str) -> AccountRow | None:
-        rows = self._read(
-            "SELECT id, name, plan, created_at FROM accounts WHERE id = ?", (account_id,)
-        )
-        return AccountRow(*rows[0]) if rows else None
-
-    def find_account_by_name(self, name: str) -> AccountRow | None:
-        rows = self._read("SELECT id, name, plan, created_at FROM accounts WHERE name = ?", (name,))
-        return AccountRow(*rows[0]) if rows else None
-
-    def list_accounts(self) -> list[AccountRow]:
-        rows = self._read("SELECT id, name, plan, created_at FROM accounts ORDER BY created_at")
-        return [AccountRow(*r) for r in rows]
-
-    def create_key(self, key: ApiKeyRow) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO api_keys (id, account_id, prefix, key_hash, created_at, revoked_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (key.id, key.account_id, key.prefix, key.key_hash, key.created_at, key.revoked_at),
-            )
-
-    def find_key(self, key_hash: str) -> ApiKeyRow | None:
-        rows = self._read(
-            "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
-            " WHERE key_hash = ?",
-            (key_hash,),
-        )
-        return ApiKeyRow(*rows[0]) if rows else None
-
-    def list_keys(self) -> list[ApiKeyRow]:
-        rows = self._read(
-            "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
-            " ORDER BY created_at"
-        )
-        return [ApiKeyRow(*r) for r in rows]
-
-    def revoke_key(self, key_id_or_prefix: str, now: float) -> bool:
-        with self._write() as db:
-            cur = db.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR prefix = ?)"
-                " AND revoked_at IS NULL",
-                (now, key_id_or_prefix, key_id_or_prefix),
-            )
-            return cur.rowcount > 0
+            return db.execute(sql, args).rowcount
 
     def add_usage(self, account_id: str, period: str, ops: int, limit: int | None) -> int | None:
         # Every recall counts an op; an fsync per recall would cost more than the search.
