@@ -172,6 +172,16 @@ def test_list_pages_newest_first_with_a_cursor(engine):
     assert seen == [f"note number {i}" for i in reversed(range(7))]
 
 
+def test_a_batch_is_stored_in_its_own_order(engine):
+    """A batch is a conversation or a run's notes: list (newest first) shows it reversed,
+    and recall reads each memory after the one before it in the batch."""
+    engine.remember(A, "before the batch", "p")
+    engine.remember_many(A, [{"content": f"turn {i}", "session": "p"} for i in range(4)])
+    engine.remember(A, "after the batch", "p")
+    listed = [m.content for m in engine.list(A, "p").memories]
+    assert listed == ["after the batch", "turn 3", "turn 2", "turn 1", "turn 0", "before the batch"]
+
+
 def test_metadata_filters_narrow_recall(engine):
     engine.remember(A, "the meeting is at noon", metadata={"kind": "calendar", "priority": 1})
     engine.remember(A, "the meeting notes are in the wiki", metadata={"kind": "docs"})

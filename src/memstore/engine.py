@@ -34,13 +34,25 @@ from memstore.models import (
     Usage,
     to_datetime,
 )
-from memstore.ranking import fuse, keyword_terms, query_periods
+from memstore.ranking import (
+    CONTEXT_RADIUS,
+    CONTEXT_WINDOW,
+    DENSE_WEIGHT,
+    KEYWORD_WEIGHT,
+    Context,
+    context_cosines,
+    fuse,
+    keyword_terms,
+    query_periods,
+    rrf,
+)
 from memstore.stores.base import MemoryRow, Store
 
 PLANS: dict[str, int | None] = {"free": 1_000, "pro": 100_000, "unlimited": None}
 LOCAL_ACCOUNT = "local"
 PURGE_INTERVAL_SECONDS = 60.0
 CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
+IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
 
 
 def content_hash(content: str) -> str:
@@ -201,7 +213,10 @@ class MemoryEngine:
         stored = {
             k: (row, True) for k, row in self.store.find_duplicates(account_id, keys, now).items()
         }
-        fresh_at = {k: i for i, k in reversed(list(enumerate(keys))) if k not in stored}
+        fresh_at: dict[tuple[str, str], int] = {}  # first occurrence, in the batch's order
+        for i, key in enumerate(keys):
+            if key not in stored:
+                fresh_at.setdefault(key, i)
         if fresh_at:
             fresh = [rows[i] for i in fresh_at.values()]
             if vectors is None:
@@ -243,14 +258,26 @@ class MemoryEngine:
         keyword = self.store.keyword_search(
             account_id, sessions, keyword_terms(query), k, now, where
         )
-        in_period = self._created_in_periods(account_id, query, dense, keyword, now)
-        ranked = fuse(dense, keyword, in_period=in_period, limit=limit)
-        in_dense = {mid for mid, _ in dense}
-        missing = [mid for mid, _ in ranked if mid not in in_dense]
-        if missing:  # keyword-only hits: score them by their real cosine, not as unrelated
-            vectors = self.store.vectors(account_id, missing)
-            cosines = {mid: float(np.dot(v, vector)) for mid, v in vectors.items()}
-            ranked = fuse(dense, keyword, in_period=in_period, cosines=cosines, limit=limit)
+        # Read each candidate in its context: the memories stored around it in its session.
+        first = rrf([dense, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
+        candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, limit)]
+        around = self.store.neighbors(
+            account_id, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where
+        )
+        context = Context(around)
+        pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
+        vectors = self.store.vectors(account_id, list(pool))
+        cosines = {mid: float(np.dot(v, vector)) for mid, v in vectors.items()}
+        in_context = context_cosines(vector, vectors, context)
+        in_period = self._created_in_periods(account_id, query, in_context, keyword, now)
+        ranked = fuse(
+            in_context,
+            keyword,
+            in_period=in_period,
+            cosines=cosines,
+            context=context,
+            limit=limit,
+        )
         if threshold is not None:  # scores never increase down the list
             ranked = [(mid, s) for mid, s in ranked if s >= threshold]
         rows = self.store.get_many(account_id, [mid for mid, _ in ranked], now)
