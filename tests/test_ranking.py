@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
-from memstore.ranking import fuse, keyword_terms, query_periods, rrf, shown_score
+from memstore.ranking import (
+    CONTEXT_WINDOW,
+    Context,
+    context_cosines,
+    fuse,
+    keyword_terms,
+    query_periods,
+    rrf,
+    shown_score,
+    spread,
+)
 
 FACTS = [
     "Competitor analysis complete: Acme Corp lacks API docs",
@@ -101,6 +112,99 @@ def test_a_named_month_lifts_memories_created_in_it(engine, clock):
     engine.remember("acct_a", "Went hiking with the family", "s")
     hits = engine.recall("acct_a", "where did I go hiking in May 2023?", session="s")
     assert hits[0].content == "Went hiking with the team"
+
+
+# -- context: memories stored one after another in a session are read together
+
+CHAT = [
+    "Maria: Have you tried the new ramen place on 5th street yet?",
+    "John: Not yet. I made coconut milk ice cream at home yesterday though.",
+    "Maria: Oh nice, how did it turn out?",
+    "John: Honestly? Best thing I have made all year, rich and creamy.",
+    "Maria: I adopted a kitten last week, she is called Pepper.",
+    "John: What do you think of the name? I think Pepper suits a black cat.",
+    "Maria: Work is busy, we now deploy on Tuesdays after the standup.",
+    "John: I think I will finally repaint the garage this weekend.",
+]
+
+
+def test_the_reply_to_a_matching_question_is_recalled_with_it(engine):
+    engine.remember_many("acct_a", [{"content": c, "session": "chat"} for c in CHAT])
+    hits = engine.recall(
+        "acct_a", "What did John think of the coconut milk ice cream?", session="chat", limit=2
+    )
+    assert [h.content for h in hits] == [CHAT[1], CHAT[3]]
+
+
+def test_context_stays_inside_its_session_and_time_window(engine, clock):
+    engine.remember("acct_a", "Maria: what did you think of the coconut ice cream?", "one")
+    engine.remember("acct_a", "John: the deploy finished without errors", "two")
+    clock.now += CONTEXT_WINDOW + 1
+    engine.remember("acct_a", "John: the kitten chewed my headphones", "one")
+    hits = engine.recall("acct_a", "coconut ice cream", session=["one", "two"], limit=3)
+    lifted = engine.store.neighbors("acct_a", [hits[0].id], 2, CONTEXT_WINDOW, clock.now, None)
+    assert hits[0].content.startswith("Maria")
+    assert lifted == {}  # the next memory of "one" came too late; "two" is another session
+
+
+def test_a_memory_stored_after_a_match_does_not_borrow_its_score(engine):
+    engine.remember_many(
+        "acct_a",
+        [
+            {"content": "The deployment uses PostgreSQL 16 on three replicas", "session": "s"},
+            {"content": "Banana bread needs very ripe bananas", "session": "s"},
+        ],
+    )
+    hits = engine.recall("acct_a", "PostgreSQL replicas deployment", session="s")
+    assert [h.content for h in hits][0].startswith("The deployment")
+    assert hits[1].score < 0.3
+    assert [
+        h.content
+        for h in engine.recall(
+            "acct_a", "PostgreSQL replicas deployment", session="s", min_score=0.5
+        )
+    ] == ["The deployment uses PostgreSQL 16 on three replicas"]
+
+
+def test_context_walks_the_neighbour_lists():
+    context = Context({"c": {-2: "a", -1: "b", 1: "d"}, "d": {1: "e", 2: "f"}})
+    assert context.before == {"b": "a", "c": "b", "d": "c", "e": "d", "f": "e"}
+    assert dict(context.around["c"]) == {-2: "a", -1: "b", 1: "d", 2: "e"}
+    assert dict(context.around["a"]) == {1: "b", 2: "c"}
+
+
+def test_context_with_a_gap_does_not_link_across_it():
+    context = Context({"c": {-2: "a", 1: "d"}})  # -1 missing: a is not c's previous
+    assert "c" not in context.before and context.before == {"d": "c"}
+
+
+def test_spread_gives_the_next_memory_more_than_the_previous():
+    context = Context({"q": {-1: "before", 1: "after"}})
+    lifted = spread({"q": 1.0}, context)
+    assert lifted["q"] == 1.0
+    assert lifted["after"] > lifted["before"] > 0
+
+
+def test_context_cosines_blend_in_the_previous_memory():
+    question, reply, other = np.eye(3, dtype=np.float32)
+    vectors = {"question": question, "reply": reply, "other": other}
+    query = question
+    alone = dict(context_cosines(query, vectors, Context()))
+    blended = dict(context_cosines(query, vectors, Context({"reply": {-1: "question"}})))
+    assert alone["reply"] == 0.0
+    assert blended["reply"] > 0.4
+    assert blended["question"] == alone["question"] == 1.0
+    assert blended["other"] == 0.0
+
+
+def test_fuse_with_context_scores_never_increase_and_stay_own():
+    dense = [("q", 0.93), ("x", 0.85), ("r", 0.75)]
+    context = Context({"q": {1: "r"}})
+    out = fuse(dense, [], context=context, cosines=dict(dense))
+    assert [mid for mid, _ in out][:2] == ["q", "r"]
+    scores = [s for _, s in out]
+    assert scores == sorted(scores, reverse=True)
+    assert dict(out)["r"] == round(shown_score(0.85, None), 4)  # at least the score below it
 
 
 # -- the fusion function

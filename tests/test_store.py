@@ -78,3 +78,46 @@ def test_dense_search_scores_are_cosine_similarities_best_first(filled):
     found = filled.dense_search(A, None, query, 3, NOW, None)
     assert found[0][1] == pytest.approx(1.0, abs=1e-6)
     assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+
+
+@pytest.fixture
+def conversation(store):
+    """Turns t0..t5 of session "chat" (t5 an hour and more later), interleaved with other
+    sessions' and another account's rows, which must never count as neighbours."""
+    store.set_embedder_info("test-embedder", DIM)
+    store.create_account(A, A, "unlimited", NOW)
+    store.create_account("acct_b", "acct_b", "unlimited", NOW)
+    ids = {}
+    for i in range(6):
+        when = NOW + (7200 if i == 5 else i)
+        turn = make_row(f"turn {i}", "chat", {"even": i % 2 == 0}, expires_at=None)
+        turn = MemoryRow(**{**turn.__dict__, "created_at": when})
+        other = make_row(f"aside {i}", "other")
+        foreign = MemoryRow(**{**make_row(f"foreign {i}", "chat").__dict__, "account_id": "acct_b"})
+        for row in (turn, other, foreign):
+            store.insert([row], np.eye(1, DIM, dtype=np.float32))
+        ids[f"t{i}"] = turn.id
+    return store, ids
+
+
+def test_neighbors_are_the_nearest_turns_of_the_same_session(conversation):
+    store, t = conversation
+    found = store.neighbors(A, [t["t2"], t["t0"]], 2, 3600.0, NOW, None)
+    assert found[t["t2"]] == {-2: t["t0"], -1: t["t1"], 1: t["t3"], 2: t["t4"]}
+    assert found[t["t0"]] == {1: t["t1"], 2: t["t2"]}
+
+
+def test_neighbors_stop_at_the_time_window(conversation):
+    store, t = conversation
+    assert store.neighbors(A, [t["t4"]], 2, 3600.0, NOW, None)[t["t4"]] == {
+        -1: t["t3"],
+        -2: t["t2"],
+    }
+    assert t["t5"] not in store.neighbors(A, [t["t5"]], 2, 3600.0, NOW, None)
+
+
+def test_neighbors_skip_rows_outside_the_filters_and_other_accounts(conversation):
+    store, t = conversation
+    found = store.neighbors(A, [t["t2"]], 1, 3600.0, NOW, {"even": True})
+    assert found[t["t2"]] == {-1: t["t0"], 1: t["t4"]}
+    assert store.neighbors("acct_b", [t["t2"]], 2, 3600.0, NOW, None) == {}

@@ -3,16 +3,22 @@
 Order comes from weighted reciprocal-rank fusion of the lists, which uses rank positions
 only, so it does not care how a store scales its keyword relevance (FTS5 BM25, Postgres
 ts_rank). When the query names a month or a year, the memories created in it form a
-third list. The score shown to users is made separately so that it means the same thing
-in every query: a calibrated cosine similarity (near-identical text -> about 1, unrelated
-text -> near 0), raised a little for a high keyword rank. See docs/ranking.md.
+third list. Memories are read in their context: the dense list compares the query with
+each memory blended with the one stored before it in its session, and part of each
+memory's fused relevance spreads to the memories stored just before and after it (an
+answer follows its question). The score shown to users is made separately so that it
+means the same thing in every query: a calibrated cosine similarity (near-identical text
+-> about 1, unrelated text -> near 0), raised a little for a high keyword rank. See
+docs/ranking.md.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+
+import numpy as np
 
 # Cosine similarities of e5-small between a query and a passage live in a narrow band:
 # unrelated text sits near 0.75, a paraphrase near 0.85, the same text near 0.95.
@@ -26,6 +32,14 @@ DENSE_WEIGHT = 0.7
 KEYWORD_WEIGHT = 1.0
 PERIOD_WEIGHT = 1.0
 KEYWORD_BOOST = 0.15
+# Context: memories of one session stored within an hour of each other, in order, are read
+# together. A memory's context vector is its own plus CONTEXT_MIX of the previous one's.
+CONTEXT_RADIUS = 2
+CONTEXT_WINDOW = 3600.0
+CONTEXT_MIX = 0.5
+# Share of a memory's fused relevance given to the memory `offset` places after (+) or
+# before (-) it: an answer follows its question.
+SPREAD = {1: 0.35, 2: 0.2, -1: 0.2, -2: 0.1}
 
 STOPWORDS = frozenset(
     [
@@ -237,32 +251,90 @@ def shown_score(cosine: float | None, keyword_rank: int | None) -> float:
     return min(1.0, base + bonus * (1.0 - base))
 
 
+class Context:
+    """Who comes before and after whom, from a store's ``neighbors`` answer
+    (id -> {offset: id}), walked up to CONTEXT_RADIUS steps from any memory it names."""
+
+    def __init__(self, neighbors: Mapping[str, Mapping[int, str]] | None = None) -> None:
+        self.before: dict[str, str] = {}
+        after: dict[str, str] = {}
+        for memory_id, offsets in (neighbors or {}).items():
+            span = sorted({**offsets, 0: memory_id}.items())
+            for (o1, a), (o2, b) in zip(span, span[1:], strict=False):
+                if o2 == o1 + 1:
+                    after[a], self.before[b] = b, a
+        self.around: dict[str, list[tuple[int, str]]] = {}
+        for memory_id in after.keys() | self.before.keys():
+            found = self.around[memory_id] = []
+            for step, links in ((1, after), (-1, self.before)):
+                current: str | None = memory_id
+                for distance in range(1, CONTEXT_RADIUS + 1):
+                    current = links.get(current) if current else None
+                    if current is None:
+                        break
+                    found.append((step * distance, current))
+
+
+def context_cosines(
+    query: np.ndarray, vectors: Mapping[str, np.ndarray], context: Context
+) -> list[tuple[str, float]]:
+    """(id, cosine of the query with the memory's context vector), best first. The context
+    vector is the memory's vector plus CONTEXT_MIX of the previous memory's, when known."""
+    if not vectors:
+        return []
+    ids = list(vectors)
+    row = {memory_id: i for i, memory_id in enumerate(ids)}
+    matrix = np.stack([vectors[i] for i in ids])
+    pairs = [(i, row[p]) for i, m in enumerate(ids) if (p := context.before.get(m)) in row]
+    blended = matrix.copy()
+    if pairs:
+        rows, previous = np.array(pairs).T
+        blended[rows] += CONTEXT_MIX * matrix[previous]
+    cosines = blended @ query / np.maximum(np.linalg.norm(blended, axis=1), 1e-12)
+    order = np.argsort(-cosines, kind="stable")
+    return [(ids[i], float(cosines[i])) for i in order]
+
+
+def spread(fused: Mapping[str, float], context: Context) -> dict[str, float]:
+    """Add SPREAD shares of each memory's fused relevance to the memories around it."""
+    out = dict(fused)
+    for memory_id, relevance in fused.items():
+        for offset, neighbor in context.around.get(memory_id, ()):
+            out[neighbor] = out.get(neighbor, 0.0) + SPREAD[offset] * relevance
+    return out
+
+
 def fuse(
     dense: list[tuple[str, float]],
     keyword: list[tuple[str, float]],
     *,
     in_period: list[str] | None = None,
     cosines: dict[str, float] | None = None,
+    context: Context | None = None,
     limit: int | None = None,
 ) -> list[tuple[str, float]]:
     """Merge best-first dense (id, cosine) and keyword (id, relevance) lists into
     (id, score in [0, 1]), best first, scores non-increasing.
 
     ``in_period`` lists candidates created in a period the query names, best first;
-    ``cosines`` adds cosine similarities for candidates missing from ``dense``; ``limit``
-    keeps only the best that many."""
+    ``cosines`` gives each candidate's own cosine similarity (default: the dense list's
+    scores), for the shown score; ``context`` spreads relevance to neighbouring memories;
+    ``limit`` keeps only the best that many."""
     lists: list[list[tuple[str, float]]] = [dense, keyword]
     weights = [DENSE_WEIGHT, KEYWORD_WEIGHT]
     if in_period:
         lists.append([(mid, 0.0) for mid in in_period])
         weights.append(PERIOD_WEIGHT)
     fused = rrf(lists, weights)
-    cosine_of = {**(cosines or {}), **dict(dense)}
+    if context is not None:
+        fused = spread(fused, context)
+    cosine_of = {**dict(dense), **(cosines or {})}
     keyword_rank = {mid: rank for rank, (mid, _) in enumerate(keyword)}
+
     ordered = sorted(fused, key=lambda mid: fused[mid], reverse=True)[:limit]
-    out, ceiling = [], 1.0
-    for mid in ordered:
-        # Keep scores non-increasing down the list, so "best first" holds for the score too.
-        ceiling = min(ceiling, shown_score(cosine_of.get(mid), keyword_rank.get(mid)))
-        out.append((mid, round(ceiling, 4)))
-    return out
+    scores = [shown_score(cosine_of.get(mid), keyword_rank.get(mid)) for mid in ordered]
+    # Keep scores non-increasing down the list, so "best first" holds for the score too: a
+    # memory ranked above another (by its keywords or its context) shows at least its score.
+    for i in range(len(scores) - 2, -1, -1):
+        scores[i] = max(scores[i], scores[i + 1])
+    return [(mid, round(score, 4)) for mid, score in zip(ordered, scores, strict=True)]

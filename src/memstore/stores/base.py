@@ -7,6 +7,7 @@ another account. The shared session is stored as the empty string.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +47,25 @@ class ApiKeyRow:
 
 
 Filters = dict[str, str | int | float | bool | None]
+
+
+def context_offsets(
+    rows: Iterable[tuple[str, str, int, float]], window: float
+) -> dict[str, dict[int, str]]:
+    """Turn (id, neighbour id, seq difference, created_at difference) rows into
+    id -> {offset: neighbour id}: offsets -1, -2... before and 1, 2... after, nearest first,
+    each side stopping at the first neighbour created more than ``window`` seconds away."""
+    sides: dict[tuple[str, int], list[tuple[int, str, float]]] = {}
+    for memory_id, neighbour, seq_delta, time_delta in rows:
+        side = 1 if seq_delta > 0 else -1
+        sides.setdefault((memory_id, side), []).append((abs(seq_delta), neighbour, time_delta))
+    out: dict[str, dict[int, str]] = {}
+    for (memory_id, side), found in sides.items():
+        for step, (_, neighbour, time_delta) in enumerate(sorted(found), start=1):
+            if abs(time_delta) > window:
+                break
+            out.setdefault(memory_id, {})[side * step] = neighbour
+    return out
 
 
 class Store(Protocol):
@@ -94,6 +114,20 @@ class Store(Protocol):
         ...
 
     def vectors(self, account_id: str, ids: list[str]) -> dict[str, np.ndarray]: ...
+    def neighbors(
+        self,
+        account_id: str,
+        ids: list[str],
+        radius: int,
+        window: float,
+        now: float,
+        filters: Filters | None,
+    ) -> dict[str, dict[int, str]]:
+        """The live memories stored just before and after each of ``ids`` in its session
+        (insertion order), up to ``radius`` each side, matching ``filters``, created within
+        ``window`` seconds of it: id -> {offset: id}, offsets -radius..-1 and 1..radius."""
+        ...
+
     def update(self, row: MemoryRow, vector: np.ndarray | None) -> bool:
         """Replace content/metadata/updated_at of ``row.id`` in ``row.account_id``."""
         ...

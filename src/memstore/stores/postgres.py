@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from memstore.stores.accounts import AccountsAndKeys
-from memstore.stores.base import Filters, MemoryRow
+from memstore.stores.base import Filters, MemoryRow, context_offsets
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
 SCHEMA_LOCK = 0x6D656D73746F7265
@@ -291,6 +291,31 @@ class PostgresStore(AccountsAndKeys):
             (account_id, ids),
         )
         return {r[0]: np.asarray(r[1].to_numpy(), dtype=np.float32) for r in rows}
+
+    def neighbors(
+        self,
+        account_id: str,
+        ids: builtins.list[str],
+        radius: int,
+        window: float,
+        now: float,
+        filters: Filters | None,
+    ) -> dict[str, dict[int, str]]:
+        if not ids or radius <= 0:
+            return {}
+        scope, args = _scope(account_id, None, now, filters)
+        sides = []
+        for op, order in (("<", "DESC"), (">", "ASC")):
+            sides.append(
+                "SELECT c.id, n.id, n.seq - c.seq, n.created_at - c.created_at FROM memories c"
+                " CROSS JOIN LATERAL (SELECT m.id, m.seq, m.created_at FROM memories m"
+                f" WHERE {scope} AND m.session = c.session AND m.seq {op} c.seq"
+                f" ORDER BY m.seq {order} LIMIT %s) n"
+                " WHERE c.account_id = %s AND c.id = ANY(%s)"
+            )
+        side_args = (*args, radius, account_id, ids)
+        rows = self._read(" UNION ALL ".join(sides), side_args + side_args)
+        return context_offsets(rows, window)
 
     def list(
         self,

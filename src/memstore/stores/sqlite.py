@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from memstore.stores.accounts import AccountsAndKeys
-from memstore.stores.base import Filters, MemoryRow
+from memstore.stores.base import Filters, MemoryRow, context_offsets
 from memstore.stores.vector_index import VectorIndex
 
 DB_FILENAME = "memstore.db"
@@ -324,6 +324,33 @@ class SQLiteStore(AccountsAndKeys):
             (account_id, *ids),
         )
         return {r[0]: np.frombuffer(r[1], dtype=np.float32) for r in rows}
+
+    def neighbors(
+        self,
+        account_id: str,
+        ids: list[str],
+        radius: int,
+        window: float,
+        now: float,
+        filters: Filters | None,
+    ) -> dict[str, dict[int, str]]:
+        if not ids or radius <= 0:
+            return {}
+        scope, args = _scope(None, filters)
+        marks = ",".join("?" * len(ids))
+        sides = []
+        for op, order in (("<", "DESC"), (">", "ASC")):
+            sides.append(
+                "SELECT c.id, n.id, n.seq - c.seq, n.created_at - c.created_at FROM memories c"
+                " JOIN memories n ON n.seq IN (SELECT m.seq FROM memories m"
+                " WHERE m.account_id = c.account_id AND m.session = c.session"
+                f" AND m.seq {op} c.seq AND (m.expires_at IS NULL OR m.expires_at > ?){scope}"
+                f" ORDER BY m.seq {order} LIMIT ?)"
+                f" WHERE +c.account_id = ? AND c.id IN ({marks})"
+            )
+        side_args = (now, *args, radius, account_id, *ids)
+        rows = self._read(" UNION ALL ".join(sides), side_args + side_args)
+        return context_offsets(rows, window)
 
     def list(
         self,
