@@ -133,7 +133,7 @@ def test_the_reply_to_a_matching_question_is_recalled_with_it(engine):
     hits = engine.recall(
         "acct_a", "What did John think of the coconut milk ice cream?", session="chat", limit=2
     )
-    assert [h.content for h in hits] == [CHAT[1], CHAT[3]]
+    assert {h.content for h in hits} == {CHAT[1], CHAT[3]}
 
 
 def test_context_stays_inside_its_session_and_time_window(engine, clock):
@@ -178,11 +178,11 @@ def test_context_with_a_gap_does_not_link_across_it():
     assert "c" not in context.before and context.before == {"d": "c"}
 
 
-def test_spread_gives_the_next_memory_more_than_the_previous():
-    context = Context({"q": {-1: "before", 1: "after"}})
+def test_spread_gives_nearer_neighbours_more():
+    context = Context({"q": {-2: "far before", -1: "before", 1: "after", 2: "far after"}})
     lifted = spread({"q": 1.0}, context)
     assert lifted["q"] == 1.0
-    assert lifted["after"] > lifted["before"] > 0
+    assert lifted["after"] == lifted["before"] > lifted["far after"] == lifted["far before"] > 0
 
 
 def test_context_cosines_blend_in_the_previous_memory():

@@ -37,9 +37,9 @@ KEYWORD_BOOST = 0.15
 CONTEXT_RADIUS = 2
 CONTEXT_WINDOW = 3600.0
 CONTEXT_MIX = 0.5
-# Share of a memory's fused relevance given to the memory `offset` places after (+) or
-# before (-) it: an answer follows its question.
-SPREAD = {1: 0.35, 2: 0.2, -1: 0.2, -2: 0.1}
+# Share of a memory's fused relevance given to the memories 1 and 2 places before and after
+# it: a question and its answer, a topic and what was said about it, sit side by side.
+SPREAD = {1: 0.35, 2: 0.25}
 
 STOPWORDS = frozenset(
     [
@@ -300,7 +300,7 @@ def spread(fused: Mapping[str, float], context: Context) -> dict[str, float]:
     out = dict(fused)
     for memory_id, relevance in fused.items():
         for offset, neighbor in context.around.get(memory_id, ()):
-            out[neighbor] = out.get(neighbor, 0.0) + SPREAD[offset] * relevance
+            out[neighbor] = out.get(neighbor, 0.0) + SPREAD[abs(offset)] * relevance
     return out
 
 
