@@ -93,17 +93,20 @@ def test_export_import_reuses_vectors_with_the_same_embedder(tmp_path):
     ms = Memstore.local(src)
     ms.remember("alpha fact", session="a", metadata={"n": 1})
     ms.remember("shared fact")
+    ms.remember_many([{"content": f"turn {i}", "session": "chat"} for i in range(3)])
     assert run_cli("export", str(file), "--data-dir", str(src)).returncode == 0
     header = json.loads(file.read_text().splitlines()[0])
     assert header["embedder"] == "e5-small-q4"
     out = run_cli("import", str(file), "--data-dir", str(dst))
     assert out.returncode == 0, out.stderr
-    assert "imported 2" in out.stderr and "vectors reused" in out.stderr
+    assert "imported 5" in out.stderr and "vectors reused" in out.stderr
     copy = Memstore.local(dst)
     assert copy.recall("alpha fact", session="a")[0].metadata == {"n": 1}
+    # The order memories were stored in survives (recall reads them in that order).
+    assert [m.content for m in copy.list("chat").memories] == ["turn 2", "turn 1", "turn 0"]
     # Importing again adds nothing: identical content in a session is stored once.
     again = run_cli("import", str(file), "--data-dir", str(dst))
-    assert "imported 0, skipped 2" in again.stderr
+    assert "imported 0, skipped 5" in again.stderr
 
 
 def test_import_re_embeds_when_the_embedder_differs(tmp_path):
