@@ -280,3 +280,12 @@ def test_query_periods(query, expected):
 def test_fuse_limit_keeps_the_best():
     dense = [("a", 0.9), ("b", 0.8), ("c", 0.7)]
     assert fuse(dense, [], limit=2) == fuse(dense, [])[:2]
+
+
+def test_min_score_judges_each_memory_by_its_own_score_before_the_limit():
+    dense = [("q", 0.93), ("x", 0.85), ("r", 0.75)]
+    context = Context({"q": {1: "r"}})
+    assert [mid for mid, _ in fuse(dense, [], context=context, limit=2)] == ["q", "r"]
+    kept = fuse(dense, [], context=context, limit=2, min_score=0.5)
+    assert [mid for mid, _ in kept] == ["q", "x"]  # r ranks second for its context only
+    assert all(score >= 0.5 for _, score in kept)

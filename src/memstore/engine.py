@@ -277,9 +277,8 @@ class MemoryEngine:
             cosines=cosines,
             context=context,
             limit=limit,
+            min_score=threshold,
         )
-        if threshold is not None:  # scores never increase down the list
-            ranked = [(mid, s) for mid, s in ranked if s >= threshold]
         rows = self.store.get_many(account_id, [mid for mid, _ in ranked], now)
         return [
             RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)

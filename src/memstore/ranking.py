@@ -312,6 +312,7 @@ def fuse(
     cosines: dict[str, float] | None = None,
     context: Context | None = None,
     limit: int | None = None,
+    min_score: float | None = None,
 ) -> list[tuple[str, float]]:
     """Merge best-first dense (id, cosine) and keyword (id, relevance) lists into
     (id, score in [0, 1]), best first, scores non-increasing.
@@ -319,7 +320,8 @@ def fuse(
     ``in_period`` lists candidates created in a period the query names, best first;
     ``cosines`` gives each candidate's own cosine similarity (default: the dense list's
     scores), for the shown score; ``context`` spreads relevance to neighbouring memories;
-    ``limit`` keeps only the best that many."""
+    ``limit`` keeps only the best that many; ``min_score`` drops memories whose own score
+    is below it (before the limit, so the limit fills with memories that pass)."""
     lists: list[list[tuple[str, float]]] = [dense, keyword]
     weights = [DENSE_WEIGHT, KEYWORD_WEIGHT]
     if in_period:
@@ -331,8 +333,14 @@ def fuse(
     cosine_of = {**dict(dense), **(cosines or {})}
     keyword_rank = {mid: rank for rank, (mid, _) in enumerate(keyword)}
 
-    ordered = sorted(fused, key=lambda mid: fused[mid], reverse=True)[:limit]
-    scores = [shown_score(cosine_of.get(mid), keyword_rank.get(mid)) for mid in ordered]
+    ordered, scores = [], []
+    for mid in sorted(fused, key=lambda mid: fused[mid], reverse=True):
+        if limit is not None and len(ordered) >= limit:
+            break
+        score = shown_score(cosine_of.get(mid), keyword_rank.get(mid))
+        if min_score is None or score >= min_score:
+            ordered.append(mid)
+            scores.append(score)
     # Keep scores non-increasing down the list, so "best first" holds for the score too: a
     # memory ranked above another (by its keywords or its context) shows at least its score.
     for i in range(len(scores) - 2, -1, -1):
