@@ -1,6 +1,8 @@
 """Recall latency at N memories: the default hybrid recall against plain dense recall.
 
     python bench/ranking_latency.py --data ../shared/data/locomo-dev.json [--memories 10000]
+    python bench/ranking_latency.py --data ... --postgres       # a throwaway pgserver
+    python bench/ranking_latency.py --data ... --database-url postgresql://...  # its own DB
 
 Memories are LoCoMo turns (repeated with a counter to reach N) in one session, imported
 with random unit vectors so that setup does not spend minutes embedding: search cost
@@ -25,7 +27,7 @@ import numpy as np
 
 from memstore.embedding import load_embedder
 from memstore.engine import LOCAL_ACCOUNT, MemoryEngine, content_hash
-from memstore.stores.base import MemoryRow
+from memstore.stores.base import MemoryRow, Store
 
 SESSION = "latency"
 LIMIT = 5
@@ -48,20 +50,36 @@ def p50_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
+def open_store(args: argparse.Namespace, tmp: Path) -> Store:
+    """SQLite in ``tmp`` by default; PostgreSQL with --postgres or --database-url."""
+    if args.postgres or args.database_url:
+        from memstore.stores.postgres import PostgresStore
+
+        url = args.database_url
+        if url is None:
+            from pg_recall import start_pgserver
+
+            url, args.pgserver, _ = start_pgserver()  # kept referenced: it stops when freed
+        return PostgresStore(url)
+    from memstore.stores.sqlite import SQLiteStore
+
+    return SQLiteStore.open_dir(tmp)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--memories", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--postgres", action="store_true", help="on a throwaway pgserver")
+    parser.add_argument("--database-url", help="on this PostgreSQL database (must be empty)")
     args = parser.parse_args(argv)
     texts, questions = texts_and_questions(args.data, args.memories)
     questions = questions[: args.queries]
     rng = np.random.default_rng(0)
     embedder = load_embedder()
     with tempfile.TemporaryDirectory() as tmp:
-        from memstore.stores.sqlite import SQLiteStore
-
-        store = SQLiteStore.open_dir(Path(tmp))
+        store = open_store(args, Path(tmp))
         engine = MemoryEngine(store, embedder)
         engine.ensure_account(LOCAL_ACCOUNT)
         for start in range(0, len(texts), 1000):
@@ -100,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         store.close()
 
     dense, hybrid, emb = p50_ms(timings["dense"]), p50_ms(timings["hybrid"]), p50_ms(embed)
-    print(f"{args.memories} memories, {len(questions)} queries x 2, limit {LIMIT}")
+    backend = "PostgreSQL" if args.postgres or args.database_url else "SQLite"
+    print(f"{args.memories} memories ({backend}), {len(questions)} queries x 2, limit {LIMIT}")
     print(f"query embedding p50      {emb:8.2f} ms")
     print(f"plain dense recall p50   {dense:8.2f} ms (+ embedding {dense + emb:8.2f} ms)")
     print(f"hybrid recall p50        {hybrid:8.2f} ms (+ embedding {hybrid + emb:8.2f} ms)")
