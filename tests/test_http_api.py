@@ -114,6 +114,17 @@ def test_every_operation_through_the_sdk(server, key):
         ms.recall("x", limit=0)
 
 
+def test_the_shared_session_is_forgotten_with_shared_true(server, http, key):
+    ms = Memstore(api_key=key, base_url=server.url)
+    ms.remember("shared note one")
+    ms.remember("shared note two")
+    ms.remember("kept in its session", session="kept")
+    done = http.delete("/v1/memory", params={"shared": "true"}, headers=auth(key))
+    assert done.status_code == 200 and done.json() == {"deleted": 2}
+    assert ms.remember("shared note three") and ms.forget_session(None) == 1
+    assert {s.session: s.count for s in ms.sessions()} == {"kept": 1}
+
+
 def test_async_sdk(server, key):
     async def run():
         async with AsyncMemstore(api_key=key, base_url=server.url) as ms:
@@ -333,6 +344,8 @@ def test_a_revoked_key_fails_at_once(server, http):
         ("GET", "/v1/memory", {"params": {"limit": 0}}, 422),
         ("GET", "/v1/memory", {"params": {"cursor": "garbage!"}}, 422),
         ("DELETE", "/v1/memory", {}, 422),
+        ("DELETE", "/v1/memory", {"params": {"session": "x", "shared": "true"}}, 422),
+        ("DELETE", "/v1/memory", {"params": {"shared": "maybe"}}, 422),
         ("GET", "/v1/memory/mem_unknown", {}, 404),
         ("PATCH", "/v1/memory/mem_unknown", {"json": {"content": "x"}}, 404),
         ("DELETE", "/v1/memory/mem_unknown", {}, 404),

@@ -82,6 +82,19 @@ def test_cli_remember_then_recall_in_a_new_process(tmp_path):
     assert 0 <= first["score"] <= 1
 
 
+def test_cli_forgets_a_session_or_the_shared_one(tmp_path):
+    d = str(tmp_path / "d")
+    ms = Memstore.local(d)
+    ms.remember("shared note")
+    ms.remember("chat note", session="chat")
+    ms.close()
+    assert run_cli("forget-session", "--data-dir", d).returncode == 2  # neither given
+    out = run_cli("forget-session", "--shared", "--data-dir", d)
+    assert out.returncode == 0 and "forgot 1 memories of the shared session" in out.stdout
+    out = run_cli("forget-session", "chat", "--data-dir", d)
+    assert out.returncode == 0 and "forgot 1 memories of session 'chat'" in out.stdout
+
+
 def test_cli_reports_bad_input_without_a_traceback(tmp_path):
     out = run_cli("remember", "   ", "--data-dir", str(tmp_path))
     assert out.returncode == 2

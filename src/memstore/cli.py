@@ -154,13 +154,22 @@ def forget(memory_id: str, data_dir: DataDir = DEFAULT_DIR) -> None:
 
 
 @app.command("forget-session")
-def forget_session(session: str, data_dir: DataDir = DEFAULT_DIR) -> None:
-    """Forget every memory of SESSION."""
+def forget_session(
+    session: Annotated[str | None, typer.Argument(help="The session to forget.")] = None,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="Forget the shared session instead.")
+    ] = False,
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """Forget every memory of SESSION, or of the shared session with --shared."""
     from memstore.engine import LOCAL_ACCOUNT
 
+    if (session is None) == (not shared):
+        raise typer.BadParameter("give a SESSION or --shared (one of them)")
     engine = _engine(data_dir)
     count = _run(lambda: engine.forget_session(LOCAL_ACCOUNT, session))
-    console.print(f"forgot {count} memories of session {session!r}")
+    where = "the shared session" if shared else f"session {session!r}"
+    console.print(f"forgot {count} memories of {where}")
 
 
 @app.command()

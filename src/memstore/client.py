@@ -163,8 +163,8 @@ class Memstore:
     def forget(self, id: str) -> None:
         self._transport.call("forget", memory_id=id)
 
-    def forget_session(self, session: str) -> int:
-        """Forget every memory of ``session``; returns how many."""
+    def forget_session(self, session: str | None) -> int:
+        """Forget every memory of ``session`` (None: the shared session); returns how many."""
         return self._transport.call("forget_session", session=session)
 
     def sessions(self) -> list[SessionInfo]:
@@ -254,7 +254,7 @@ class AsyncMemstore:
     async def forget(self, id: str) -> None:
         await self._transport.call("forget", memory_id=id)
 
-    async def forget_session(self, session: str) -> int:
+    async def forget_session(self, session: str | None) -> int:
         return await self._transport.call("forget_session", session=session)
 
     async def sessions(self) -> list[SessionInfo]:

@@ -67,7 +67,9 @@ def _request_for(op: str, kw: dict[str, Any]) -> tuple[str, str, dict[str, Any]]
     if op == "forget":
         return "DELETE", f"/v1/memory/{kw['memory_id']}", {}
     if op == "forget_session":
-        return "DELETE", "/v1/memory", {"params": {"session": kw["session"]}}
+        shared = kw["session"] is None
+        params = {"shared": "true"} if shared else {"session": kw["session"]}
+        return "DELETE", "/v1/memory", {"params": params}
     if op == "sessions":
         return "GET", "/v1/sessions", {}
     if op == "usage":

@@ -135,12 +135,21 @@ def list_memories(
 def forget_session(
     account: Account,
     engine: Engine,
-    session: Annotated[str | None, Query(description="The session to forget (required).")] = None,
+    session: Annotated[str | None, Query(description="The session to forget.")] = None,
+    shared: Annotated[
+        bool, Query(description="Forget the shared session (memories stored without one).")
+    ] = False,
 ):
-    """Forget every memory of one session."""
-    if session is None:
-        raise ValidationError("give ?session=NAME: forgetting a whole account is not supported")
-    return DeletedResponse(deleted=engine.forget_session(account, session))
+    """Forget every memory of one session: ``?session=NAME``, or ``?shared=true`` for the
+    shared session."""
+    if shared and session is not None:
+        raise ValidationError("give ?session=NAME or ?shared=true, not both")
+    if not shared and session is None:
+        raise ValidationError(
+            "give ?session=NAME, or ?shared=true for the shared session: forgetting a whole "
+            "account is not supported"
+        )
+    return DeletedResponse(deleted=engine.forget_session(account, None if shared else session))
 
 
 @router.get("/v1/memory/{memory_id}", response_model=Memory)
