@@ -239,3 +239,18 @@ def test_expired_rows_never_come_back_from_search(pg_store):
         rows[1].id
     ]
     assert pg_store.purge_expired(later) == 1
+
+
+def test_the_pool_size_comes_from_the_server_settings(pg_url, monkeypatch):
+    from memstore.server.app import create_app
+    from memstore.stores import open_store
+
+    monkeypatch.setenv("MEMSTORE_DATABASE_URL", pg_url)
+    monkeypatch.setenv("MEMSTORE_DATABASE_POOL_SIZE", "3")
+    app = create_app()
+    try:
+        assert app.state.engine.store._pool.max_size == 3
+    finally:
+        app.state.engine.store.close()
+    with pytest.raises(ValueError, match="pool_size"):
+        open_store(database_url=pg_url, pool_size=0)

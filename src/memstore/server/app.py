@@ -73,7 +73,11 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
 
     owns_engine = engine is None
     if engine is None:
-        store = open_store(data_dir=settings.data_dir, database_url=settings.database_url)
+        store = open_store(
+            data_dir=settings.data_dir,
+            database_url=settings.database_url,
+            pool_size=settings.database_pool_size,
+        )
         engine = MemoryEngine(store, load_embedder(settings.embedder))
 
     app = FastAPI(

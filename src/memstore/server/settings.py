@@ -10,5 +10,6 @@ class Settings(BaseSettings):
 
     data_dir: str = "memstore-data"
     database_url: str | None = None
+    database_pool_size: int = 10  # PostgreSQL connections per server process
     embedder: str | None = None
     max_body_bytes: int = 1024 * 1024
