@@ -69,6 +69,7 @@ def _value(name: str, a: Victim, session: str | None) -> Any:
         "q": "secret plan",
         "query": "secret plan",
         "session": session,
+        "shared": "true" if session is None else None,  # DELETE /v1/memory: B's shared one
         "cursor": a.cursor,
         "filters": a.metadata,
         "limit": 100,
