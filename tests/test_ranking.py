@@ -289,3 +289,28 @@ def test_min_score_judges_each_memory_by_its_own_score_before_the_limit():
     kept = fuse(dense, [], context=context, limit=2, min_score=0.5)
     assert [mid for mid, _ in kept] == ["q", "x"]  # r ranks second for its context only
     assert all(score >= 0.5 for _, score in kept)
+
+
+def test_a_memory_lifted_by_a_named_month_shows_its_own_similarity(engine, embedder, clock):
+    """May's notes rank outside the 50 candidates read in context (August's are closer),
+    then the period list lifts them: they are scored by their real cosine, not as if
+    only their keywords matched."""
+    clock.now = datetime(2023, 5, 10, tzinfo=UTC).timestamp()
+    may = [f"Note {i}: cleaned the hiking boots after the walk" for i in range(5)]
+    engine.remember_many(
+        "acct_a", [{"content": c, "session": f"may-{i}"} for i, c in enumerate(may)]
+    )
+    clock.now = datetime(2023, 8, 10, tzinfo=UTC).timestamp()
+    august = [
+        f"Hiking trip {i}: we went hiking on the ridge trail, great hiking" for i in range(60)
+    ]
+    engine.remember_many(
+        "acct_a", [{"content": c, "session": f"aug-{i}"} for i, c in enumerate(august)]
+    )
+    query = "hiking in May 2023"
+    hits = engine.recall("acct_a", query, session="*", limit=10)
+    assert set(may) & {h.content for h in hits}
+    q = embedder.embed_query(query)
+    for hit, vector in zip(hits, embedder.embed_documents([h.content for h in hits]), strict=True):
+        own = round(shown_score(float(np.dot(vector, q)), None), 4)
+        assert hit.score >= own - 1e-4, (hit.content, hit.score, own)

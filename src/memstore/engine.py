@@ -266,9 +266,14 @@ class MemoryEngine:
         )
         context = Context(around)
         pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
-        vectors = self.store.vectors(account_id, list(pool))
-        cosines = {mid: float(np.dot(v, vector)) for mid, v in vectors.items()}
-        in_context = context_cosines(vector, vectors, context)
+        # Also read keyword-only hits, so that every memory that can be returned is scored
+        # by its real cosine, not as unrelated.
+        scored = dict(dense)
+        unscored = pool.union(mid for mid, _ in keyword).difference(scored)
+        fetched = self.store.vectors(account_id, list(pool | unscored))
+        cosines = {**scored, **{mid: float(np.dot(v, vector)) for mid, v in fetched.items()}}
+        in_pool = {mid: v for mid, v in fetched.items() if mid in pool}
+        in_context = context_cosines(vector, in_pool, context)
         in_period = self._created_in_periods(account_id, query, in_context, keyword, now)
         ranked = fuse(
             in_context,

@@ -5,8 +5,8 @@ only, so it does not care how a store scales its keyword relevance (FTS5 BM25, P
 ts_rank). When the query names a month or a year, the memories created in it form a
 third list. Memories are read in their context: the dense list compares the query with
 each memory blended with the one stored before it in its session, and part of each
-memory's fused relevance spreads to the memories stored just before and after it (an
-answer follows its question). The score shown to users is made separately so that it
+memory's fused relevance spreads to the memories stored just before and after it (a
+question and its answer sit side by side). The score shown to users is made separately so that it
 means the same thing in every query: a calibrated cosine similarity (near-identical text
 -> about 1, unrelated text -> near 0), raised a little for a high keyword rank. See
 docs/ranking.md.
@@ -267,12 +267,12 @@ class Context:
         for memory_id in after.keys() | self.before.keys():
             found = self.around[memory_id] = []
             for step, links in ((1, after), (-1, self.before)):
-                current: str | None = memory_id
+                current = memory_id
                 for distance in range(1, CONTEXT_RADIUS + 1):
-                    current = links.get(current) if current else None
-                    if current is None:
+                    if (following := links.get(current)) is None:
                         break
-                    found.append((step * distance, current))
+                    found.append((step * distance, following))
+                    current = following
 
 
 def context_cosines(
