@@ -276,6 +276,10 @@ def serve(
     os.environ["MEMSTORE_DATA_DIR"] = str(data_dir)
     if database_url:
         os.environ["MEMSTORE_DATABASE_URL"] = database_url
+    from memstore.server.protocol import MemstoreH11Protocol
+    from memstore.server.settings import Settings
+
+    settings = Settings()
     uvicorn.run(
         "memstore.server.app:create_app",
         factory=True,
@@ -284,6 +288,12 @@ def serve(
         workers=workers,
         log_level=log_level,
         timeout_graceful_shutdown=10,
+        # Slow and hostile clients (docs/limits.md): header timeout and JSON 400s in the
+        # protocol class, body timeout in the app, and these.
+        http=MemstoreH11Protocol,
+        timeout_keep_alive=max(1, int(settings.keep_alive_seconds)),
+        limit_concurrency=settings.limit_concurrency or None,
+        h11_max_incomplete_event_size=16 * 1024,
     )
 
 

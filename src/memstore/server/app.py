@@ -12,7 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
-from memstore.errors import MemstoreError, QuotaExceededError
+from memstore.errors import MemstoreError, QuotaExceededError, RateLimitError
+from memstore.server.limits import AccountLimits
 from memstore.server.middleware import RequestContext
 from memstore.server.routes import router
 from memstore.server.settings import Settings
@@ -87,6 +88,11 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.limits = AccountLimits(
+        settings.rate_limit_per_minute,
+        settings.max_concurrent_per_account,
+        settings.concurrency_wait_seconds,
+    )
     app.include_router(router)
 
     def quota_headers(account_id: str) -> dict[str, str]:
@@ -98,13 +104,16 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         return headers
 
     app.add_middleware(
-        RequestContext, max_body_bytes=settings.max_body_bytes, quota_headers=quota_headers
+        RequestContext,
+        max_body_bytes=settings.max_body_bytes,
+        quota_headers=quota_headers,
+        body_timeout=settings.body_timeout_seconds,
     )
 
     @app.exception_handler(MemstoreError)
     async def memstore_error(request: Request, exc: MemstoreError) -> JSONResponse:
         headers = dict(exc.headers)
-        if isinstance(exc, QuotaExceededError) and exc.retry_after:
+        if isinstance(exc, QuotaExceededError | RateLimitError) and exc.retry_after:
             headers["Retry-After"] = str(exc.retry_after)
         if exc.status >= 500:
             log.error("request failed: %s: %s", exc.code, exc.message)
@@ -131,6 +140,10 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, MemstoreError):
+            # Raised while FastAPI read the body (too large, too slow): FastAPI reports any
+            # such failure as a 400, but the cause knows its own status (issue 14, item 11).
+            return await memstore_error(request, exc.__cause__)
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 400 and exc.__cause__ is not None:
