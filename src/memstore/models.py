@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MetadataValue = str | int | float | bool | None
 
@@ -100,8 +100,33 @@ class Usage(_Record):
 Scalar = str | int | float | bool | None
 
 
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in a parsed JSON value is not valid Unicode."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: no unknown fields, no type coercion (``"ttl": "10"`` or ``true`` is
+    refused, not read as 10 or 1), and valid Unicode everywhere (issue 14, items 4, 11)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        if _lone_surrogate(data):
+            raise ValueError("strings must be valid Unicode (no lone surrogates such as \\ud800)")
+        return data
 
 
 class RememberRequest(_Body):

@@ -20,7 +20,7 @@ from memstore.models import (
     MAX_TTL_SECONDS,
 )
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 # Bidirectional embeddings, overrides, isolates and marks: they make a session name display
 # as another one (a look-alike), so session names may not contain them.

@@ -8,6 +8,7 @@ follows the table through a ``changes`` log written by triggers, so several proc
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -97,10 +98,13 @@ MIGRATIONS: list[str] = [
 ]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _valid_unicode(value: Any) -> Any:
     """``value`` with every lone surrogate in its strings replaced by U+FFFD."""
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return _SURROGATE.sub("\ufffd", value)  # json.loads has already joined valid pairs
     if isinstance(value, dict):
         return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
     return value
