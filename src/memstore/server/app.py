@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
@@ -60,6 +61,16 @@ def _describe(errors: list[dict]) -> str:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this request's path."""
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def create_app(settings: Settings | None = None, engine: MemoryEngine | None = None) -> FastAPI:
@@ -146,6 +157,11 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
             return await memstore_error(request, exc.__cause__)
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message = str(exc.detail)
+        if exc.status_code == 405:
+            # Starlette lists only the first route matching the path; GET and POST recall
+            # are two routes, so OPTIONS said "Allow: GET" (issue 14, item 11).
+            headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
+            return _error(request, 405, code, message, headers)
         if exc.status_code == 400 and exc.__cause__ is not None:
             message = _unreadable_body(exc.__cause__)
         return _error(request, exc.status_code, code, message, exc.headers)

@@ -214,10 +214,11 @@ READY_TIMEOUT_SECONDS = 5.0
 
 
 @router.get("/readyz")
-async def readyz(engine: Engine) -> dict[str, str]:
+async def readyz(request: Request) -> dict[str, str]:
     """The process can serve: its database answers (within 5 s)."""
+    store = engine_of(request).store  # not a dependency: sync ones run on the worker pool
     try:
-        await asyncio.wait_for(asyncio.to_thread(engine.store.check), READY_TIMEOUT_SECONDS)
+        await asyncio.wait_for(asyncio.to_thread(store.check), READY_TIMEOUT_SECONDS)
     except Exception as exc:
         raise ServiceUnavailableError(f"database not ready: {type(exc).__name__}") from exc
     return {"status": "ready"}
