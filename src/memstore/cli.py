@@ -230,6 +230,21 @@ def import_(
     err_console.print(f"imported {imported}, skipped {skipped} duplicates ({how})")
 
 
+@app.command("backup")
+def backup(
+    dest: Annotated[Path, typer.Argument(help="New directory to write the copy into.")],
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """Copy the store while it runs (SQLite online backup); restore with --data-dir DEST."""
+    from memstore.backup import backup_sqlite
+
+    target = _run(lambda: backup_sqlite(data_dir, dest))
+    err_console.print(
+        f"backed up {data_dir} to {target} (integrity ok); "
+        f"serve it with: memstore serve --data-dir {dest}"
+    )
+
+
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
