@@ -128,3 +128,25 @@ def test_the_shared_embedder_keeps_no_query_cache():
     """Every engine of a process shares one embedder: a cache there would be cross-tenant."""
     embedder = load_embedder()
     assert not any(isinstance(v, QueryCache) for v in vars(embedder).values())
+
+
+# -- item 2: embedding cost is capped at what the model reads
+def test_a_32_kib_query_is_embedded_from_what_the_model_reads():
+    """The model reads 512 tokens; the rest of a long query is cut before embedding, so a
+    32 KiB query costs what its first few KiB cost, and yields the same vector."""
+    import time
+
+    embedder = load_embedder()
+    long = " ".join(f"word{i}" for i in range(6000))[: 32 * 1024]
+    prefix = long[:4096]
+
+    def cost(text: str) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            embedder.embed_query(text)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    assert np.allclose(embedder.embed_query(long), embedder.embed_query(prefix), atol=1e-5)
+    assert cost(long) < 3 * cost(prefix) + 0.05
