@@ -154,7 +154,10 @@ class MemoryEngine:
 
     # -- accounts and quotas
     def ensure_account(self, account_id: str, plan: str = "unlimited") -> None:
-        if self.store.get_account(account_id) is None:
+        if self.store.get_account(account_id) is None and (
+            # A store where `keys create --account local` made "local" under another id.
+            self.store.find_account_by_name(account_id) is None
+        ):
             self.store.create_account(account_id, account_id, plan, self.clock())
 
     def charge(self, account_id: str, ops: int = 1) -> Usage:

@@ -9,6 +9,7 @@ import string
 import time
 from dataclasses import dataclass
 
+from memstore.engine import LOCAL_ACCOUNT
 from memstore.errors import AuthenticationError, ValidationError
 from memstore.stores.base import ApiKeyRow, Store
 
@@ -36,8 +37,11 @@ def issue_key(store: Store, account_name: str = "default", plan: str = "unlimite
     if plan not in PLANS:
         raise ValidationError(f"plan must be one of {', '.join(PLANS)}")
     now = time.time()
+    # The account named "local" is the one the CLI and Memstore.local() use, whose id is
+    # "local" too: a key made for it must land in that account (issue 14, item 11).
+    new_id = LOCAL_ACCOUNT if account_name == LOCAL_ACCOUNT else "acc_" + secrets.token_hex(8)
     account = store.find_account_by_name(account_name) or store.create_account(
-        "acc_" + secrets.token_hex(8), account_name, plan, now
+        new_id, account_name, plan, now
     )
     key = KEY_PREFIX + "".join(secrets.choice(_BASE62) for _ in range(KEY_RANDOM_CHARS))
     row = ApiKeyRow(
