@@ -8,6 +8,7 @@ imported only when a local backend is opened.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,7 +97,7 @@ class LocalBackend:
     def forget_session(self, session: str | None) -> int:
         return self.engine.forget_session(self.account_id, session)
 
-    def sessions(self) -> list[SessionInfo]:
+    def sessions(self) -> builtins.list[SessionInfo]:
         return self.engine.sessions(self.account_id)
 
     def usage(self) -> Usage:
@@ -147,7 +148,7 @@ class AsyncLocalBackend:
     async def forget_session(self, session: str | None) -> int:
         return await asyncio.to_thread(self.local.forget_session, session)
 
-    async def sessions(self) -> list[SessionInfo]:
+    async def sessions(self) -> builtins.list[SessionInfo]:
         return await asyncio.to_thread(self.local.sessions)
 
     async def usage(self) -> Usage:

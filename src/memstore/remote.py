@@ -15,6 +15,7 @@ each of its retries, so the server applies a retried write once and replays its 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import random
 import secrets
 import time
@@ -153,7 +154,7 @@ class requests:  # noqa: N801 - a namespace of request builders, read as request
         return Call("DELETE", "/v1/memory", lambda data: int(data["deleted"]), params=params)
 
     @staticmethod
-    def sessions() -> Call[list[SessionInfo]]:
+    def sessions() -> Call[builtins.list[SessionInfo]]:
         return Call(
             "GET",
             "/v1/sessions",
@@ -197,7 +198,7 @@ class _HTTPBase:
             if retry_after.isdigit():
                 wait = float(retry_after)
                 return wait if wait <= MAX_RETRY_WAIT else None
-        return min(MAX_RETRY_WAIT, 0.25 * 2**attempt) * (0.5 + random.random() / 2)
+        return min(MAX_RETRY_WAIT, 0.25 * 2.0**attempt) * (0.5 + random.random() / 2)
 
     @staticmethod
     def _result(call: Call[T], response: httpx.Response) -> T:
@@ -274,7 +275,7 @@ class HTTPBackend(_HTTPBase):
     def forget_session(self, session: str | None) -> int:
         return self._send(requests.forget_session(session))
 
-    def sessions(self) -> list[SessionInfo]:
+    def sessions(self) -> builtins.list[SessionInfo]:
         return self._send(requests.sessions())
 
     def usage(self) -> Usage:
@@ -349,7 +350,7 @@ class AsyncHTTPBackend(_HTTPBase):
     async def forget_session(self, session: str | None) -> int:
         return await self._send(requests.forget_session(session))
 
-    async def sessions(self) -> list[SessionInfo]:
+    async def sessions(self) -> builtins.list[SessionInfo]:
         return await self._send(requests.sessions())
 
     async def usage(self) -> Usage:

@@ -25,6 +25,7 @@ from memstore.models import (
 )
 from memstore.server.auth import authenticate
 from memstore.server.idempotency import IdempotencyKey, answer_once
+from memstore.validation import SessionsArg
 
 _errors = {
     status: {"model": ErrorResponse, "description": description}
@@ -152,7 +153,7 @@ def list_memories(
 ):
     """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page.
     No ``session``: the shared session; ``session=x&shared=true``: x and the shared one."""
-    sessions: str | list[str | None] | None = _sessions_arg(session)
+    sessions: SessionsArg = _sessions_arg(session)
     if shared and session:
         sessions = [None, *session]
     return engine.list(account, sessions, limit, cursor)
