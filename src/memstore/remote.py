@@ -1,7 +1,7 @@
 """The HTTP backends: the SDK talking to a memstore server, sync (``HTTPBackend``) and async.
 
 Each operation is described once, as a ``Call`` (method, path, body, how to read the answer)
-built by ``requests``; the two backends only differ in how they send it. Only httpx,
+built by ``Routes``; the two backends only differ in how they send it. Only httpx,
 pydantic and memstore's own light modules are imported here: no numpy, FastAPI or model.
 
 Retries: connection errors and the statuses in ``RETRY_STATUSES`` (408, 429, 500, 502, 503,
@@ -86,8 +86,8 @@ def _list_params(session: SessionsArg, limit: int, cursor: str | None) -> dict[s
     return params
 
 
-class requests:  # noqa: N801 - a namespace of request builders, read as requests.recall(...)
-    """How each operation maps to an HTTP request and back."""
+class Routes:
+    """How each operation maps to an HTTP request and back (a namespace of builders)."""
 
     @staticmethod
     def remember(
@@ -245,10 +245,10 @@ class HTTPBackend(_HTTPBase):
     def remember(
         self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None
     ) -> RememberResult:
-        return self._send(requests.remember(content, session, metadata, ttl))
+        return self._send(Routes.remember(content, session, metadata, ttl))
 
     def remember_many(self, items: list[RememberItem]) -> list[RememberResult]:
-        return self._send(requests.remember_many(items))
+        return self._send(Routes.remember_many(items))
 
     def recall(
         self,
@@ -258,28 +258,28 @@ class HTTPBackend(_HTTPBase):
         min_score: float | None,
         filters: Metadata | None,
     ) -> list[RecalledMemory]:
-        return self._send(requests.recall(query, session, limit, min_score, filters))
+        return self._send(Routes.recall(query, session, limit, min_score, filters))
 
     def get(self, memory_id: str) -> Memory:
-        return self._send(requests.get(memory_id))
+        return self._send(Routes.get(memory_id))
 
     def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage:
-        return self._send(requests.list(session, limit, cursor))
+        return self._send(Routes.list(session, limit, cursor))
 
     def update(self, memory_id: str, content: str | None, metadata: Metadata | None) -> Memory:
-        return self._send(requests.update(memory_id, content, metadata))
+        return self._send(Routes.update(memory_id, content, metadata))
 
     def forget(self, memory_id: str) -> None:
-        self._send(requests.forget(memory_id))
+        self._send(Routes.forget(memory_id))
 
     def forget_session(self, session: str | None) -> int:
-        return self._send(requests.forget_session(session))
+        return self._send(Routes.forget_session(session))
 
     def sessions(self) -> builtins.list[SessionInfo]:
-        return self._send(requests.sessions())
+        return self._send(Routes.sessions())
 
     def usage(self) -> Usage:
-        return self._send(requests.usage())
+        return self._send(Routes.usage())
 
     def close(self) -> None:
         self.client.close()
@@ -318,10 +318,10 @@ class AsyncHTTPBackend(_HTTPBase):
     async def remember(
         self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None
     ) -> RememberResult:
-        return await self._send(requests.remember(content, session, metadata, ttl))
+        return await self._send(Routes.remember(content, session, metadata, ttl))
 
     async def remember_many(self, items: list[RememberItem]) -> list[RememberResult]:
-        return await self._send(requests.remember_many(items))
+        return await self._send(Routes.remember_many(items))
 
     async def recall(
         self,
@@ -331,30 +331,30 @@ class AsyncHTTPBackend(_HTTPBase):
         min_score: float | None,
         filters: Metadata | None,
     ) -> list[RecalledMemory]:
-        return await self._send(requests.recall(query, session, limit, min_score, filters))
+        return await self._send(Routes.recall(query, session, limit, min_score, filters))
 
     async def get(self, memory_id: str) -> Memory:
-        return await self._send(requests.get(memory_id))
+        return await self._send(Routes.get(memory_id))
 
     async def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage:
-        return await self._send(requests.list(session, limit, cursor))
+        return await self._send(Routes.list(session, limit, cursor))
 
     async def update(
         self, memory_id: str, content: str | None, metadata: Metadata | None
     ) -> Memory:
-        return await self._send(requests.update(memory_id, content, metadata))
+        return await self._send(Routes.update(memory_id, content, metadata))
 
     async def forget(self, memory_id: str) -> None:
-        await self._send(requests.forget(memory_id))
+        await self._send(Routes.forget(memory_id))
 
     async def forget_session(self, session: str | None) -> int:
-        return await self._send(requests.forget_session(session))
+        return await self._send(Routes.forget_session(session))
 
     async def sessions(self) -> builtins.list[SessionInfo]:
-        return await self._send(requests.sessions())
+        return await self._send(Routes.sessions())
 
     async def usage(self) -> Usage:
-        return await self._send(requests.usage())
+        return await self._send(Routes.usage())
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -87,11 +87,11 @@ def answer_once(
         store.answer_request(account, key, status, text)
         return _json(status, text)
     found = store.find_request(account, key)
-    if found is not None and found.fingerprint != fingerprint:
-        raise ValidationError("this Idempotency-Key was already used for another request")
     if found is None or found.status is None or found.body is None:
         raise ConflictError(
             "a request with this Idempotency-Key is still in progress; retry shortly",
             headers={"Retry-After": "1"},
         )
+    if found.fingerprint != fingerprint:
+        raise ValidationError("this Idempotency-Key was already used for another request")
     return _json(found.status, found.body, {"Idempotent-Replayed": "true"})
