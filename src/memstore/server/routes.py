@@ -33,7 +33,6 @@ _errors = {
         400: "Malformed request",
         401: "Missing, invalid or revoked API key",
         404: "No such memory in this account",
-        409: "A request with this Idempotency-Key is still in progress (see Retry-After)",
         413: "Request body over 1 MiB",
         422: "Invalid values",
         429: "Monthly operations used up (see Retry-After)",
@@ -42,6 +41,12 @@ _errors = {
 }
 
 router = APIRouter(responses=_errors)
+_in_progress = {
+    409: {
+        "model": ErrorResponse,
+        "description": "A request with this Idempotency-Key is still in progress (Retry-After)",
+    }
+}
 
 
 def engine_of(request: Request) -> MemoryEngine:
@@ -75,7 +80,8 @@ def _sessions_arg(session: list[str] | None) -> str | list[str] | None:
         200: {
             "model": RememberResponse,
             "description": "Identical content was already in that session; nothing was added",
-        }
+        },
+        **_in_progress,
     },
 )
 def remember(
@@ -95,7 +101,12 @@ def remember(
     return answer_once(request, engine, account, idempotency_key, body, run)
 
 
-@router.post("/v1/memory/remember/batch", status_code=201, response_model=RememberBatchResponse)
+@router.post(
+    "/v1/memory/remember/batch",
+    status_code=201,
+    response_model=RememberBatchResponse,
+    responses=_in_progress,
+)
 def remember_batch(
     body: RememberBatchRequest,
     request: Request,
@@ -159,7 +170,7 @@ def list_memories(
     return engine.list(account, sessions, limit, cursor)
 
 
-@router.delete("/v1/memory", response_model=DeletedResponse)
+@router.delete("/v1/memory", response_model=DeletedResponse, responses=_in_progress)
 def forget_session(
     request: Request,
     account: Account,
@@ -196,7 +207,11 @@ def get_memory(memory_id: str, account: Account, engine: Engine):
     "/v1/memory/{memory_id}",
     response_model=Memory,
     responses={
-        409: {"model": ErrorResponse, "description": "The session already has that content"}
+        409: {
+            "model": ErrorResponse,
+            "description": "The session already has that content, or a request with this "
+            "Idempotency-Key is still in progress (Retry-After)",
+        }
     },
 )
 def update_memory(
@@ -215,7 +230,7 @@ def update_memory(
     return answer_once(request, engine, account, idempotency_key, body, run)
 
 
-@router.delete("/v1/memory/{memory_id}", response_model=DeletedResponse)
+@router.delete("/v1/memory/{memory_id}", response_model=DeletedResponse, responses=_in_progress)
 def forget_memory(
     memory_id: str,
     request: Request,
