@@ -400,7 +400,7 @@ def measure_level(
 
     # (a) SDK local mode
     ms = Memstore.local(data_dir, embedder=embedder)
-    engine = ms._transport.engine
+    engine = ms.backend.engine
     engine.recall(LOCAL_ACCOUNT, "warm up the index", session=SESSION)
     engine._queries.clear()  # the per-account query-vector LRU
     local = lambda q: ms.recall(q, session=SESSION, limit=K)  # noqa: E731

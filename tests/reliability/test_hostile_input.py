@@ -220,7 +220,7 @@ def test_filter_keys_are_capped(engine):
 def test_the_migration_repairs_metadata_holding_a_lone_surrogate(tmp_path, embedder):
     import sqlite3
 
-    from memstore.stores.sqlite import SQLiteStore
+    from memstore.stores.sqlite import MIGRATIONS, SQLiteStore
 
     store = SQLiteStore.open_dir(tmp_path)
     engine = MemoryEngine(store, embedder)
@@ -229,7 +229,7 @@ def test_the_migration_repairs_metadata_holding_a_lone_surrogate(tmp_path, embed
     # What an older version wrote for {"k": "\ud800"}: ASCII-escaped JSON.
     conn = sqlite3.connect(tmp_path / "memstore.db")
     conn.execute("UPDATE memories SET metadata = ?", (json.dumps({"k": "a\ud800"}),))
-    conn.execute("PRAGMA user_version = 1")
+    conn.execute(f"PRAGMA user_version = {MIGRATIONS.index('repair_lone_surrogates')}")
     conn.commit()
     conn.close()
     store = SQLiteStore.open_dir(tmp_path)
