@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
+from memstore.mcp_server import MCPEndpoint
 from memstore.server.middleware import RequestContext
 from memstore.server.routes import router
 from memstore.server.settings import Settings
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
+        async with mcp_endpoint.session_manager.run():
+            yield
         if owns_engine:
             app.state.engine.store.close()
 
@@ -88,6 +90,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     )
     app.state.engine = engine
     app.include_router(router)
+    mcp_endpoint = MCPEndpoint(engine)  # MCP over streamable HTTP, same keys as /v1
+    app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)
 
     def quota_headers(account_id: str) -> dict[str, str]:
         usage = engine.usage(account_id)
