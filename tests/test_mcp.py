@@ -80,6 +80,7 @@ async def exercise_every_tool(session: ClientSession) -> None:
     assert {t.name for t in listed.tools} == TOOLS
     for tool in listed.tools:
         assert tool.description and tool.inputSchema["type"] == "object"
+        assert "\n " not in tool.description  # dedented for the model
     remember = next(t for t in listed.tools if t.name == "remember")
     assert remember.inputSchema["required"] == ["content"]
     assert set(remember.inputSchema["properties"]) == {"content", "session", "metadata", "ttl"}
@@ -260,6 +261,14 @@ def test_http_without_a_valid_key_is_refused_with_a_json_401(server):
         assert r.json()["error"]["code"] == "unauthorized"
         assert message in r.json()["error"]["message"]
         assert r.json()["error"]["request_id"] == r.headers["x-request-id"]
+
+
+def test_http_get_is_405_since_stateless_mcp_has_no_server_stream(server):
+    key = server.key("mcp-get").key
+    headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+    r = httpx.get(server.url + "/mcp", headers=headers, timeout=10)
+    assert r.status_code == 405
+    assert r.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_http_quota_used_up_is_a_tool_error_with_the_api_message(server):

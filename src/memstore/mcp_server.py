@@ -8,6 +8,7 @@ so quotas, validation and isolation are exactly the API's.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -189,16 +190,26 @@ Limit = Annotated[int, Field(description="How many memories at most.")]
 
 def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
     """A FastMCP server whose tools run on the ``Target`` that ``resolve`` gives per call."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     mcp = FastMCP("memstore", instructions=INSTRUCTIONS, **settings)
+    # FastMCP calls logging.basicConfig; the process's logging is the host's to configure.
+    root.handlers[:], root.level = handlers, level
+
+    def tool(**annotations: Any) -> Callable[[Callable], Callable]:
+        """Register a tool; its docstring, dedented, is the description the model reads."""
+
+        def register(fn: Callable) -> Callable:
+            description = inspect.cleandoc(fn.__doc__ or "")
+            hints = ToolAnnotations(**annotations)
+            return mcp.tool(description=description, annotations=hints)(fn)
+
+        return register
 
     def session_or_default(target: Target, session: str | None) -> str | None:
         return target.default_session if session is None else session
 
-    @mcp.tool(
-        annotations=ToolAnnotations(
-            title="Remember", readOnlyHint=False, destructiveHint=False, idempotentHint=True
-        )
-    )
+    @tool(title="Remember", readOnlyHint=False, destructiveHint=False, idempotentHint=True)
     async def remember(
         content: Annotated[str, Field(description="The fact to store, self-contained.")],
         ctx: Context,
@@ -218,7 +229,7 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
         result = await _run(lambda: target.memories.remember(content, where, metadata, ttl))
         return Remembered(memory=_out(result.memory), deduplicated=result.deduplicated)
 
-    @mcp.tool(annotations=ToolAnnotations(title="Recall", readOnlyHint=True))
+    @tool(title="Recall", readOnlyHint=True)
     async def recall(
         query: Annotated[str, Field(description="What you need to know, in plain words.")],
         ctx: Context,
@@ -247,7 +258,7 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
         found = await _run(lambda: target.memories.recall(query, where, limit, min_score, filters))
         return Recalled(memories=[_out(m, RecalledOut) for m in found])
 
-    @mcp.tool(annotations=ToolAnnotations(title="Forget", readOnlyHint=False, destructiveHint=True))
+    @tool(title="Forget", readOnlyHint=False, destructiveHint=True)
     async def forget(
         id: Annotated[str, Field(description="The memory's id (mem_...), from recall or list.")],
         ctx: Context,
@@ -258,7 +269,7 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
         await _run(lambda: target.memories.forget(id))
         return Forgotten(forgotten=id)
 
-    @mcp.tool(annotations=ToolAnnotations(title="List memories", readOnlyHint=True))
+    @tool(title="List memories", readOnlyHint=True)
     async def list_memories(
         ctx: Context,
         session: Annotated[
@@ -277,7 +288,7 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
         page = await _run(lambda: target.memories.list(where, limit, cursor))
         return Page(memories=[_out(m) for m in page.memories], next_cursor=page.next_cursor)
 
-    @mcp.tool(annotations=ToolAnnotations(title="List sessions", readOnlyHint=True))
+    @tool(title="List sessions", readOnlyHint=True)
     async def list_sessions(ctx: Context) -> Sessions:
         """List the sessions that hold memories, with how many each holds."""
         target = resolve(ctx)
@@ -330,17 +341,29 @@ class MCPEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        if request.method not in ("POST", "DELETE"):
+            # No server-to-client stream in stateless mode; the spec allows 405 for GET.
+            message = "MCP over streamable HTTP: POST JSON-RPC messages to this URL"
+            await _error(scope, 405, "method_not_allowed", message, {"Allow": "POST, DELETE"})(
+                scope, receive, send
+            )
+            return
         header = request.headers.get("authorization")
         try:
             account = await anyio.to_thread.run_sync(_authenticate, self.engine.store, header)
         except AuthenticationError as exc:
-            state = scope.get("state", {})
-            body = {"error": {**exc.to_dict(), "request_id": state.get("request_id")}}
-            response = JSONResponse(body, 401, headers={"WWW-Authenticate": "Bearer"})
-            await response(scope, receive, send)
+            headers = {"WWW-Authenticate": "Bearer"}
+            await _error(scope, 401, exc.code, exc.message, headers)(scope, receive, send)
             return
         scope.setdefault("state", {})["account"] = account
         await self.session_manager.handle_request(scope, receive, send)
+
+
+def _error(scope: Scope, status: int, code: str, message: str, headers: dict) -> JSONResponse:
+    """The API's error body, ``{"error": {"code", "message", "request_id"}}``."""
+    request_id = scope.get("state", {}).get("request_id")
+    body = {"error": {"code": code, "message": message, "request_id": request_id}}
+    return JSONResponse(body, status, headers=headers)
 
 
 def _authenticate(store: Any, header: str | None) -> str:
