@@ -67,17 +67,26 @@ class SDKMemories:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def remember(self, content, session, metadata, ttl) -> RememberResult:
+    def remember(
+        self, content: str, session: str | None, metadata: dict | None, ttl: float | None
+    ) -> RememberResult:
         item = {"content": content, "session": session, "metadata": metadata, "ttl": ttl}
         return self.client.remember_many([item])[0]
 
-    def recall(self, query, session, limit, min_score, filters) -> list[RecalledMemory]:
+    def recall(
+        self,
+        query: str,
+        session: str | list[str] | None,
+        limit: int,
+        min_score: float | None,
+        filters: dict | None,
+    ) -> list[RecalledMemory]:
         return self.client.recall(query, session, limit, min_score, filters)
 
     def forget(self, memory_id: str) -> None:
         self.client.forget(memory_id)
 
-    def list(self, session, limit, cursor) -> MemoryPage:
+    def list(self, session: str | None, limit: int, cursor: str | None) -> MemoryPage:
         return self.client.list(session, limit, cursor)
 
     def sessions(self) -> list[SessionInfo]:
@@ -91,16 +100,25 @@ class AccountMemories:
         self.engine = engine
         self.account_id = account_id
 
-    def remember(self, content, session, metadata, ttl) -> RememberResult:
+    def remember(
+        self, content: str, session: str | None, metadata: dict | None, ttl: float | None
+    ) -> RememberResult:
         return self.engine.remember(self.account_id, content, session, metadata, ttl)
 
-    def recall(self, query, session, limit, min_score, filters) -> list[RecalledMemory]:
+    def recall(
+        self,
+        query: str,
+        session: str | list[str] | None,
+        limit: int,
+        min_score: float | None,
+        filters: dict | None,
+    ) -> list[RecalledMemory]:
         return self.engine.recall(self.account_id, query, session, limit, min_score, filters)
 
     def forget(self, memory_id: str) -> None:
         self.engine.forget(self.account_id, memory_id)
 
-    def list(self, session, limit, cursor) -> MemoryPage:
+    def list(self, session: str | None, limit: int, cursor: str | None) -> MemoryPage:
         return self.engine.list(self.account_id, session, limit, cursor)
 
     def sessions(self) -> list[SessionInfo]:
