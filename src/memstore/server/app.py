@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
-from memstore.mcp_server import MCPEndpoint
+from memstore.server.mcp import MCPEndpoint
 from memstore.server.middleware import RequestContext
 from memstore.server.routes import router
 from memstore.server.settings import Settings
