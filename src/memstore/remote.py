@@ -101,6 +101,11 @@ def _parse(op: str, kw: dict[str, Any], data: Any) -> Any:
     raise ValueError(f"unknown operation {op!r}")
 
 
+def server_root(base_url: str) -> str:
+    """The server's root URL; a base URL ending in the API prefix ``/v1`` is accepted too."""
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
 class _Retrying:
     """Shared retry policy and response handling of both HTTP transports."""
 
@@ -110,7 +115,7 @@ class _Retrying:
                 "no API key: pass Memstore(api_key=...) or set MEMSTORE_API_KEY "
                 "(or use Memstore.local(path) for the embedded store)"
             )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = server_root(base_url)
         self.headers = {"Authorization": f"Bearer {api_key}", "User-Agent": "memstore-python"}
         self.max_retries = max_retries
 

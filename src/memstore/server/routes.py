@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response, Security
+from fastapi.security import HTTPBearer
+from starlette.convertors import Convertor, register_url_convertor
 
 from memstore.engine import MemoryEngine
 from memstore.errors import ServiceUnavailableError, ValidationError
@@ -39,17 +41,37 @@ _errors = {
 }
 
 router = APIRouter(responses=_errors)
+health_router = APIRouter()  # /healthz and /readyz: no key, no body, no quota
+
+
+class MemoryIdConvertor(Convertor):
+    """A memory id segment that is not one of the fixed routes beside it, so that
+    ``GET /v1/memory/remember`` is a 405 (wrong method) rather than "no memory 'remember'"."""
+
+    regex = "(?!(?:remember|recall)$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("memory_id", MemoryIdConvertor())
+
+# Declares HTTP Bearer in the OpenAPI document (the Authorize button of /docs); the header
+# itself is checked by authenticate(), which gives the precise 401 messages.
+bearer = HTTPBearer(
+    auto_error=False, bearerFormat="am_live_...", description="An API key: am_live_..."
+)
 
 
 def engine_of(request: Request) -> MemoryEngine:
     return request.app.state.engine
 
 
-def current_account(
-    request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer am_live_...")] = None,
-) -> str:
-    account = authenticate(engine_of(request).store, authorization)
+def current_account(request: Request, _: Annotated[object, Security(bearer)]) -> str:
+    account = authenticate(engine_of(request).store, request.headers.get("authorization"))
     request.scope["state"]["account"] = account
     return account
 
@@ -152,13 +174,13 @@ def forget_session(
     return DeletedResponse(deleted=engine.forget_session(account, None if shared else session))
 
 
-@router.get("/v1/memory/{memory_id}", response_model=Memory)
+@router.get("/v1/memory/{memory_id:memory_id}", response_model=Memory)
 def get_memory(memory_id: str, account: Account, engine: Engine):
     return engine.get(account, memory_id)
 
 
 @router.patch(
-    "/v1/memory/{memory_id}",
+    "/v1/memory/{memory_id:memory_id}",
     response_model=Memory,
     responses={
         409: {"model": ErrorResponse, "description": "The session already has that content"}
@@ -169,7 +191,7 @@ def update_memory(memory_id: str, body: UpdateRequest, account: Account, engine:
     return engine.update(account, memory_id, body.content, body.metadata)
 
 
-@router.delete("/v1/memory/{memory_id}", response_model=DeletedResponse)
+@router.delete("/v1/memory/{memory_id:memory_id}", response_model=DeletedResponse)
 def forget_memory(memory_id: str, account: Account, engine: Engine):
     engine.forget(account, memory_id)
     return DeletedResponse(deleted=1)
@@ -185,13 +207,16 @@ def usage(account: Account, engine: Engine):
     return engine.usage(account)
 
 
-@router.get("/healthz")
+@health_router.get("/healthz")
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@health_router.get(
+    "/readyz",
+    responses={503: {"model": ErrorResponse, "description": "The database does not answer"}},
+)
 def readyz(engine: Engine) -> dict[str, str]:
     """The process can serve: its database answers."""
     try:
