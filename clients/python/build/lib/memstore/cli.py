@@ -1,0 +1,607 @@
+"""The ``memstore`` command: the SDK from the shell (local store or a server), plus the server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from memstore import __version__
+from memstore.errors import MemstoreError
+
+if TYPE_CHECKING:
+    from memstore.client import Memstore
+
+
+class CLIError(Exception):
+    """A problem the user can fix, told in one line (no traceback)."""
+
+
+class _Commands(TyperGroup):
+    """Turns an expected failure into one line on stderr and exit status 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MemstoreError as exc:
+            _fail(f"({exc.code}) {exc.message}")
+        except CLIError as exc:
+            _fail(str(exc))
+        except OSError as exc:
+            _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+        except (ValueError, sqlite3.Error) as exc:
+            _fail(str(exc))
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"memstore {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    cls=_Commands,
+    help="Persistent memory for AI agents. Memory commands work on --data-dir, or on a server "
+    "with --base-url/--api-key (or MEMSTORE_BASE_URL/MEMSTORE_API_KEY).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Persistent memory for AI agents."""
+
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="MEMSTORE_DATA_DIR",
+        help="Directory of the embedded store.",
+        show_default=True,
+    ),
+]
+DEFAULT_DIR = Path("memstore-data")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+BaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        envvar="MEMSTORE_BASE_URL",
+        metavar="URL",
+        help="A memstore server to use instead of --data-dir (default port 8420).",
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="MEMSTORE_API_KEY",
+        metavar="KEY",
+        help="API key for the server; with it alone the server is http://127.0.0.1:8420.",
+    ),
+]
+Sessions = Annotated[
+    list[str] | None,
+    typer.Option("--session", metavar="NAME", help="Session to search (repeatable; '*' for all)."),
+]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _run(fn: Any) -> Any:
+    try:
+        return fn()
+    except MemstoreError as exc:
+        _fail(f"({exc.code}) {exc.message}")
+
+
+def _check_data_dir(data_dir: Path, must_exist: bool) -> None:
+    """Refuse a --data-dir that is a file, and (for commands that only read) one without a
+    store, rather than silently creating an empty store there."""
+    from memstore.stores.sqlite import DB_FILENAME
+
+    if data_dir.exists() and not data_dir.is_dir():
+        raise CLIError(f"--data-dir {data_dir} is a file, not a directory")
+    if must_exist and not (data_dir / DB_FILENAME).is_file():
+        raise CLIError(
+            f"no memstore store in {data_dir} (no {DB_FILENAME}); check --data-dir or "
+            "MEMSTORE_DATA_DIR (memstore remember or memstore serve creates one)"
+        )
+
+
+@contextmanager
+def _opening(data_dir: Path) -> Iterator[None]:
+    """Name the file when the database in ``data_dir`` cannot be read."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise CLIError(f"{data_dir / 'memstore.db'} is not a memstore database ({exc})") from None
+
+
+def _engine(data_dir: Path, must_exist: bool = False) -> Any:
+    from memstore.client import open_local_engine
+
+    _check_data_dir(data_dir, must_exist)
+    with _opening(data_dir):
+        return open_local_engine(data_dir)
+
+
+def _memstore(
+    data_dir: Path, base_url: str | None, api_key: str | None, must_exist: bool = False
+) -> Memstore:
+    """The SDK over a server (when --base-url or --api-key is given) or over --data-dir."""
+    from memstore.client import Memstore
+
+    if base_url or api_key:
+        return Memstore(api_key=api_key, base_url=base_url)
+    _check_data_dir(data_dir, must_exist)
+    with _opening(data_dir):
+        return Memstore.local(data_dir)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _memories(count: int) -> str:
+    return "1 memory" if count == 1 else f"{count} memories"
+
+
+def _memory_table(*columns: str) -> Table:
+    """A table whose ``id`` column is never cut, so ids can be pasted into forget/get."""
+    table = Table()
+    for name in columns:
+        if name == "id":
+            table.add_column(name, no_wrap=True, min_width=28)
+        elif name == "content":
+            table.add_column(name, ratio=1)
+        else:
+            table.add_column(name)
+    return table
+
+
+def _metadata(value: str | None) -> dict[str, Any] | None:
+    try:
+        return json.loads(value) if value else None
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"--metadata is not JSON: {exc.msg}") from None
+
+
+@app.command()
+def remember(
+    content: Annotated[str, typer.Argument(metavar="TEXT", help="Text to remember.")],
+    session: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Session (omit for shared).")
+    ] = None,
+    metadata: Annotated[
+        str | None, typer.Option(metavar="JSON", help="Flat JSON object, e.g. '{\"k\": 1}'.")
+    ] = None,
+    ttl: Annotated[
+        int | None, typer.Option(metavar="SECONDS", help="Seconds until the memory expires.")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remember TEXT."""
+    meta = _metadata(metadata)
+    with _memstore(data_dir, base_url, api_key) as ms:
+        item = {"content": content, "session": session, "metadata": meta, "ttl": ttl}
+        result = ms.remember_many([item])[0]
+    if as_json:
+        _print_json(result.model_dump(mode="json"))
+    else:
+        state = "already known" if result.deduplicated else "remembered"
+        console.print(f"{state}: {result.memory.id}")
+
+
+@app.command()
+def recall(
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="What to look for.")],
+    session: Sessions = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="How many memories at most.")] = 5,
+    min_score: Annotated[
+        float | None, typer.Option(metavar="SCORE", help="Drop results scoring below (0-1).")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recall the memories most relevant to QUERY, best first."""
+    sessions = session[0] if session and len(session) == 1 else session
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        found = ms.recall(query, sessions, limit, min_score)
+    if as_json:
+        _print_json({"memories": [m.model_dump(mode="json") for m in found]})
+        return
+    table = _memory_table("score", "content", "session", "id")
+    for m in found:
+        table.add_row(f"{m.score:.3f}", m.content, m.session or "", m.id)
+    console.print(table)
+
+
+@app.command("list")
+def list_(
+    session: Annotated[
+        str, typer.Option(metavar="NAME", help="Session to list ('*' for all).")
+    ] = "*",
+    limit: Annotated[int, typer.Option(metavar="N", help="Page size.")] = 50,
+    cursor: Annotated[
+        str | None, typer.Option(metavar="CURSOR", help="Cursor from the previous page.")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List memories, newest first."""
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        page = ms.list(session or None, limit, cursor)
+    if as_json:
+        _print_json(page.model_dump(mode="json"))
+        return
+    table = _memory_table("id", "session", "created", "content")
+    for m in page.memories:
+        table.add_row(m.id, m.session or "", m.created_at.strftime("%Y-%m-%d %H:%M"), m.content)
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}")
+
+
+MemoryId = Annotated[str, typer.Argument(metavar="ID", help="A memory id (mem_...).")]
+
+
+@app.command()
+def get(
+    memory_id: MemoryId,
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Print one memory as JSON."""
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        _print_json(ms.get(memory_id).model_dump(mode="json"))
+
+
+@app.command()
+def update(
+    memory_id: MemoryId,
+    content: Annotated[str | None, typer.Option(metavar="TEXT", help="New content.")] = None,
+    metadata: Annotated[
+        str | None, typer.Option(metavar="JSON", help="New metadata (replaces it).")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replace a memory's content and/or metadata."""
+    if content is None and metadata is None:
+        raise CLIError("give --content, --metadata or both")
+    meta = _metadata(metadata)
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        memory = ms.update(memory_id, content=content, metadata=meta)
+    if as_json:
+        _print_json(memory.model_dump(mode="json"))
+    else:
+        console.print(f"updated {memory.id}")
+
+
+@app.command()
+def forget(
+    memory_id: MemoryId,
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Forget one memory by id."""
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        ms.forget(memory_id)
+    console.print(f"forgot {memory_id}")
+
+
+@app.command("forget-session")
+def forget_session(
+    session: Annotated[
+        str | None, typer.Argument(metavar="SESSION", help="The session to forget.")
+    ] = None,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="Forget the shared session instead.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Forget every memory of SESSION, or of the shared session with --shared."""
+    if (session is None) == (not shared):
+        raise typer.BadParameter("give a SESSION or --shared (one of them)")
+    where = "the shared session" if shared else f"session {session!r}"
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        if not yes:
+            typer.confirm(f"Forget every memory of {where}?", abort=True)
+        count = ms.forget_session(session)
+    console.print(f"forgot {_memories(count)} of {where}")
+
+
+@app.command()
+def sessions(
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List sessions with their memory counts."""
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        found = ms.sessions()
+    if as_json:
+        _print_json([s.model_dump() for s in found])
+        return
+    table = Table("session", "memories")
+    for s in found:
+        table.add_row(s.session or "(shared)", str(s.count))
+    console.print(table)
+
+
+@app.command()
+def usage(
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """This month's operations: used, limit and when the count resets."""
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        used = ms.usage()
+    if as_json:
+        _print_json(used.model_dump(mode="json"))
+        return
+    limit = "no limit" if used.ops_limit is None else f"of {used.ops_limit:,}"
+    console.print(
+        f"{used.ops_used:,} operations {limit} in {used.period} (plan {used.plan}); "
+        f"resets {used.resets_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+@app.command("export")
+def export_(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="JSONL file to write ('-' for stdout).")
+    ],
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """Export every memory (with its vector) as JSON Lines."""
+    from memstore.engine import LOCAL_ACCOUNT
+    from memstore.transfer import export_jsonl
+
+    engine = _engine(data_dir, must_exist=True)
+    if str(file) == "-":
+        export_jsonl(engine, LOCAL_ACCOUNT, sys.stdout)
+        return
+    with open(file, "w", encoding="utf-8") as out:
+        count = export_jsonl(engine, LOCAL_ACCOUNT, out)
+    err_console.print(f"exported {_memories(count)} to {file}")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE", help="JSONL file written by export (or lines with a content field)."
+        ),
+    ],
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """Import memories; vectors are reused when the embedder matches, else re-embedded."""
+    from rich.progress import Progress
+
+    from memstore.engine import LOCAL_ACCOUNT
+    from memstore.transfer import import_jsonl
+
+    with open(file, encoding="utf-8") as f:
+        total = max(0, sum(1 for line in f if line.strip()) - 1)
+    engine = _engine(data_dir)
+    with open(file, encoding="utf-8") as f, Progress(console=err_console) as progress:
+        task = progress.add_task("importing", total=total or None)
+        imported, skipped, reembedded = import_jsonl(
+            engine, LOCAL_ACCOUNT, f, lambda n: progress.advance(task, n)
+        )
+    how = "re-embedded" if reembedded else "vectors reused"
+    err_console.print(f"imported {imported}, skipped {skipped} duplicates ({how})")
+
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="MEMSTORE_DATABASE_URL",
+        help="postgresql://... to use PostgreSQL + pgvector instead of SQLite.",
+    ),
+]
+
+
+def _store(data_dir: Path, database_url: str | None) -> Any:
+    from memstore.stores import open_store
+
+    if not database_url:
+        _check_data_dir(data_dir, must_exist=False)
+    with _opening(data_dir):
+        return open_store(data_dir=str(data_dir), database_url=database_url)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8420,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    data_dir: DataDir = DEFAULT_DIR,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API. On a store with no API keys, creates one and prints it once."""
+    import os
+
+    import uvicorn
+
+    from memstore.server.auth import issue_key
+
+    store = _store(data_dir, database_url)
+    try:
+        if not store.list_keys():
+            issued = issue_key(store, "default", "unlimited")
+            err_console.print(
+                "No API keys yet; created one for account 'default' (shown only once):\n"
+                f"  {issued.key}\n"
+                "Use it as 'Authorization: Bearer <key>'. More: memstore keys create --help"
+            )
+        else:
+            where = "--database-url URL" if database_url else f"--data-dir {data_dir}"
+            typer.echo(
+                "This store has API keys already. Lost yours? "
+                f"'memstore keys create {where}' makes another ('memstore keys list' shows them).",
+                err=True,
+            )
+    finally:
+        store.close()
+    os.environ["MEMSTORE_DATA_DIR"] = str(data_dir)
+    if database_url:
+        os.environ["MEMSTORE_DATABASE_URL"] = database_url
+    uvicorn.run(
+        "memstore.server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+keys_app = typer.Typer(help="Manage API keys (only their hashes are stored).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Option(help="Account name (created if new).")] = "default",
+    plan: Annotated[str, typer.Option(help="free (1,000 ops/month), pro or unlimited.")] = (
+        "unlimited"
+    ),
+    data_dir: DataDir = DEFAULT_DIR,
+    database_url: DatabaseUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key and print it once."""
+    from memstore.server.auth import issue_key
+
+    store = _store(data_dir, database_url)
+    try:
+        issued = _run(lambda: issue_key(store, account, plan))
+    finally:
+        store.close()
+    if as_json:
+        _print_json(
+            {
+                "key": issued.key,
+                "key_id": issued.key_id,
+                "account_id": issued.account_id,
+                "account": issued.account_name,
+                "plan": issued.plan,
+            }
+        )
+    else:
+        console.print(
+            f"{issued.key}\n(key {issued.key_id}, account {issued.account_name}, "
+            f"plan {issued.plan}; this is the only time the key is shown)"
+        )
+
+
+@keys_app.command("list")
+def keys_list(
+    data_dir: DataDir = DEFAULT_DIR, database_url: DatabaseUrl = None, as_json: JsonFlag = False
+) -> None:
+    """List keys (id, prefix, account, state); never the keys themselves."""
+    store = _store(data_dir, database_url)
+    try:
+        accounts = {a.id: a for a in store.list_accounts()}
+        keys = store.list_keys()
+    finally:
+        store.close()
+    rows = [
+        {
+            "key_id": k.id,
+            "prefix": k.prefix,
+            "account": accounts[k.account_id].name,
+            "plan": accounts[k.account_id].plan,
+            "revoked": k.revoked_at is not None,
+        }
+        for k in keys
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("key id", "prefix", "account", "plan", "state")
+    for r in rows:
+        table.add_row(
+            r["key_id"],
+            r["prefix"] + "…",
+            r["account"],
+            r["plan"],
+            "revoked" if r["revoked"] else "active",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="Key id (key_...) or the prefix shown by list.")],
+    data_dir: DataDir = DEFAULT_DIR,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a key; requests with it fail at once."""
+    import time
+
+    store = _store(data_dir, database_url)
+    try:
+        done = store.revoke_key(key, time.time())
+    finally:
+        store.close()
+    if not done:
+        err_console.print(f"[red]error[/red]: no active key {key!r}")
+        raise typer.Exit(2)
+    console.print(f"revoked {key}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

