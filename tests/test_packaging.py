@@ -90,3 +90,21 @@ def test_the_client_install_talks_to_a_server_without_the_server_dependencies(se
         [str(python), "-m", "pip", "show", "memstore-ai-client"], capture_output=True, text=True
     )
     assert "Name: memstore-ai-client" in shown.stdout
+
+
+def test_the_readme_documents_every_memstore_variable():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Configuration") :]
+    section = section[: section.index("\n## ", 1)]
+    used = set()
+    for folder in ("src", "tests", "bench", "examples"):
+        for path in (ROOT / folder).rglob("*.py"):
+            used |= set(re.findall(r"MEMSTORE_[A-Z_]+[A-Z]", path.read_text()))
+    used |= {f"MEMSTORE_{name.upper()}" for name in _server_settings()}
+    assert sorted(v for v in used if f"`{v}`" not in section) == []
+
+
+def _server_settings() -> list[str]:
+    from memstore.server.settings import Settings
+
+    return list(Settings.model_fields)
