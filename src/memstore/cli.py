@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -30,13 +29,15 @@ class CLIError(Exception):
 class _Commands(TyperGroup):
     """Turns an expected failure into one line on stderr and exit status 2, not a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MemstoreError as exc:
             _fail(f"({exc.code}) {exc.message}")
         except CLIError as exc:
             _fail(str(exc))
+        except BrokenPipeError:
+            raise  # output piped into `head`: click exits quietly
         except OSError as exc:
             _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
         except (ValueError, sqlite3.Error) as exc:
@@ -112,13 +113,6 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _run(fn: Any) -> Any:
-    try:
-        return fn()
-    except MemstoreError as exc:
-        _fail(f"({exc.code}) {exc.message}")
-
-
 def _check_data_dir(data_dir: Path, must_exist: bool) -> None:
     """Refuse a --data-dir that is a file, and (for commands that only read) one without a
     store, rather than silently creating an empty store there."""
@@ -139,7 +133,9 @@ def _opening(data_dir: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        raise CLIError(f"{data_dir / 'memstore.db'} is not a memstore database ({exc})") from None
+        from memstore.stores.sqlite import DB_FILENAME
+
+        raise CLIError(f"{data_dir / DB_FILENAME} is not a memstore database ({exc})") from None
 
 
 def _engine(data_dir: Path, must_exist: bool = False) -> Any:
@@ -523,7 +519,7 @@ def keys_create(
 
     store = _store(data_dir, database_url)
     try:
-        issued = _run(lambda: issue_key(store, account, plan))
+        issued = issue_key(store, account, plan)
     finally:
         store.close()
     if as_json:
