@@ -42,9 +42,13 @@ def screenshot_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the session; tests open their own pages (contexts)."""
+    """One headless Chromium per test module; tests open their own pages (contexts).
+
+    Not per session: playwright's sync API marks its event loop as running while it is open,
+    so every later test that calls asyncio.run() would fail with "cannot be called from a
+    running event loop"."""
     executable = chromium_path()
     if executable is None:
         pytest.fail("chromium is not installed (scripts/test.sh installs Debian's package)")
