@@ -46,9 +46,9 @@ def screenshot_dir() -> Path:
 def browser() -> Iterator[object]:
     """One headless Chromium per test module; tests open their own pages (contexts).
 
-    Not per session: playwright's sync API marks its event loop as running while it is open,
-    so every later test that calls asyncio.run() would fail with "cannot be called from a
-    running event loop"."""
+    Module scope, not session: playwright's sync API keeps an event loop running while it is
+    open, and ``asyncio.run`` in later test modules would fail beside it.
+    """
     executable = chromium_path()
     if executable is None:
         pytest.fail("chromium is not installed (scripts/test.sh installs Debian's package)")
