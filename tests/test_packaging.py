@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,9 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_wheel(project: Path, out: Path) -> tuple[Path, str]:
-    """Build ``project``'s wheel into ``out``; returns the wheel and pip's output."""
+    """Build ``project``'s wheel into ``out``; returns the wheel and pip's output.
+
+    The build runs on a copy, so no build/ left in the checkout (with stale modules) can
+    leak into a wheel, and the checkout stays clean."""
+    copy = out / "project"
+    copy.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copyfile(project / name, copy / name)  # follows clients/python's links
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(ROOT / "src", copy / "src", ignore=ignore)
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", str(project), "-w", str(out)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", str(copy), "-w", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
