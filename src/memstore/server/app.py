@@ -13,8 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
-from memstore.server.mcp import MCPEndpoint
 from memstore.server.docs import add_docs
+from memstore.server.mcp import MCPEndpoint
 from memstore.server.middleware import RequestContext
 from memstore.server.routes import health_router, router
 from memstore.server.settings import Settings
