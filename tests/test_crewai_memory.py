@@ -220,6 +220,22 @@ def test_recall_uses_the_query_text_and_returns_crewai_matches(backend_ms):
     ]
 
 
+def test_crewais_own_memory_tools_save_and_search_through_memstore(ms):
+    llm = ScriptedLLM(
+        model="scripted",
+        responses=[
+            'Thought: save\nAction: save_to_memory\nAction Input: {"contents": ["Beta Inc is cheap"]}',
+            'Thought: look\nAction: search_memory\nAction Input: {"queries": ["Beta pricing"]}',
+            final("Beta is cheap."),
+        ],
+    )
+    one_agent_crew(llm, MemstoreMemory(ms, session="p")).kickoff(inputs={"topic": "Beta"})
+    assert "Saved to memory (scope=/, importance=0.5)." in prompt_text(llm.calls[1])
+    assert "Found memories:\n- (score=0." in prompt_text(llm.calls[2])
+    assert "Beta Inc is cheap" in prompt_text(llm.calls[2])
+    assert "Beta Inc is cheap" in [m.content for m in ms.list(session="p").memories]
+
+
 def test_remember_many_writes_in_the_background_and_recall_waits(backend_ms):
     memory = MemstoreMemory(backend_ms, session="bg")
     assert (

@@ -184,6 +184,7 @@ class MemstoreMemory(Memory):
             return self._spec
         agent = self._agent or (SimpleNamespace(role=agent_role) if agent_role else None)
         if agent is None:
+            log.warning("memstore: a per-agent MemstoreMemory was used without an agent")
             raise ValueError(
                 "this memory has one session per agent and CrewAI did not say which agent "
                 "asks: use memory.attach(crew) or Agent(memory=memory.for_agent(agent))"
