@@ -98,6 +98,12 @@ def run_example(tmp_path: Path, name: str, env: dict[str, str], *args: str) -> d
     }
 
 
+@pytest.fixture(autouse=True)
+def crewai_storage(tmp_path, monkeypatch):
+    """crewai's task-output database goes to this test's directory, not the user's."""
+    monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path / "crewai-storage"))
+
+
 @pytest.fixture
 def ms(tmp_path):
     store = Memstore.local(tmp_path / "memstore")
