@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
@@ -41,6 +42,10 @@ __all__ = ["MemstoreMemory"]
 log = logging.getLogger(__name__)
 
 MAX_SESSIONS_PER_CALL = 100
+# How long recall trusts its list of the account's sessions (to find the sessions of scopes
+# below the memory's own). Listing sessions reads every memory of the account, so recall
+# does it at most this often; sessions this memory writes to are added at once.
+SESSIONS_TTL = 30.0
 # CrewAI's record fields kept in a memory's metadata; hidden from the record's own metadata
 # (which CrewAI prints into prompts) together with the notes memstore's integration adds.
 CATEGORIES, IMPORTANCE, SOURCE, PRIVATE = (
@@ -114,6 +119,7 @@ class MemstoreMemory(Memory):
     _spec: Any = PrivateAttr(default=None)
     _agent: Any = PrivateAttr(default=None)
     _min_score: float | None = PrivateAttr(default=None)
+    _known: tuple[float, set[str | None]] | None = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -196,6 +202,21 @@ class MemstoreMemory(Memory):
 
     def _counts(self, infos: Iterable[Any]) -> dict[str | None, int]:
         return {info.session: info.count for info in infos}
+
+    def _known_sessions(self) -> set[str | None] | None:
+        """The account's sessions as last listed, or None when that is over SESSIONS_TTL old."""
+        known = self._known
+        return known[1] if known and time.monotonic() - known[0] < SESSIONS_TTL else None
+
+    def _learn(self, sessions: Iterable[str | None]) -> set[str | None]:
+        names = set(sessions)
+        self._known = (time.monotonic(), names)
+        return names
+
+    def _wrote(self, items: list[dict[str, Any]]) -> None:
+        known = self._known_sessions()
+        if known is not None:
+            known.update(item["session"] for item in items)
 
     # -- records
     def _item(
@@ -318,6 +339,7 @@ class MemstoreMemory(Memory):
             return None
         args = (scope, categories, metadata, importance, source, private, agent_role, root_scope)
         [item] = self._items([content], *args)
+        self._wrote([item])
         [result] = self._ms.remember_many([item])
         return self._record(result.memory, self._root(agent_role))
 
@@ -342,6 +364,7 @@ class MemstoreMemory(Memory):
         return []
 
     def _save(self, items: list[dict[str, Any]]) -> list[Any]:
+        self._wrote(items)
         try:
             return [
                 result
@@ -409,6 +432,7 @@ class MemstoreMemory(Memory):
             changed = None if new.content == stored.content else new.content
             memory = self._ms.update(stored.id, content=changed, metadata=item["metadata"])
         else:
+            self._wrote([item])
             memory = self._ms.remember_many([item])[0].memory
             self._ms.forget(stored.id)
         return self._record(memory, root)
@@ -428,8 +452,10 @@ class MemstoreMemory(Memory):
         by memstore's recall (query text and meaning; no LLM whatever ``depth`` says)."""
         self.drain_writes()
         root = self._root()
-        infos = self._ms.sessions()
-        names = sessions_under(root, self._path(scope), self._counts(infos))
+        known = self._known_sessions()
+        if known is None:
+            known = self._learn(info.session for info in self._ms.sessions())
+        names = sessions_under(root, self._path(scope), known)
         fetch = self._fetch(limit, categories, include_private)
         found = [
             m
@@ -564,7 +590,10 @@ class MemstoreMemory(Memory):
             )
         await self._adrain()
         root = self._root()
-        names = sessions_under(root, self._path(scope), self._counts(await self._ams.sessions()))
+        known = self._known_sessions()
+        if known is None:
+            known = self._learn(info.session for info in await self._ams.sessions())
+        names = sessions_under(root, self._path(scope), known)
         fetch = self._fetch(limit, categories, include_private)
         found: list[RecalledMemory] = []
         for chunk in _chunks(names):
@@ -612,6 +641,7 @@ class MemstoreMemory(Memory):
             results = await asyncio.to_thread(self._save, items)
         else:
             results = []
+            self._wrote(items)
             for start in range(0, len(items), MAX_BATCH):
                 results += await self._ams.remember_many(items[start : start + MAX_BATCH])
         root = self._root(agent_role)
