@@ -348,6 +348,18 @@ def test_per_user_memories_never_leak(ms):
     assert [m.session for m in ms.list(session="*").memories] == ["user:bob", "user:alice"]
 
 
+def test_an_agents_own_memory_carries_over_between_kickoffs(ms):
+    llm = ScriptedLLM(model="scripted", responses=[final("Acme lacks API docs."), final("ok")])
+    agent = Agent(
+        role="Helper", goal="Help", backstory="b", llm=llm, memory=MemstoreMemory(ms, session="a")
+    )
+    agent.kickoff("What does Acme lack?")
+    agent.kickoff("Tell me about Acme again")
+    assert 'Task "What does Acme lack?" (by Helper) → result: Acme lacks API docs.' in prompt_text(
+        llm.calls[1]
+    )
+
+
 def test_per_agent_role_sessions_with_attach(ms):
     llm = ScriptedLLM(model="scripted", reply=_research.offline_reply)
     memory = MemstoreMemory(ms, session=by_agent_role())
