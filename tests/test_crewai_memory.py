@@ -254,6 +254,15 @@ def test_remember_many_writes_in_the_background_and_recall_waits(backend_ms):
     assert {m.metadata["agent"] for m in backend_ms.list(session="bg").memories} == {"R"}
 
 
+def test_a_failed_background_write_is_logged_not_lost_silently(ms, caplog):
+    memory = MemstoreMemory(ms, session="p")
+    memory.remember_many(["x" * 40_000])  # over memstore's 32 KiB content limit
+    memory.drain_writes()  # like CrewAI's: waits, never raises into the crew
+    assert "memstore: saving 1 memories failed" in caplog.text
+    assert "ValidationError" in caplog.text
+    assert ms.list(session="p").memories == []
+
+
 def test_scopes_are_sessions_below_the_memorys_session(backend_ms):
     ms = backend_ms
     memory = MemstoreMemory(ms, session="project:alpha")

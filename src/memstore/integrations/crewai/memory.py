@@ -15,11 +15,14 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from itertools import islice
 from types import SimpleNamespace
 from typing import Any, Literal
 
+from crewai.events.event_bus import crewai_event_bus
+from crewai.events.types.memory_events import MemorySaveCompletedEvent, MemorySaveStartedEvent
 from crewai.memory.types import MemoryMatch, MemoryRecord, ScopeInfo
 from crewai.memory.unified_memory import Memory
 from crewai.memory.utils import join_scope_paths, normalize_scope_path
@@ -55,6 +58,11 @@ CATEGORIES, IMPORTANCE, SOURCE, PRIVATE = (
     "crewai.private",
 )
 HIDDEN = {"source", "agent", "kind"}
+
+
+def _emit(source: Any, event: Any) -> None:
+    with suppress(RuntimeError):  # the event bus is shut down: the process is exiting
+        crewai_event_bus.emit(source, event)
 
 
 def _chunks(names: list[str | None]) -> Iterator[list[str | None]]:
@@ -360,8 +368,30 @@ class MemstoreMemory(Memory):
         if not contents or self.read_only:
             return []
         args = (scope, categories, metadata, importance, source, private, agent_role, root_scope)
-        self._submit_save(self._save, self._items(contents, *args))
+        self._submit_save(self._background_save, self._items(contents, *args), agent_role)
         return []
+
+    def _background_save(self, items: list[dict[str, Any]], agent_role: str | None) -> list[Any]:
+        """``_save`` between CrewAI's save events (a failure is reported by ``Memory``)."""
+        _emit(
+            self,
+            MemorySaveStartedEvent(
+                value=f"{len(items)} memories", agent_role=agent_role, source_type="memstore"
+            ),
+        )
+        start = time.perf_counter()
+        results = self._save(items)
+        elapsed = (time.perf_counter() - start) * 1000
+        _emit(
+            self,
+            MemorySaveCompletedEvent(
+                value=f"{len(results)} memories saved",
+                agent_role=agent_role,
+                save_time_ms=elapsed,
+                source_type="memstore",
+            ),
+        )
+        return results
 
     def _save(self, items: list[dict[str, Any]]) -> list[Any]:
         self._wrote(items)
