@@ -11,12 +11,11 @@ back are ``MemoryRecord``/``MemoryMatch`` as it formats them into prompts.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -30,6 +29,14 @@ from pydantic import PrivateAttr
 
 from memstore.client import AsyncMemstore, Memstore
 from memstore.errors import NotFoundError
+from memstore.integrations.crewai.records import (
+    HIDDEN,
+    IMPORTANCE,
+    memory_item,
+    selected,
+    to_record,
+    visible,
+)
 from memstore.integrations.crewai.sessions import (
     SessionSpec,
     scope_of,
@@ -49,15 +56,6 @@ MAX_SESSIONS_PER_CALL = 100
 # below the memory's own). Listing sessions reads every memory of the account, so recall
 # does it at most this often; sessions this memory writes to are added at once.
 SESSIONS_TTL = 30.0
-# CrewAI's record fields kept in a memory's metadata; hidden from the record's own metadata
-# (which CrewAI prints into prompts) together with the notes memstore's integration adds.
-CATEGORIES, IMPORTANCE, SOURCE, PRIVATE = (
-    "crewai.categories",
-    "crewai.importance",
-    "crewai.source",
-    "crewai.private",
-)
-HIDDEN = {"source", "agent", "kind"}
 
 
 def _emit(source: Any, event: Any) -> None:
@@ -68,44 +66,6 @@ def _emit(source: Any, event: Any) -> None:
 def _chunks(names: list[str | None]) -> Iterator[list[str | None]]:
     for start in range(0, len(names), MAX_SESSIONS_PER_CALL):
         yield names[start : start + MAX_SESSIONS_PER_CALL]
-
-
-def _naive(value: datetime) -> datetime:
-    """UTC without tzinfo, as CrewAI's records carry (``datetime.utcnow()``)."""
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-
-
-def _flat(value: Any) -> str | int | float | bool | None:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return json.dumps(value, default=str)
-
-
-def _visible(
-    record: MemoryRecord, categories: list[str] | None, source: str | None, private: bool
-) -> bool:
-    """CrewAI's rules: a category filter keeps records with any of them; a private record
-    is seen only by its own source (or with ``include_private``)."""
-    if categories and not set(categories) & set(record.categories):
-        return False
-    return private or not record.private or (source is not None and record.source == source)
-
-
-def _selected(
-    record: MemoryRecord,
-    categories: list[str] | None,
-    older_than: datetime | None,
-    metadata_filter: dict[str, Any] | None,
-    record_ids: list[str] | None,
-) -> bool:
-    if record_ids is not None and record.id not in record_ids:
-        return False
-    if older_than is not None and record.created_at >= _naive(older_than):
-        return False
-    if categories and not set(categories) & set(record.categories):
-        return False
-    wanted = (metadata_filter or {}).items()
-    return all(record.metadata.get(k) == v for k, v in wanted)
 
 
 class MemstoreMemory(Memory):
@@ -227,31 +187,6 @@ class MemstoreMemory(Memory):
             known.update(item["session"] for item in items)
 
     # -- records
-    def _item(
-        self,
-        content: str,
-        session: str | None,
-        categories: list[str] | None,
-        metadata: dict[str, Any] | None,
-        importance: float | None,
-        source: str | None,
-        private: bool,
-        agent_role: str | None,
-    ) -> dict[str, Any]:
-        meta: dict[str, Any] = {k: _flat(v) for k, v in (metadata or {}).items()}
-        meta["source"] = "crewai"
-        if agent_role:
-            meta["agent"] = agent_role
-        if categories:
-            meta[CATEGORIES] = json.dumps(categories)
-        if importance is not None:
-            meta[IMPORTANCE] = float(importance)
-        if source is not None:
-            meta[SOURCE] = source
-        if private:
-            meta[PRIVATE] = True
-        return {"content": content, "session": session, "metadata": meta}
-
     def _items(
         self,
         contents: list[str],
@@ -266,26 +201,12 @@ class MemstoreMemory(Memory):
     ) -> list[dict[str, Any]]:
         session = scope_session(self._root(agent_role), self._path(scope, root_scope))
         return [
-            self._item(c, session, categories, metadata, importance, source, private, agent_role)
+            memory_item(c, session, categories, metadata, importance, source, private, agent_role)
             for c in contents
         ]
 
     def _record(self, memory: Stored, root: str | None) -> MemoryRecord:
-        meta = memory.metadata
-        return MemoryRecord(
-            id=memory.id,
-            content=memory.content,
-            scope=scope_of(root, memory.session),
-            categories=json.loads(str(meta.get(CATEGORIES) or "[]")),
-            metadata={
-                k: v for k, v in meta.items() if k not in HIDDEN and not k.startswith("crewai.")
-            },
-            importance=float(meta.get(IMPORTANCE, self.default_importance) or 0.0),
-            created_at=_naive(memory.created_at),
-            last_accessed=_naive(memory.updated_at),
-            source=meta.get(SOURCE),  # type: ignore[arg-type]
-            private=bool(meta.get(PRIVATE, False)),
-        )
+        return to_record(memory, root, self.default_importance)
 
     def _matches(
         self,
@@ -301,7 +222,7 @@ class MemstoreMemory(Memory):
         return [
             MemoryMatch(record=r, score=score, match_reasons=["memstore"])
             for r, score in records
-            if _visible(r, categories, source, include_private)
+            if visible(r, categories, source, include_private)
         ][:limit]
 
     @staticmethod
@@ -446,7 +367,7 @@ class MemstoreMemory(Memory):
         )
         session = stored.session if scope is None else scope_session(root, scope)
         kept_importance = importance is not None or IMPORTANCE in stored.metadata
-        item = self._item(
+        item = memory_item(
             new.content,
             session,
             new.categories,
@@ -574,7 +495,7 @@ class MemstoreMemory(Memory):
         doomed = [
             r.id
             for r in self._scan(names, root)
-            if _selected(r, categories, older_than, metadata_filter, record_ids)
+            if selected(r, categories, older_than, metadata_filter, record_ids)
         ]
         for memory_id in doomed:
             self._ms.forget(memory_id)
