@@ -1,13 +1,14 @@
 """CrewAI's own memory kept in memstore: ``Crew(memory=MemstoreMemory(ms, session=...))``.
 
-    pip install 'memstore[crewai]'
-    python examples/crewai_memory.py --offline               # scripted LLM, no key at all
-    OPENAI_API_KEY=... python examples/crewai_memory.py --llm gpt-4o-mini --topic "agent memory"
+    scripts/bootstrap.sh crewai            # or: pip install 'memstore-ai[crewai]' in your venv
+    .venv/bin/python examples/crewai_memory.py --offline               # scripted LLM, no key
+    OPENAI_API_KEY=... .venv/bin/python examples/crewai_memory.py --llm gpt-4o-mini
 
 Run it twice. Before each task CrewAI recalls from memstore with the task's text; after each
 task memstore keeps a note of who did what and the result. The memory itself makes no LLM
-call and needs no embedding key. Memory is local (``--data-dir``, default ./memstore-data)
-unless MEMSTORE_API_KEY is set; then it goes to the server at MEMSTORE_BASE_URL.
+call and needs no embedding key. Memory is local (``--data-dir DIR``, default
+``$MEMSTORE_DATA_DIR`` or ./memstore-data) unless MEMSTORE_API_KEY is set; then it goes to the
+server at MEMSTORE_BASE_URL.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir is None and os.environ.get("MEMSTORE_API_KEY"):
         ms = Memstore()  # a server: MEMSTORE_API_KEY and MEMSTORE_BASE_URL
     else:
-        ms = Memstore.local(args.data_dir or "memstore-data")
+        ms = Memstore.local(args.data_dir)  # default: $MEMSTORE_DATA_DIR or ./memstore-data
     llm: Any = (
         ScriptedLLM(model="scripted", reply=offline_reply) if args.offline else LLM(model=args.llm)
     )

@@ -23,6 +23,8 @@ from psycopg_pool import ConnectionPool
 
 from memstore.stores.accounts import AccountsAndKeys
 from memstore.stores.base import Filters, MemoryRow, context_offsets
+from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
+from memstore.stores.idempotency import IdempotencyRecords
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
 SCHEMA_LOCK = 0x6D656D73746F7265
@@ -76,6 +78,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX memories_tsv ON memories USING gin (tsv);
     CREATE AGGREGATE tsquery_any (tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
     """,
+    # 2: answers to writes sent with an Idempotency-Key
+    IDEMPOTENCY_SCHEMA.format(real="double precision"),
 ]
 
 _COLUMNS = (
@@ -120,7 +124,7 @@ def _scope(
     return sql, args
 
 
-class PostgresStore(AccountsAndKeys):
+class PostgresStore(AccountsAndKeys, IdempotencyRecords):
     """Store over a PostgreSQL database with pgvector (see module docstring)."""
 
     param = "%s"

@@ -12,7 +12,7 @@ Four ways in, all over the public ``Memstore`` methods, so they work the same wi
 * ``MemstoreStorage``: ``crewai.Memory(storage=MemstoreStorage(ms))`` keeps CrewAI's own
   LLM-analysed memory in memstore.
 
-Needs ``pip install memstore[crewai]``; ``import memstore`` never imports crewai.
+Needs ``pip install 'memstore-ai[crewai]'``; ``import memstore`` never imports crewai.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ try:
     import crewai  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "memstore.integrations.crewai needs crewai: pip install 'memstore[crewai]'"
+        "memstore.integrations.crewai needs crewai: pip install 'memstore-ai[crewai]'"
     ) from exc
 
 from memstore.integrations.crewai.kickoff import CrewMemory, kickoff_with_memory
