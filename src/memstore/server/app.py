@@ -14,9 +14,11 @@ from starlette.routing import Match
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError, RateLimitError
+from memstore.server.docs import add_docs
 from memstore.server.limits import AccountLimits
+from memstore.server.mcp import MCPEndpoint
 from memstore.server.middleware import RequestContext
-from memstore.server.routes import router
+from memstore.server.routes import health_router, router
 from memstore.server.settings import Settings
 from memstore.stores import open_store
 
@@ -79,7 +81,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
+        async with mcp_endpoint.session_manager.run():
+            yield
         if owns_engine:
             app.state.engine.store.close()
 
@@ -97,6 +100,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         version="1",
         summary="Persistent, shared memory for AI agents.",
         lifespan=lifespan,
+        docs_url=None,  # served by add_docs from the package's own Swagger UI
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.limits = AccountLimits(
@@ -105,6 +110,10 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         settings.concurrency_wait_seconds,
     )
     app.include_router(router)
+    mcp_endpoint = MCPEndpoint(engine)  # MCP over streamable HTTP, same keys as /v1
+    app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)
+    app.include_router(health_router)
+    add_docs(app)
 
     def quota_headers(account_id: str) -> dict[str, str]:
         usage = engine.usage(account_id)
