@@ -84,7 +84,7 @@ def test_backup_refuses_to_overwrite(tmp_path):
     (tmp_path / "copy").mkdir()
     (tmp_path / "copy" / "memstore.db").write_bytes(b"")
     subprocess.run(
-        [str(BIN / "memstore"), "sessions", "--data-dir", str(tmp_path / "d")],
+        [str(BIN / "memstore"), "remember", "a store to copy", "--data-dir", str(tmp_path / "d")],
         check=True,
         capture_output=True,
     )
