@@ -110,7 +110,16 @@ def test_ttl_expires_memories(engine, clock):
 def test_expired_memories_are_purged_from_disk(engine, clock):
     engine.remember(A, "expiring fact", ttl=1)
     clock.advance(120)
-    assert engine.store.purge_expired(clock()) == 1
+    assert engine.store.purge_expired(A, clock()) == 1
+
+
+def test_purging_one_account_leaves_the_others_expired_rows_alone(engine, clock):
+    engine.remember(A, "expiring fact of A", ttl=1)
+    engine.remember(B, "expiring fact of B", ttl=1, session="s")
+    clock.advance(120)
+    assert engine.store.purge_expired(A, clock()) == 1
+    assert engine.store.purge_expired(B, clock(), "other session") == 0
+    assert engine.store.purge_expired(B, clock(), "s") == 1
 
 
 def test_get_update_forget(engine):

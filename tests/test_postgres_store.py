@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from memstore.engine import content_hash, new_memory_id
+from memstore.models import content_hash, new_memory_id
 from memstore.stores.base import MemoryRow
 
 pytestmark = pytest.mark.postgres
@@ -238,7 +238,7 @@ def test_expired_rows_never_come_back_from_search(pg_store):
     assert [m for m, _ in pg_store.keyword_search(A, None, ["memory"], 5, later, None)] == [
         rows[1].id
     ]
-    assert pg_store.purge_expired(later) == 1
+    assert pg_store.purge_expired(A, later) == 1
 
 
 def test_the_pool_size_comes_from_the_server_settings(pg_url, monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memstore.engine import content_hash, new_memory_id
+from memstore.models import content_hash, new_memory_id
 from memstore.stores.base import MemoryRow
 
 A = "acct_a"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,12 +34,27 @@ DataDir = Annotated[
 ]
 DEFAULT_DIR = Path("memstore-data")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AccountName = Annotated[
+    str,
+    typer.Option(
+        "--account",
+        envvar="MEMSTORE_ACCOUNT",
+        help="Account (by name) to work in; the server's first key uses 'default' too.",
+    ),
+]
+DEFAULT_ACCOUNT = "default"
 
 
 def _engine(data_dir: Path) -> Any:
     from memstore.client import open_local_engine
 
     return open_local_engine(data_dir)
+
+
+def _open(data_dir: Path, account: str) -> tuple[Any, str]:
+    """The local engine and the id of the account named ``account`` (created if new)."""
+    engine = _engine(data_dir)
+    return engine, _run(lambda: engine.accounts.ensure(account).id)
 
 
 def _print_json(value: Any) -> None:
@@ -65,18 +82,17 @@ def remember(
     ] = None,
     ttl: Annotated[int | None, typer.Option(help="Seconds until the memory expires.")] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = DEFAULT_ACCOUNT,
     as_json: JsonFlag = False,
 ) -> None:
     """Remember TEXT."""
-    from memstore.engine import LOCAL_ACCOUNT
-
     try:
         meta = json.loads(metadata) if metadata else None
     except json.JSONDecodeError as exc:
         err_console.print(f"[red]error[/red]: --metadata is not JSON: {exc.msg}")
         raise typer.Exit(2) from None
-    engine = _engine(data_dir)
-    result = _run(lambda: engine.remember(LOCAL_ACCOUNT, content, session, meta, ttl))
+    engine, account_id = _open(data_dir, account)
+    result = _run(lambda: engine.remember(account_id, content, session, meta, ttl))
     if as_json:
         _print_json(result.model_dump(mode="json"))
     else:
@@ -93,14 +109,13 @@ def recall(
     limit: Annotated[int, typer.Option(help="How many memories at most.")] = 5,
     min_score: Annotated[float | None, typer.Option(help="Drop results scoring below.")] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = DEFAULT_ACCOUNT,
     as_json: JsonFlag = False,
 ) -> None:
     """Recall the memories most relevant to QUERY, best first."""
-    from memstore.engine import LOCAL_ACCOUNT
-
-    engine = _engine(data_dir)
+    engine, account_id = _open(data_dir, account)
     sessions = session[0] if session and len(session) == 1 else session
-    found = _run(lambda: engine.recall(LOCAL_ACCOUNT, query, sessions, limit, min_score))
+    found = _run(lambda: engine.recall(account_id, query, sessions, limit, min_score))
     if as_json:
         _print_json({"memories": [m.model_dump(mode="json") for m in found]})
         return
@@ -116,13 +131,12 @@ def list_(
     limit: Annotated[int, typer.Option(help="Page size.")] = 50,
     cursor: Annotated[str | None, typer.Option(help="Cursor from the previous page.")] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = DEFAULT_ACCOUNT,
     as_json: JsonFlag = False,
 ) -> None:
     """List memories, newest first."""
-    from memstore.engine import LOCAL_ACCOUNT
-
-    engine = _engine(data_dir)
-    page = _run(lambda: engine.list(LOCAL_ACCOUNT, session or None, limit, cursor))
+    engine, account_id = _open(data_dir, account)
+    page = _run(lambda: engine.list(account_id, session or None, limit, cursor))
     if as_json:
         _print_json(page.model_dump(mode="json"))
         return
@@ -135,21 +149,21 @@ def list_(
 
 
 @app.command()
-def get(memory_id: str, data_dir: DataDir = DEFAULT_DIR) -> None:
+def get(
+    memory_id: str, data_dir: DataDir = DEFAULT_DIR, account: AccountName = DEFAULT_ACCOUNT
+) -> None:
     """Print one memory as JSON."""
-    from memstore.engine import LOCAL_ACCOUNT
-
-    engine = _engine(data_dir)
-    _print_json(_run(lambda: engine.get(LOCAL_ACCOUNT, memory_id)).model_dump(mode="json"))
+    engine, account_id = _open(data_dir, account)
+    _print_json(_run(lambda: engine.get(account_id, memory_id)).model_dump(mode="json"))
 
 
 @app.command()
-def forget(memory_id: str, data_dir: DataDir = DEFAULT_DIR) -> None:
+def forget(
+    memory_id: str, data_dir: DataDir = DEFAULT_DIR, account: AccountName = DEFAULT_ACCOUNT
+) -> None:
     """Forget one memory by id."""
-    from memstore.engine import LOCAL_ACCOUNT
-
-    engine = _engine(data_dir)
-    _run(lambda: engine.forget(LOCAL_ACCOUNT, memory_id))
+    engine, account_id = _open(data_dir, account)
+    _run(lambda: engine.forget(account_id, memory_id))
     console.print(f"forgot {memory_id}")
 
 
@@ -160,24 +174,26 @@ def forget_session(
         bool, typer.Option("--shared", help="Forget the shared session instead.")
     ] = False,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = DEFAULT_ACCOUNT,
 ) -> None:
     """Forget every memory of SESSION, or of the shared session with --shared."""
-    from memstore.engine import LOCAL_ACCOUNT
-
     if (session is None) == (not shared):
         raise typer.BadParameter("give a SESSION or --shared (one of them)")
-    engine = _engine(data_dir)
-    count = _run(lambda: engine.forget_session(LOCAL_ACCOUNT, session))
+    engine, account_id = _open(data_dir, account)
+    count = _run(lambda: engine.forget_session(account_id, session))
     where = "the shared session" if shared else f"session {session!r}"
     console.print(f"forgot {count} memories of {where}")
 
 
 @app.command()
-def sessions(data_dir: DataDir = DEFAULT_DIR, as_json: JsonFlag = False) -> None:
+def sessions(
+    data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = DEFAULT_ACCOUNT,
+    as_json: JsonFlag = False,
+) -> None:
     """List sessions with their memory counts."""
-    from memstore.engine import LOCAL_ACCOUNT
-
-    found = _engine(data_dir).sessions(LOCAL_ACCOUNT)
+    engine, account_id = _open(data_dir, account)
+    found = engine.sessions(account_id)
     if as_json:
         _print_json([s.model_dump() for s in found])
         return
@@ -187,21 +203,34 @@ def sessions(data_dir: DataDir = DEFAULT_DIR, as_json: JsonFlag = False) -> None
     console.print(table)
 
 
+AllFlag = Annotated[
+    bool,
+    typer.Option("--all", help="Every account, with its plan and API keys (a whole-store backup)."),
+]
+
+
 @app.command("export")
 def export_(
     file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' for stdout).")],
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = DEFAULT_ACCOUNT,
+    everything: AllFlag = False,
 ) -> None:
-    """Export every memory (with its vector) as JSON Lines."""
-    from memstore.engine import LOCAL_ACCOUNT
-    from memstore.transfer import export_jsonl
+    """Export one account's memories (with vectors) as JSON Lines, or the whole store (--all)."""
+    from memstore.transfer import export_jsonl, export_store
 
     engine = _engine(data_dir)
+
+    def write(out: Any) -> int:
+        if everything:
+            return export_store(engine, out)
+        return export_jsonl(engine, _run(lambda: engine.accounts.ensure(account).id), out)
+
     if str(file) == "-":
-        export_jsonl(engine, LOCAL_ACCOUNT, sys.stdout)
+        write(sys.stdout)
         return
     with open(file, "w", encoding="utf-8") as out:
-        count = export_jsonl(engine, LOCAL_ACCOUNT, out)
+        count = write(out)
     err_console.print(f"exported {count} memories to {file}")
 
 
@@ -211,21 +240,31 @@ def import_(
         Path, typer.Argument(help="JSONL file written by export (or {content} lines).")
     ],
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = DEFAULT_ACCOUNT,
+    everything: AllFlag = False,
 ) -> None:
-    """Import memories; vectors are reused when the embedder matches, else re-embedded."""
+    """Import memories; vectors are reused when the embedder matches, else re-embedded.
+    With --all, a whole-store export: each memory goes back to its account, with keys."""
     from rich.progress import Progress
 
-    from memstore.engine import LOCAL_ACCOUNT
-    from memstore.transfer import import_jsonl
+    from memstore.transfer import import_jsonl, import_store
 
     engine = _engine(data_dir)
     with open(file, encoding="utf-8") as f:
         total = max(0, sum(1 for line in f if line.strip()) - 1)
     with open(file, encoding="utf-8") as f, Progress(console=err_console) as progress:
         task = progress.add_task("importing", total=total or None)
-        imported, skipped, reembedded = _run(
-            lambda: import_jsonl(engine, LOCAL_ACCOUNT, f, lambda n: progress.advance(task, n))
-        )
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        if everything:
+            imported, skipped, reembedded = _run(lambda: import_store(engine, f, advance))
+        else:
+            account_id = _run(lambda: engine.accounts.ensure(account).id)
+            imported, skipped, reembedded = _run(
+                lambda: import_jsonl(engine, account_id, f, advance)
+            )
     how = "re-embedded" if reembedded else "vectors reused"
     err_console.print(f"imported {imported}, skipped {skipped} duplicates ({how})")
 
@@ -240,10 +279,17 @@ DatabaseUrl = Annotated[
 ]
 
 
-def _store(data_dir: Path, database_url: str | None) -> Any:
+@contextmanager
+def _accounts(data_dir: Path, database_url: str | None) -> Iterator[Any]:
+    """The accounts module over the store (no embedder needed), closed afterwards."""
+    from memstore.accounts import Accounts
     from memstore.stores import open_store
 
-    return open_store(data_dir=str(data_dir), database_url=database_url)
+    store = open_store(data_dir=str(data_dir), database_url=database_url)
+    try:
+        yield Accounts(store)
+    finally:
+        store.close()
 
 
 @app.command()
@@ -260,19 +306,14 @@ def serve(
 
     import uvicorn
 
-    from memstore.server.auth import issue_key
-
-    store = _store(data_dir, database_url)
-    try:
-        if not store.list_keys():
-            issued = issue_key(store, "default", "unlimited")
+    with _accounts(data_dir, database_url) as accounts:
+        if not accounts.has_keys():
+            issued = accounts.create_key(DEFAULT_ACCOUNT, "unlimited")
             err_console.print(
                 "No API keys yet; created one for account 'default' (shown only once):\n"
                 f"  {issued.key}\n"
                 "Use it as 'Authorization: Bearer <key>'. More: memstore keys create --help"
             )
-    finally:
-        store.close()
     os.environ["MEMSTORE_DATA_DIR"] = str(data_dir)
     if database_url:
         os.environ["MEMSTORE_DATABASE_URL"] = database_url
@@ -293,7 +334,7 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("create")
 def keys_create(
-    account: Annotated[str, typer.Option(help="Account name (created if new).")] = "default",
+    account: Annotated[str, typer.Option(help="Account name (created if new).")] = DEFAULT_ACCOUNT,
     plan: Annotated[str, typer.Option(help="free (1,000 ops/month), pro or unlimited.")] = (
         "unlimited"
     ),
@@ -302,13 +343,8 @@ def keys_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key and print it once."""
-    from memstore.server.auth import issue_key
-
-    store = _store(data_dir, database_url)
-    try:
-        issued = _run(lambda: issue_key(store, account, plan))
-    finally:
-        store.close()
+    with _accounts(data_dir, database_url) as accounts:
+        issued = _run(lambda: accounts.create_key(account, plan))
     if as_json:
         _print_json(
             {
@@ -331,19 +367,15 @@ def keys_list(
     data_dir: DataDir = DEFAULT_DIR, database_url: DatabaseUrl = None, as_json: JsonFlag = False
 ) -> None:
     """List keys (id, prefix, account, state); never the keys themselves."""
-    store = _store(data_dir, database_url)
-    try:
-        accounts = {a.id: a for a in store.list_accounts()}
-        keys = store.list_keys()
-    finally:
-        store.close()
+    with _accounts(data_dir, database_url) as accounts:
+        keys = accounts.list_keys()
     rows = [
         {
-            "key_id": k.id,
+            "key_id": k.key_id,
             "prefix": k.prefix,
-            "account": accounts[k.account_id].name,
-            "plan": accounts[k.account_id].plan,
-            "revoked": k.revoked_at is not None,
+            "account": k.account,
+            "plan": k.plan,
+            "revoked": k.revoked,
         }
         for k in keys
     ]
@@ -369,22 +401,13 @@ def keys_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key; requests with it fail at once."""
-    import time
-
-    store = _store(data_dir, database_url)
-    try:
-        done = store.revoke_key(key, time.time())
-    finally:
-        store.close()
+    with _accounts(data_dir, database_url) as accounts:
+        done = accounts.revoke_key(key)
     if not done:
         err_console.print(f"[red]error[/red]: no active key {key!r}")
         raise typer.Exit(2)
     console.print(f"revoked {key}")
 
 
-def main() -> None:
-    app()
-
-
 if __name__ == "__main__":
-    main()
+    app()

@@ -55,24 +55,21 @@ class AsyncLocalTransport:
 def open_local_engine(path: str | Path, embedder: Any = None) -> Any:
     """A MemoryEngine over the SQLite store in directory ``path``."""
     from memstore.embedding import load_embedder
-    from memstore.engine import LOCAL_ACCOUNT, MemoryEngine
+    from memstore.engine import MemoryEngine
     from memstore.stores.sqlite import SQLiteStore
 
     store = SQLiteStore.open_dir(path)
     try:
-        engine = MemoryEngine(store, embedder or load_embedder())
+        return MemoryEngine(store, embedder or load_embedder())
     except Exception:
         store.close()
         raise
-    engine.ensure_account(LOCAL_ACCOUNT)
-    return engine
 
 
-def _local(path: str | Path | None, embedder: Any) -> LocalTransport:
-    from memstore.engine import LOCAL_ACCOUNT
-
+def _local(path: str | Path | None, embedder: Any, account: str) -> LocalTransport:
     path = path or os.environ.get("MEMSTORE_DATA_DIR") or "memstore-data"
-    return LocalTransport(open_local_engine(path, embedder), LOCAL_ACCOUNT)
+    engine = open_local_engine(path, embedder)
+    return LocalTransport(engine, engine.accounts.ensure(account).id)
 
 
 def _remote_args(api_key: str | None, base_url: str | None) -> tuple[str | None, str]:
@@ -107,10 +104,13 @@ class Memstore:
         self._transport = transport
 
     @classmethod
-    def local(cls, path: str | Path | None = None, *, embedder: Any = None) -> Memstore:
+    def local(
+        cls, path: str | Path | None = None, *, account: str = "default", embedder: Any = None
+    ) -> Memstore:
         """Open the embedded store in directory ``path`` (default ``$MEMSTORE_DATA_DIR`` or
-        ``./memstore-data``): no server, no network, no API key."""
-        return cls(transport=_local(path, embedder))
+        ``./memstore-data``) as ``account`` (by name; the server's first key and the CLI use
+        ``default`` too): no server, no network, no API key."""
+        return cls(transport=_local(path, embedder, account))
 
     def remember(
         self,
@@ -203,8 +203,10 @@ class AsyncMemstore:
         self._transport = transport
 
     @classmethod
-    def local(cls, path: str | Path | None = None, *, embedder: Any = None) -> AsyncMemstore:
-        return cls(transport=AsyncLocalTransport(_local(path, embedder)))
+    def local(
+        cls, path: str | Path | None = None, *, account: str = "default", embedder: Any = None
+    ) -> AsyncMemstore:
+        return cls(transport=AsyncLocalTransport(_local(path, embedder, account)))
 
     async def remember(
         self,

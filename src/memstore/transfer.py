@@ -1,8 +1,11 @@
-"""Export and import an account's memories as JSON Lines.
+"""Export and import memories as JSON Lines: one account, or the whole store.
 
 The first line is a header naming the embedder; each later line is one memory with its
 vector (base64 float32). Import reuses the vectors when the embedder matches and
-re-embeds the text when it does not.
+re-embeds the text when it does not. A whole-store export (``export_store``) also names
+each memory's account, and its header lists the accounts (name, plan) and API keys (their
+hashes, so the same keys work after a restore; a key itself is never stored anywhere).
+Monthly usage counters are not exported: a restored store counts from zero.
 """
 
 from __future__ import annotations
@@ -16,20 +19,44 @@ from typing import IO, Any
 import numpy as np
 
 from memstore import validation as check
-from memstore.engine import MemoryEngine, content_hash
+from memstore.accounts import DEFAULT_ACCOUNT
+from memstore.engine import MemoryEngine
 from memstore.errors import ValidationError
+from memstore.models import content_hash
 from memstore.stores.base import MemoryRow
 
 FORMAT = "memstore-export/1"
 IMPORT_BATCH = 100
 
 
+def _header(engine: MemoryEngine, **more: Any) -> str:
+    head = {"format": FORMAT, "embedder": engine.embedder.name, "dim": engine.embedder.dim}
+    return json.dumps({**head, **more}) + "\n"
+
+
 def export_jsonl(engine: MemoryEngine, account_id: str, out: IO[str]) -> int:
     """Write every live memory of the account, oldest first; returns how many."""
+    out.write(_header(engine))
+    return _write_memories(engine, account_id, out, {})
+
+
+def export_store(engine: MemoryEngine, out: IO[str]) -> int:
+    """Write every account (name, plan), key (hash) and live memory; returns how many
+    memories."""
+    accounts = engine.accounts.list_accounts()
     out.write(
-        json.dumps({"format": FORMAT, "embedder": engine.embedder.name, "dim": engine.embedder.dim})
-        + "\n"
+        _header(
+            engine,
+            accounts=[{"name": a.name, "plan": a.plan} for a in accounts],
+            keys=engine.accounts.backup_keys(),
+        )
     )
+    return sum(_write_memories(engine, a.id, out, {"account": a.name}) for a in accounts)
+
+
+def _write_memories(
+    engine: MemoryEngine, account_id: str, out: IO[str], extra: dict[str, Any]
+) -> int:
     count, cursor, pages = 0, None, []
     while True:
         page = engine.list(account_id, session="*", limit=1000, cursor=cursor)
@@ -41,7 +68,7 @@ def export_jsonl(engine: MemoryEngine, account_id: str, out: IO[str]) -> int:
         ordered = list(reversed(memories))
         vectors = engine.store.vectors(account_id, [m.id for m in ordered])
         for m in ordered:
-            record = m.model_dump(mode="json")
+            record = {**m.model_dump(mode="json"), **extra}
             vector = vectors.get(m.id)
             if vector is not None:
                 record["embedding"] = base64.b64encode(vector.astype(np.float32).tobytes()).decode()
@@ -71,10 +98,65 @@ def import_jsonl(
     lines: IO[str],
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int, bool]:
-    """Import a file written by ``export_jsonl`` (or plain {"content", ...} lines).
+    """Import a file written by ``export_jsonl`` (or plain {"content", ...} lines) into one
+    account. Returns (imported, skipped as duplicates, re-embedded)."""
 
-    Returns (imported, skipped as duplicates, re-embedded).
-    """
+    def setup(header: dict[str, Any]) -> None:
+        if "accounts" in header:
+            raise ValidationError(
+                "this file is a whole-store export (several accounts); import it with --all"
+            )
+
+    return _import(engine, lines, progress, lambda record, number: account_id, setup)
+
+
+def import_store(
+    engine: MemoryEngine, lines: IO[str], progress: Callable[[int], None] | None = None
+) -> tuple[int, int, bool]:
+    """Import a file written by ``export_store``: accounts, keys, and each memory into its
+    account (a memory without one goes to the default account)."""
+    ids: dict[str, str] = {}
+
+    def account_of(name: Any, plan: Any = "unlimited") -> str:
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"account must be a non-empty string, not {name!r}")
+        if name not in ids:
+            ids[name] = engine.accounts.ensure(name, str(plan)).id
+        return ids[name]
+
+    def setup(header: dict[str, Any]) -> None:
+        for account in header.get("accounts") or []:
+            if not isinstance(account, dict):
+                raise ValidationError("line 1: accounts must be a list of objects")
+            account_of(account.get("name"), account.get("plan", "unlimited"))
+        for key in header.get("keys") or []:
+            if not isinstance(key, dict) or not all(
+                isinstance(key.get(f), str) for f in ("id", "account", "prefix", "key_hash")
+            ):
+                raise ValidationError("line 1: each key needs id, account, prefix, key_hash")
+            if not isinstance(key.get("created_at"), int | float) or not isinstance(
+                key.get("revoked_at"), int | float | None
+            ):
+                raise ValidationError("line 1: a key's created_at/revoked_at must be numbers")
+            engine.accounts.restore_key(key, account_of(key["account"]))
+
+    def account_for(record: dict[str, Any], number: int) -> str:
+        name = record.get("account", DEFAULT_ACCOUNT)
+        try:
+            return account_of(name)
+        except ValidationError as exc:
+            raise ValidationError(f"line {number}: {exc.message}") from None
+
+    return _import(engine, lines, progress, account_for, setup)
+
+
+def _import(
+    engine: MemoryEngine,
+    lines: IO[str],
+    progress: Callable[[int], None] | None,
+    account_for: Callable[[dict[str, Any], int], str],
+    setup: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[int, int, bool]:
     reuse = False
     imported = skipped = 0
     batch: list[MemoryRow] = []
@@ -85,7 +167,8 @@ def import_jsonl(
         if not batch:
             return
         use = reuse and all(v is not None for v in vectors)
-        results = engine.import_rows(account_id, batch, np.stack(vectors) if use else None)
+        stacked = np.stack([v for v in vectors if v is not None]) if use else None
+        results = engine.import_rows(batch[0].account_id, batch, stacked)
         imported += sum(not r.deduplicated for r in results)
         skipped += sum(r.deduplicated for r in results)
         if progress:
@@ -100,7 +183,12 @@ def import_jsonl(
                 engine.embedder.name,
                 engine.embedder.dim,
             )
+            if setup is not None:
+                setup(record)
             continue
+        account_id = account_for(record, number)
+        if batch and batch[0].account_id != account_id:
+            flush()
         text = check.content(record.get("content"), f"line {number}: content")
         blob = record.get("embedding")
         batch.append(

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
+from memstore.models import Usage
 from memstore.server.middleware import RequestContext
 from memstore.server.routes import router
 from memstore.server.settings import Settings
@@ -89,8 +90,7 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     app.state.engine = engine
     app.include_router(router)
 
-    def quota_headers(account_id: str) -> dict[str, str]:
-        usage = engine.usage(account_id)
+    def quota_headers(usage: Usage) -> dict[str, str]:
         headers = {"X-Quota-Reset": usage.resets_at.isoformat().replace("+00:00", "Z")}
         if usage.ops_limit is not None:
             headers["X-Quota-Limit"] = str(usage.ops_limit)

@@ -23,7 +23,6 @@ from memstore.models import (
     UpdateRequest,
     Usage,
 )
-from memstore.server.auth import authenticate
 
 _errors = {
     status: {"model": ErrorResponse, "description": description}
@@ -49,7 +48,7 @@ def current_account(
     request: Request,
     authorization: Annotated[str | None, Header(description="Bearer am_live_...")] = None,
 ) -> str:
-    account = authenticate(engine_of(request).store, authorization)
+    account = engine_of(request).accounts.verify(authorization)
     request.scope["state"]["account"] = account
     return account
 

@@ -9,7 +9,6 @@ leaves fewer than ``k`` rows. Keywords use a generated tsvector with a GIN index
 
 from __future__ import annotations
 
-import builtins
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from memstore.stores.accounts import AccountsAndKeys
-from memstore.stores.base import Filters, MemoryRow, context_offsets
+from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
 SCHEMA_LOCK = 0x6D656D73746F7265
@@ -75,6 +74,31 @@ MIGRATIONS: list[str] = [
     CREATE INDEX memories_by_expiry ON memories (expires_at) WHERE expires_at IS NOT NULL;
     CREATE INDEX memories_tsv ON memories USING gin (tsv);
     CREATE AGGREGATE tsquery_any (tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
+    """,
+    # 2: merge the hidden 'local' account into 'default' (see the SQLite store's migration 2)
+    """
+    DELETE FROM memories
+        WHERE account_id IN ('local', (SELECT id FROM accounts WHERE name = 'default'))
+        AND expires_at <= extract(epoch FROM now())
+        AND EXISTS (SELECT 1 FROM accounts WHERE id = 'local');
+    INSERT INTO accounts (id, name, plan, created_at)
+        SELECT 'acc_' || substr(md5(random()::text), 1, 16), 'default', plan, created_at
+        FROM accounts
+        WHERE id = 'local' AND NOT EXISTS (SELECT 1 FROM accounts WHERE name = 'default');
+    DELETE FROM memories m WHERE m.account_id = 'local' AND EXISTS (
+        SELECT 1 FROM memories d
+        WHERE d.account_id = (SELECT id FROM accounts WHERE name = 'default')
+        AND d.session = m.session AND d.content_hash = m.content_hash);
+    UPDATE memories SET account_id = (SELECT id FROM accounts WHERE name = 'default')
+        WHERE account_id = 'local';
+    INSERT INTO usage (account_id, period, ops)
+        SELECT (SELECT id FROM accounts WHERE name = 'default'), period, ops FROM usage
+        WHERE account_id = 'local'
+        ON CONFLICT (account_id, period) DO UPDATE SET ops = usage.ops + excluded.ops;
+    DELETE FROM usage WHERE account_id = 'local';
+    UPDATE api_keys SET account_id = (SELECT id FROM accounts WHERE name = 'default')
+        WHERE account_id = 'local';
+    DELETE FROM accounts WHERE id = 'local';
     """,
 ]
 
@@ -147,9 +171,13 @@ class PostgresStore(AccountsAndKeys):
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection inside one transaction (committed on success)."""
-        with self._pool.connection() as conn:
-            yield conn
+        """A pooled connection inside one transaction (committed on success); a taken
+        unique key -> DuplicateError."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.errors.UniqueViolation as exc:
+            raise DuplicateError(str(exc)) from exc
 
     def _read(
         self, sql: str, args: Sequence[Any] | Mapping[str, Any] = (), *, binary: bool = False
@@ -297,7 +325,7 @@ class PostgresStore(AccountsAndKeys):
     def neighbors(
         self,
         account_id: str,
-        ids: builtins.list[str],
+        ids: list[str],
         radius: int,
         window: float,
         now: float,
@@ -319,14 +347,14 @@ class PostgresStore(AccountsAndKeys):
         rows = self._read(" UNION ALL ".join(sides), side_args + side_args)
         return context_offsets(rows, window)
 
-    def list(
+    def list_memories(
         self,
         account_id: str,
-        sessions: builtins.list[str] | None,
+        sessions: list[str] | None,
         limit: int,
         before_seq: int | None,
         now: float,
-    ) -> builtins.list[MemoryRow]:
+    ) -> list[MemoryRow]:
         scope, args = _scope(account_id, sessions, now, None)
         rows = self._read(
             f"SELECT {_COLUMNS} FROM memories m WHERE {scope} AND m.seq < %s"
@@ -337,7 +365,7 @@ class PostgresStore(AccountsAndKeys):
 
     def update(self, row: MemoryRow, vector: np.ndarray | None) -> bool:
         sql = "UPDATE memories SET content = %s, content_hash = %s, metadata = %s, updated_at = %s"
-        args: builtins.list[Any] = [
+        args: list[Any] = [
             row.content,
             row.content_hash,
             Jsonb(row.metadata),
@@ -367,7 +395,7 @@ class PostgresStore(AccountsAndKeys):
             )
             return cur.rowcount
 
-    def sessions(self, account_id: str, now: float) -> builtins.list[tuple[str, int]]:
+    def sessions(self, account_id: str, now: float) -> list[tuple[str, int]]:
         rows = self._read(
             f"SELECT session, count(*) FROM memories m WHERE account_id = %s AND {_LIVE}"
             " GROUP BY session ORDER BY session",
@@ -375,23 +403,24 @@ class PostgresStore(AccountsAndKeys):
         )
         return [(r[0], int(r[1])) for r in rows]
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, account_id: str, now: float, session: str | None = None) -> int:
+        sql = "DELETE FROM memories WHERE account_id = %s AND expires_at <= %s"
+        args: tuple[Any, ...] = (account_id, now)
+        if session is not None:
+            sql, args = sql + " AND session = %s", (*args, session)
         with self._tx() as conn:
-            cur = conn.execute(
-                "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,)
-            )
-            return cur.rowcount
+            return conn.execute(sql, args).rowcount
 
     # -- search
     def dense_search(
         self,
         account_id: str,
-        sessions: builtins.list[str] | None,
+        sessions: list[str] | None,
         vector: np.ndarray,
         k: int,
         now: float,
         filters: Filters | None,
-    ) -> builtins.list[tuple[str, float]]:
+    ) -> list[tuple[str, float]]:
         if k <= 0 or sessions == []:
             return []
         scope, args = _scope(account_id, sessions, now, filters)
@@ -418,7 +447,7 @@ class PostgresStore(AccountsAndKeys):
         return [(r[0], float(r[1])) for r in rows]
 
     def _scope_is_big(
-        self, conn: psycopg.Connection, account_id: str, sessions: builtins.list[str] | None
+        self, conn: psycopg.Connection, account_id: str, sessions: list[str] | None
     ) -> bool:
         """More than ``exact_limit`` rows in the account/sessions (ignoring expiry and filters,
         which only shrink it)? Counted index-only and never past the limit, and not at all
@@ -429,7 +458,7 @@ class PostgresStore(AccountsAndKeys):
         if table is None or table[0] <= self.exact_limit:
             return False
         where = "account_id = %s"
-        args: builtins.list[Any] = [account_id]
+        args: list[Any] = [account_id]
         if sessions is not None:
             where += " AND session = ANY(%s)"
             args.append(sessions)
@@ -442,12 +471,12 @@ class PostgresStore(AccountsAndKeys):
     def keyword_search(
         self,
         account_id: str,
-        sessions: builtins.list[str] | None,
-        terms: builtins.list[str],
+        sessions: list[str] | None,
+        terms: list[str],
         k: int,
         now: float,
         filters: Filters | None,
-    ) -> builtins.list[tuple[str, float]]:
+    ) -> list[tuple[str, float]]:
         if not terms or sessions == []:
             return []
         scope, args = _scope(account_id, sessions, now, filters)

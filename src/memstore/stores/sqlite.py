@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from memstore.stores.accounts import AccountsAndKeys
-from memstore.stores.base import Filters, MemoryRow, context_offsets
+from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
 from memstore.stores.vector_index import VectorIndex
 
 DB_FILENAME = "memstore.db"
@@ -92,6 +92,33 @@ MIGRATIONS: list[str] = [
         INSERT INTO changes (account_id, memory_seq) VALUES (new.account_id, new.seq);
     END;
     """,
+    # 2: one default account. Versions before 2 kept the CLI's and Memstore.local's memories
+    # in a hidden account 'local' while the server's first key used 'default'; merge
+    # 'local' into 'default' (created if missing). Content both have in one session is kept
+    # once (default's copy); usage adds up; expired memories are dropped first.
+    """
+    DELETE FROM memories
+        WHERE account_id IN ('local', (SELECT id FROM accounts WHERE name = 'default'))
+        AND expires_at <= (julianday('now') - 2440587.5) * 86400.0
+        AND EXISTS (SELECT 1 FROM accounts WHERE id = 'local');
+    INSERT INTO accounts (id, name, plan, created_at)
+        SELECT 'acc_' || lower(hex(randomblob(8))), 'default', plan, created_at FROM accounts
+        WHERE id = 'local' AND NOT EXISTS (SELECT 1 FROM accounts WHERE name = 'default');
+    DELETE FROM memories WHERE account_id = 'local' AND EXISTS (
+        SELECT 1 FROM memories d
+        WHERE d.account_id = (SELECT id FROM accounts WHERE name = 'default')
+        AND d.session = memories.session AND d.content_hash = memories.content_hash);
+    UPDATE memories SET account_id = (SELECT id FROM accounts WHERE name = 'default')
+        WHERE account_id = 'local';
+    INSERT INTO usage (account_id, period, ops)
+        SELECT (SELECT id FROM accounts WHERE name = 'default'), period, ops FROM usage
+        WHERE account_id = 'local' AND true
+        ON CONFLICT (account_id, period) DO UPDATE SET ops = ops + excluded.ops;
+    DELETE FROM usage WHERE account_id = 'local';
+    UPDATE api_keys SET account_id = (SELECT id FROM accounts WHERE name = 'default')
+        WHERE account_id = 'local';
+    DELETE FROM accounts WHERE id = 'local';
+    """,
 ]
 
 _COLUMNS = (
@@ -99,6 +126,7 @@ _COLUMNS = (
     "expires_at"
 )
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
 
 
 def _row(r: tuple[Any, ...]) -> MemoryRow:
@@ -173,10 +201,19 @@ class SQLiteStore(AccountsAndKeys):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """The one writer connection, in a transaction; a taken unique key -> DuplicateError."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+            except sqlite3.IntegrityError as exc:
+                self._conn.execute("ROLLBACK")
+                if exc.sqlite_errorname in (
+                    "SQLITE_CONSTRAINT_UNIQUE",
+                    "SQLITE_CONSTRAINT_PRIMARYKEY",
+                ):
+                    raise DuplicateError(str(exc)) from exc
+                raise
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -352,7 +389,7 @@ class SQLiteStore(AccountsAndKeys):
         rows = self._read(" UNION ALL ".join(sides), side_args + side_args)
         return context_offsets(rows, window)
 
-    def list(
+    def list_memories(
         self,
         account_id: str,
         sessions: list[str] | None,
@@ -407,11 +444,13 @@ class SQLiteStore(AccountsAndKeys):
         )
         return [(r[0], int(r[1])) for r in rows]
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, account_id: str, now: float, session: str | None = None) -> int:
+        sql = "DELETE FROM memories WHERE account_id = ? AND expires_at <= ?"
+        args: tuple[Any, ...] = (account_id, now)
+        if session is not None:
+            sql, args = sql + " AND session = ?", (*args, session)
         with self._write() as db:
-            cur = db.execute(
-                "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
-            )
+            cur = db.execute(sql, args)
             purged = cur.rowcount
             top = db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
             if top > CHANGES_KEPT:
