@@ -58,9 +58,7 @@ def test_account_option_and_argument_keep_accounts_apart(tmp_path):
     with Memstore.local(tmp_path) as default:
         assert default.list(session="*").memories == []
     out = run_cli("list", "--account", "team-b", "--data-dir", str(tmp_path), "--json")
-    assert [m["content"] for m in json.loads(out.stdout)["memories"]] == [
-        "only team B knows this"
-    ]
+    assert [m["content"] for m in json.loads(out.stdout)["memories"]] == ["only team B knows this"]
 
 
 def test_a_key_for_an_account_named_local_does_not_break_local_commands(tmp_path):
