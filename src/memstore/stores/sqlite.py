@@ -169,8 +169,14 @@ class SQLiteStore(AccountsAndKeys):
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = str(path)
+        # One writer connection behind a lock; reads use one connection per thread, so
+        # they run side by side (WAL) and never wait for a write.
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._index_lock = threading.RLock()
         self._conn.execute("PRAGMA busy_timeout = 10000")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._sync_level = synchronous
@@ -228,13 +234,28 @@ class SQLiteStore(AccountsAndKeys):
         finally:
             self._conn.execute(f"PRAGMA synchronous = {self._sync_level}")
 
-    def _read(self, sql: str, args: tuple | list = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._reader().execute(sql, args).fetchall()
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
 
     def check(self) -> None:
         self._read("SELECT 1")
@@ -464,7 +485,7 @@ class SQLiteStore(AccountsAndKeys):
     # -- search
     def _index(self, account_id: str) -> VectorIndex:
         """The account's vector index, brought up to date with the changes log."""
-        with self._lock:
+        with self._index_lock:
             cached = self._indexes.get(account_id)
             pruned = self._read("SELECT value FROM meta WHERE key = 'changes_pruned_upto'")
             pruned_upto = int(pruned[0][0]) if pruned else 0
@@ -498,11 +519,11 @@ class SQLiteStore(AccountsAndKeys):
             return index
 
     def _load_index(self, account_id: str) -> VectorIndex:
-        with self._lock:
+        with self._index_lock:
             info = self.embedder_info()
             index = VectorIndex(info[1] if info else 384)
             last = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
-            cur = self._conn.execute(
+            cur = self._reader().execute(
                 "SELECT seq, id, session, expires_at, embedding FROM memories WHERE account_id = ?",
                 (account_id,),
             )
