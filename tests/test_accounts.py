@@ -9,6 +9,7 @@ import re
 import shutil
 import sqlite3
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -169,3 +170,59 @@ def test_a_cli_only_store_gets_a_default_account_with_its_memories(tmp_path):
         assert store.list_accounts()[0].id.startswith("acc_")
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_migration_merges_local_into_default(pg_template):
+    """A database at schema 1 (as 95051cb left it) with a 'local' and a 'default' account."""
+    import psycopg
+
+    from memstore.stores.postgres import MIGRATIONS, PostgresStore
+
+    url, _ = pg_template
+    name = "memstore_v1_accounts"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    old = urlunsplit(urlsplit(url)._replace(path="/" + name))
+    with psycopg.connect(old) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+                     " applied_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip
+        conn.execute(MIGRATIONS[0])  # type: ignore[arg-type]
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (1)")
+        conn.execute("ALTER TABLE memories ALTER COLUMN embedding TYPE vector(2)")
+        conn.execute(
+            "INSERT INTO accounts VALUES ('local', 'local', 'unlimited', 1),"
+            " ('acc_1', 'default', 'unlimited', 2), ('acc_2', 'team-b', 'free', 3)"
+        )
+        rows = [
+            ("m1", "local", "p", "cli only", "h1"),
+            ("m2", "local", "p", "both", "h2"),
+            ("m3", "acc_1", "p", "both", "h2"),
+            ("m4", "acc_1", "", "http only", "h3"),
+            ("m5", "acc_2", "", "team b", "h4"),
+        ]
+        for row in rows:
+            conn.execute(
+                "INSERT INTO memories (id, account_id, session, content, content_hash,"
+                " embedding, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, '[1,0]', 1, 1)",
+                row,
+            )
+        conn.execute(
+            "INSERT INTO usage VALUES ('local', '2026-11', 4), ('acc_1', '2026-11', 2),"
+            " ('local', '2026-10', 1)"
+        )
+    store = PostgresStore(old, pool_size=2)
+    try:
+        assert sorted((a.id, a.name) for a in store.list_accounts()) == [
+            ("acc_1", "default"),
+            ("acc_2", "team-b"),
+        ]
+        mine = store.list_memories("acc_1", None, 10, None, 0.0)
+        assert sorted(m.id for m in mine) == ["m1", "m3", "m4"]
+        assert (store.get_usage("acc_1", "2026-11"), store.get_usage("acc_1", "2026-10")) == (6, 1)
+        assert [m.id for m in store.list_memories("acc_2", None, 10, None, 0.0)] == ["m5"]
+    finally:
+        store.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -143,3 +143,17 @@ def test_sqlite_reads_run_while_a_write_transaction_is_open(tmp_path):
         assert results and results[0].content == "readable"
     finally:
         store.close()
+
+
+def test_taken_unique_keys_raise_duplicate_error(filled):
+    from dataclasses import replace
+
+    from memstore.stores.base import DuplicateError
+
+    with pytest.raises(DuplicateError):
+        filled.create_account("acct_other", A, "free", NOW)  # the name is taken
+    first, second = filled.list_memories(A, None, 2, None, NOW)
+    twin = replace(second, content=first.content, content_hash=first.content_hash)
+    with pytest.raises(DuplicateError):
+        filled.update(twin, None)
+    assert filled.get(A, second.id, NOW).content == second.content  # rolled back
