@@ -9,14 +9,14 @@ that a transport either runs on the engine or sends as an HTTP request.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 from memstore.models import Memory, MemoryPage, RecalledMemory, RememberResult, SessionInfo, Usage
+from memstore.settings import DEFAULT_BASE_URL, Settings
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8420"
+__all__ = ["DEFAULT_BASE_URL", "AsyncMemstore", "Memstore", "open_local_engine"]
 SessionsArg = str | Iterable[str | None] | None
 
 
@@ -60,23 +60,24 @@ def open_local_engine(path: str | Path, embedder: Any = None) -> Any:
 
     store = SQLiteStore.open_dir(path)
     try:
-        return MemoryEngine(store, embedder or load_embedder())
+        if embedder is None:
+            settings = Settings()
+            embedder = load_embedder(settings.embedder, handles=settings.embed_handles)
+        return MemoryEngine(store, embedder)
     except Exception:
         store.close()
         raise
 
 
-def _local(path: str | Path | None, embedder: Any, account: str) -> LocalTransport:
-    path = path or os.environ.get("MEMSTORE_DATA_DIR") or "memstore-data"
-    engine = open_local_engine(path, embedder)
-    return LocalTransport(engine, engine.accounts.ensure(account).id)
+def _local(path: str | Path | None, embedder: Any, account: str | None) -> LocalTransport:
+    settings = Settings()
+    engine = open_local_engine(path or settings.data_dir, embedder)
+    return LocalTransport(engine, engine.accounts.ensure(account or settings.account).id)
 
 
 def _remote_args(api_key: str | None, base_url: str | None) -> tuple[str | None, str]:
-    return (
-        api_key or os.environ.get("MEMSTORE_API_KEY"),
-        base_url or os.environ.get("MEMSTORE_BASE_URL") or DEFAULT_BASE_URL,
-    )
+    settings = Settings()
+    return api_key or settings.api_key, base_url or settings.base_url
 
 
 def _item(item: dict[str, Any] | str) -> dict[str, Any]:
@@ -105,11 +106,12 @@ class Memstore:
 
     @classmethod
     def local(
-        cls, path: str | Path | None = None, *, account: str = "default", embedder: Any = None
+        cls, path: str | Path | None = None, *, account: str | None = None, embedder: Any = None
     ) -> Memstore:
         """Open the embedded store in directory ``path`` (default ``$MEMSTORE_DATA_DIR`` or
-        ``./memstore-data``) as ``account`` (by name; the server's first key and the CLI use
-        ``default`` too): no server, no network, no API key."""
+        ``./memstore-data``) as ``account`` (by name; default ``$MEMSTORE_ACCOUNT`` or
+        ``default``, the account of the CLI and of the server's first key): no server, no
+        network, no API key."""
         return cls(transport=_local(path, embedder, account))
 
     def remember(
@@ -204,7 +206,7 @@ class AsyncMemstore:
 
     @classmethod
     def local(
-        cls, path: str | Path | None = None, *, account: str = "default", embedder: Any = None
+        cls, path: str | Path | None = None, *, account: str | None = None, embedder: Any = None
     ) -> AsyncMemstore:
         return cls(transport=AsyncLocalTransport(_local(path, embedder, account)))
 

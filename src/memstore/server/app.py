@@ -79,7 +79,9 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
             database_url=settings.database_url,
             pool_size=settings.database_pool_size,
         )
-        engine = MemoryEngine(store, load_embedder(settings.embedder))
+        engine = MemoryEngine(
+            store, load_embedder(settings.embedder, handles=settings.embed_handles)
+        )
 
     app = FastAPI(
         title="memstore",
