@@ -29,9 +29,6 @@ class MemstoreError(Exception):
         if status is not None:
             self.status = status
 
-    def to_dict(self) -> dict[str, object]:
-        return {"code": self.code, "message": self.message, "request_id": self.request_id}
-
 
 class BadRequestError(MemstoreError):
     """The request could not be read (malformed JSON, not UTF-8...)."""
@@ -52,13 +49,6 @@ class AuthenticationError(MemstoreError):
 
     code = "unauthorized"
     status = 401
-
-
-class PermissionDeniedError(MemstoreError):
-    """The key is valid but may not do this."""
-
-    code = "forbidden"
-    status = 403
 
 
 class NotFoundError(MemstoreError):
@@ -127,7 +117,6 @@ ERRORS_BY_CODE: dict[str, type[MemstoreError]] = {
         BadRequestError,
         ValidationError,
         AuthenticationError,
-        PermissionDeniedError,
         NotFoundError,
         ConflictError,
         PayloadTooLargeError,
