@@ -378,3 +378,11 @@ def test_health_readiness_and_openapi(http):
     spec = http.get("/openapi.json").json()
     assert "/v1/memory/remember" in spec["paths"] and "/v1/memory/recall" in spec["paths"]
     assert http.get("/docs").status_code == 200
+
+
+def test_quota_headers_come_from_the_requests_own_count(server, http):
+    key = server.key("meter-" + uuid.uuid4().hex[:6], plan="free").key
+    r = http.post("/v1/memory/remember", json={"content": "counted"}, headers=auth(key))
+    assert (r.headers["X-Quota-Limit"], r.headers["X-Quota-Remaining"]) == ("1000", "999")
+    # A free read charges nothing, so the server has no count to report (and reads none).
+    assert "X-Quota-Remaining" not in http.get("/v1/sessions", headers=auth(key)).headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -69,8 +70,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        if owns_engine:
-            app.state.engine.store.close()
+        if owns_engine:  # closing waits for the database: not on the event loop
+            await asyncio.to_thread(app.state.engine.store.close)
 
     owns_engine = engine is None
     if engine is None:
