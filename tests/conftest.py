@@ -123,6 +123,20 @@ def pg_url(pg_template) -> Iterator[str]:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture
+def empty_pg_url(pg_template) -> Iterator[str]:
+    """The URL of a new database with nothing in it (not even the schema)."""
+    import psycopg
+
+    url, _ = pg_template
+    name = f"memstore_empty_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield _with_database(url, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, tmp_path) -> Iterator[object]:
     """Every store backend; each test using it runs once per backend."""

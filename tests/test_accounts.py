@@ -9,7 +9,6 @@ import re
 import shutil
 import sqlite3
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -173,18 +172,13 @@ def test_a_cli_only_store_gets_a_default_account_with_its_memories(tmp_path):
 
 
 @pytest.mark.postgres
-def test_postgres_migration_merges_local_into_default(pg_template):
+def test_postgres_migration_merges_local_into_default(empty_pg_url):
     """A database at schema 1 (as 95051cb left it) with a 'local' and a 'default' account."""
     import psycopg
 
     from memstore.stores.postgres import MIGRATIONS, PostgresStore
 
-    url, _ = pg_template
-    name = "memstore_v1_accounts"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    old = urlunsplit(urlsplit(url)._replace(path="/" + name))
+    old = empty_pg_url
     with psycopg.connect(old) as conn:
         conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
                      " applied_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip
@@ -224,5 +218,3 @@ def test_postgres_migration_merges_local_into_default(pg_template):
         assert [m.id for m in store.list_memories("acc_2", None, 10, None, 0.0)] == ["m5"]
     finally:
         store.close()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -66,22 +66,12 @@ def test_migrations_are_idempotent(pg_url):
     assert versions == list(range(1, len(MIGRATIONS) + 1))
 
 
-def test_servers_starting_at_once_migrate_a_fresh_database_once(pg_template):
+def test_servers_starting_at_once_migrate_a_fresh_database_once(empty_pg_url):
     from memstore.stores.postgres import MIGRATIONS, migrate
 
-    url, _ = pg_template
-    name = "memstore_race"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    fresh = on_database(url, name)
-    try:
-        with ThreadPoolExecutor(6) as pool:
-            versions = list(pool.map(lambda _: migrate(fresh), range(6)))
-        assert versions == [len(MIGRATIONS)] * 6
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with ThreadPoolExecutor(6) as pool:
+        versions = list(pool.map(lambda _: migrate(empty_pg_url), range(6)))
+    assert versions == [len(MIGRATIONS)] * 6
 
 
 def test_concurrent_usage_from_two_stores_never_exceeds_the_cap(pg_store, pg_url):

@@ -20,7 +20,7 @@ from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from memstore.stores.accounts import AccountsAndKeys
+from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
 from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
@@ -75,31 +75,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX memories_tsv ON memories USING gin (tsv);
     CREATE AGGREGATE tsquery_any (tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
     """,
-    # 2: merge the hidden 'local' account into 'default' (see the SQLite store's migration 2)
-    """
-    DELETE FROM memories
-        WHERE account_id IN ('local', (SELECT id FROM accounts WHERE name = 'default'))
-        AND expires_at <= extract(epoch FROM now())
-        AND EXISTS (SELECT 1 FROM accounts WHERE id = 'local');
-    INSERT INTO accounts (id, name, plan, created_at)
-        SELECT 'acc_' || substr(md5(random()::text), 1, 16), 'default', plan, created_at
-        FROM accounts
-        WHERE id = 'local' AND NOT EXISTS (SELECT 1 FROM accounts WHERE name = 'default');
-    DELETE FROM memories m WHERE m.account_id = 'local' AND EXISTS (
-        SELECT 1 FROM memories d
-        WHERE d.account_id = (SELECT id FROM accounts WHERE name = 'default')
-        AND d.session = m.session AND d.content_hash = m.content_hash);
-    UPDATE memories SET account_id = (SELECT id FROM accounts WHERE name = 'default')
-        WHERE account_id = 'local';
-    INSERT INTO usage (account_id, period, ops)
-        SELECT (SELECT id FROM accounts WHERE name = 'default'), period, ops FROM usage
-        WHERE account_id = 'local'
-        ON CONFLICT (account_id, period) DO UPDATE SET ops = usage.ops + excluded.ops;
-    DELETE FROM usage WHERE account_id = 'local';
-    UPDATE api_keys SET account_id = (SELECT id FROM accounts WHERE name = 'default')
-        WHERE account_id = 'local';
-    DELETE FROM accounts WHERE id = 'local';
-    """,
+    # 2: one default account (see stores/accounts.py)
+    merge_local_into_default(
+        now="extract(epoch FROM now())", new_id="'acc_' || substr(md5(random()::text), 1, 16)"
+    ),
 ]
 
 _COLUMNS = (

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from memstore.stores.accounts import AccountsAndKeys
+from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
 from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
 from memstore.stores.vector_index import VectorIndex
 
@@ -92,33 +92,11 @@ MIGRATIONS: list[str] = [
         INSERT INTO changes (account_id, memory_seq) VALUES (new.account_id, new.seq);
     END;
     """,
-    # 2: one default account. Versions before 2 kept the CLI's and Memstore.local's memories
-    # in a hidden account 'local' while the server's first key used 'default'; merge
-    # 'local' into 'default' (created if missing). Content both have in one session is kept
-    # once (default's copy); usage adds up; expired memories are dropped first.
-    """
-    DELETE FROM memories
-        WHERE account_id IN ('local', (SELECT id FROM accounts WHERE name = 'default'))
-        AND expires_at <= (julianday('now') - 2440587.5) * 86400.0
-        AND EXISTS (SELECT 1 FROM accounts WHERE id = 'local');
-    INSERT INTO accounts (id, name, plan, created_at)
-        SELECT 'acc_' || lower(hex(randomblob(8))), 'default', plan, created_at FROM accounts
-        WHERE id = 'local' AND NOT EXISTS (SELECT 1 FROM accounts WHERE name = 'default');
-    DELETE FROM memories WHERE account_id = 'local' AND EXISTS (
-        SELECT 1 FROM memories d
-        WHERE d.account_id = (SELECT id FROM accounts WHERE name = 'default')
-        AND d.session = memories.session AND d.content_hash = memories.content_hash);
-    UPDATE memories SET account_id = (SELECT id FROM accounts WHERE name = 'default')
-        WHERE account_id = 'local';
-    INSERT INTO usage (account_id, period, ops)
-        SELECT (SELECT id FROM accounts WHERE name = 'default'), period, ops FROM usage
-        WHERE account_id = 'local' AND true
-        ON CONFLICT (account_id, period) DO UPDATE SET ops = ops + excluded.ops;
-    DELETE FROM usage WHERE account_id = 'local';
-    UPDATE api_keys SET account_id = (SELECT id FROM accounts WHERE name = 'default')
-        WHERE account_id = 'local';
-    DELETE FROM accounts WHERE id = 'local';
-    """,
+    # 2: one default account (see stores/accounts.py)
+    merge_local_into_default(
+        now="(julianday('now') - 2440587.5) * 86400.0",
+        new_id="'acc_' || lower(hex(randomblob(8)))",
+    ),
 ]
 
 _COLUMNS = (
