@@ -40,7 +40,8 @@ class Embedder(Protocol):
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    normalised: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return normalised
 
 
 class QueryCache:
@@ -173,7 +174,8 @@ class SentenceTransformerEmbedder:
         return _normalise(np.atleast_2d(out))
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
+        vector: np.ndarray = self.embed_documents([text])[0]
+        return vector
 
 
 _shared: dict[str, Embedder] = {}

@@ -194,25 +194,6 @@ class MemoryEngine:
             raise NotFoundError(f"no memory {memory_id!r} in this account")
         return to_memory(row)
 
-    def list(
-        self,
-        account_id: str,
-        session: check.SessionsArg = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> MemoryPage:
-        """Memories newest first, a page at a time."""
-        sessions = check.sessions(session)
-        limit = check.limit(limit, MAX_LIST_LIMIT)
-        before = check.decode_cursor(cursor)
-        rows = self.store.list_memories(account_id, sessions, limit + 1, before, self.clock())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return MemoryPage(
-            memories=[to_memory(r) for r in rows],
-            next_cursor=check.encode_cursor(rows[-1].seq) if more else None,
-        )
-
     def update(
         self,
         account_id: str,
@@ -294,3 +275,23 @@ class MemoryEngine:
             return []
         live = [replace(rows[i], id=new_memory_id(), account_id=account_id) for i in keep]
         return self._store_rows(account_id, live, None if vectors is None else vectors[keep])
+
+    # last: a method named "list" would shadow the builtin in the annotations below it
+    def list(
+        self,
+        account_id: str,
+        session: check.SessionsArg = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> MemoryPage:
+        """Memories newest first, a page at a time."""
+        sessions = check.sessions(session)
+        limit = check.limit(limit, MAX_LIST_LIMIT)
+        before = check.decode_cursor(cursor)
+        rows = self.store.list_memories(account_id, sessions, limit + 1, before, self.clock())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return MemoryPage(
+            memories=[to_memory(r) for r in rows],
+            next_cursor=check.encode_cursor(rows[-1].seq) if more else None,
+        )

@@ -78,8 +78,16 @@ class QuotaExceededError(MemstoreError):
     code = "quota_exceeded"
     status = 429
 
-    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        request_id: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, request_id=request_id, status=status, headers=headers)
         self.retry_after = retry_after
 
 

@@ -125,7 +125,7 @@ class _Retrying:
             if retry_after.isdigit():
                 wait = float(retry_after)
                 return wait if wait <= MAX_RETRY_WAIT else None
-        return min(MAX_RETRY_WAIT, 0.25 * 2**attempt) * (0.5 + random.random() / 2)
+        return float(min(MAX_RETRY_WAIT, 0.25 * 2**attempt) * (0.5 + random.random() / 2))
 
     @staticmethod
     def _result(op: str, kw: dict[str, Any], response: httpx.Response) -> Any:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,7 +48,13 @@ def _unreadable_body(exc: BaseException | None) -> str:
     return "request body could not be parsed as JSON"
 
 
-def _error(request: Request, status: int, code: str, message: str, headers=None) -> JSONResponse:
+def _error(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     request_id = request.scope.get("state", {}).get("request_id")
     return JSONResponse(
         {"error": {"code": code, "message": message, "request_id": request_id}},
@@ -55,7 +63,7 @@ def _error(request: Request, status: int, code: str, message: str, headers=None)
     )
 
 
-def _describe(errors: list[dict]) -> str:
+def _describe(errors: list[dict[str, Any]]) -> str:
     parts = []
     for err in errors[:5]:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
@@ -68,7 +76,7 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         if owns_engine:  # closing waits for the database: not on the event loop
             await asyncio.to_thread(app.state.engine.store.close)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
@@ -24,7 +24,7 @@ from memstore.models import (
     Usage,
 )
 
-_errors = {
+_errors: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "Malformed request",
@@ -41,7 +41,8 @@ router = APIRouter(responses=_errors)
 
 
 def engine_of(request: Request) -> MemoryEngine:
-    return request.app.state.engine
+    engine: MemoryEngine = request.app.state.engine
+    return engine
 
 
 def current_account(
@@ -74,7 +75,9 @@ def _sessions_arg(session: list[str] | None) -> str | list[str] | None:
         }
     },
 )
-def remember(body: RememberRequest, response: Response, account: Account, engine: Engine):
+def remember(
+    body: RememberRequest, response: Response, account: Account, engine: Engine
+) -> RememberResponse:
     """Remember one memory. 201 when stored, 200 when identical content was already there."""
     result = engine.remember(account, body.content, body.session, body.metadata, body.ttl)
     if result.deduplicated:
@@ -83,7 +86,9 @@ def remember(body: RememberRequest, response: Response, account: Account, engine
 
 
 @router.post("/v1/memory/remember/batch", status_code=201, response_model=RememberBatchResponse)
-def remember_batch(body: RememberBatchRequest, account: Account, engine: Engine):
+def remember_batch(
+    body: RememberBatchRequest, account: Account, engine: Engine
+) -> RememberBatchResponse:
     """Remember up to 100 memories in one transaction; each counts as one operation."""
     results = engine.remember_many(account, [m.model_dump() for m in body.memories])
     return RememberBatchResponse(
@@ -103,14 +108,14 @@ def recall(
     ] = None,
     limit: int = 5,
     min_score: float | None = None,
-):
+) -> RecallResponse:
     """The memories most relevant to ``q``, best first, each with a score in [0, 1]."""
     found = engine.recall(account, q, _sessions_arg(session), limit, min_score)
     return RecallResponse(memories=found)
 
 
 @router.post("/v1/memory/recall", response_model=RecallResponse)
-def recall_post(body: RecallRequest, account: Account, engine: Engine):
+def recall_post(body: RecallRequest, account: Account, engine: Engine) -> RecallResponse:
     """Recall with a JSON body, which can also carry metadata ``filters``."""
     found = engine.recall(
         account, body.query, body.session, body.limit, body.min_score, body.filters
@@ -125,7 +130,7 @@ def list_memories(
     session: Annotated[list[str] | None, Query(description="Repeatable; '*' for all.")] = None,
     limit: int = 50,
     cursor: str | None = None,
-):
+) -> MemoryPage:
     """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page."""
     return engine.list(account, _sessions_arg(session), limit, cursor)
 
@@ -138,7 +143,7 @@ def forget_session(
     shared: Annotated[
         bool, Query(description="Forget the shared session (memories stored without one).")
     ] = False,
-):
+) -> DeletedResponse:
     """Forget every memory of one session: ``?session=NAME``, or ``?shared=true`` for the
     shared session."""
     if shared and session is not None:
@@ -152,7 +157,7 @@ def forget_session(
 
 
 @router.get("/v1/memory/{memory_id}", response_model=Memory)
-def get_memory(memory_id: str, account: Account, engine: Engine):
+def get_memory(memory_id: str, account: Account, engine: Engine) -> Memory:
     return engine.get(account, memory_id)
 
 
@@ -163,24 +168,24 @@ def get_memory(memory_id: str, account: Account, engine: Engine):
         409: {"model": ErrorResponse, "description": "The session already has that content"}
     },
 )
-def update_memory(memory_id: str, body: UpdateRequest, account: Account, engine: Engine):
+def update_memory(memory_id: str, body: UpdateRequest, account: Account, engine: Engine) -> Memory:
     """Replace a memory's content and/or metadata."""
     return engine.update(account, memory_id, body.content, body.metadata)
 
 
 @router.delete("/v1/memory/{memory_id}", response_model=DeletedResponse)
-def forget_memory(memory_id: str, account: Account, engine: Engine):
+def forget_memory(memory_id: str, account: Account, engine: Engine) -> DeletedResponse:
     engine.forget(account, memory_id)
     return DeletedResponse(deleted=1)
 
 
 @router.get("/v1/sessions", response_model=SessionsResponse)
-def list_sessions(account: Account, engine: Engine):
+def list_sessions(account: Account, engine: Engine) -> SessionsResponse:
     return SessionsResponse(sessions=engine.sessions(account))
 
 
 @router.get("/v1/usage", response_model=Usage)
-def usage(account: Account, engine: Engine):
+def usage(account: Account, engine: Engine) -> Usage:
     return engine.usage(account)
 
 

@@ -49,8 +49,11 @@ _KEY = "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api
 class AccountsAndKeys:
     param = "?"
 
-    def _read(self, sql: str, args: Any = ()) -> Any: ...  # provided by the store
-    def _change(self, sql: str, args: Any) -> int: ...  # provided by the store
+    def _read(self, sql: str, args: Any = ()) -> Any:  # provided by the store
+        raise NotImplementedError
+
+    def _change(self, sql: str, args: Any) -> int:  # provided by the store
+        raise NotImplementedError
 
     def _q(self, sql: str) -> str:
         return sql if self.param == "?" else sql.replace("?", self.param)

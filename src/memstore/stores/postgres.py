@@ -488,6 +488,6 @@ def migrate(database_url: str) -> int:
                 f"({len(MIGRATIONS)}); upgrade memstore"
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            conn.execute(script)  # type: ignore[arg-type]
+            conn.execute(script.encode())  # a runtime-built script, not a literal
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
-        return max(version, len(MIGRATIONS))
+        return max(int(version), len(MIGRATIONS))

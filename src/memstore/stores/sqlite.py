@@ -124,7 +124,8 @@ def _row(r: tuple[Any, ...]) -> MemoryRow:
 
 def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, list[Any]]:
     """SQL conditions (on table alias m) for a session list and metadata equality filters."""
-    sql, args = "", []
+    sql = ""
+    args: list[Any] = []
     if sessions is not None:
         sql += f" AND m.session IN ({','.join('?' * len(sessions))})"
         args += sessions
