@@ -218,3 +218,14 @@ def test_postgres_migration_merges_local_into_default(empty_pg_url):
         assert [m.id for m in store.list_memories("acc_2", None, 10, None, 0.0)] == ["m5"]
     finally:
         store.close()
+
+
+def test_memstore_account_picks_the_local_account(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMSTORE_ACCOUNT", "team-c")
+    with Memstore.local(tmp_path) as ms:
+        ms.remember("written as team C")
+    monkeypatch.delenv("MEMSTORE_ACCOUNT")
+    with Memstore.local(tmp_path, account="team-c") as ms:
+        assert [m.content for m in ms.list(session="*").memories] == ["written as team C"]
+    with Memstore.local(tmp_path) as ms:
+        assert ms.list(session="*").memories == []
