@@ -42,9 +42,11 @@ def screenshot_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the session; tests open their own pages (contexts)."""
+    """One headless Chromium per test module; tests open their own pages (contexts). Not per
+    session: playwright's sync API keeps an event loop running while it is open, and later
+    tests that call asyncio.run() (tests/reliability/test_load.py) would fail."""
     executable = chromium_path()
     if executable is None:
         pytest.fail("chromium is not installed (scripts/test.sh installs Debian's package)")
