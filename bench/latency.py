@@ -407,8 +407,8 @@ def measure_level(
 
     # (a) SDK local mode
     ms = Memstore.local(data_dir, embedder=embedder)
-    engine = ms._transport.engine
-    account_id = ms._transport.account_id
+    engine = ms.backend.engine
+    account_id = ms.backend.account_id
     engine.recall(account_id, "warm up the index", session=SESSION)
     cache.clear()
     local = lambda q: ms.recall(q, session=SESSION, limit=K)  # noqa: E731

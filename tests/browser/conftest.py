@@ -44,9 +44,11 @@ def screenshot_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium per test module; tests open their own pages (contexts). Not per
-    session: playwright's sync API keeps an event loop running while it is open, and later
-    tests that call asyncio.run() (tests/reliability/test_load.py) would fail."""
+    """One headless Chromium per test module; tests open their own pages (contexts).
+
+    Module scope, not session: playwright's sync API keeps an event loop running while it is
+    open, and ``asyncio.run`` in later test modules would fail beside it.
+    """
     executable = chromium_path()
     if executable is None:
         pytest.fail("chromium is not installed (scripts/test.sh installs Debian's package)")

@@ -17,8 +17,10 @@ from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
 from memstore.models import Usage
+from memstore.server.docs import add_docs
+from memstore.server.mcp import MCPEndpoint
 from memstore.server.middleware import RequestContext
-from memstore.server.routes import router
+from memstore.server.routes import health_router, router
 from memstore.server.settings import Settings
 from memstore.stores import open_store
 
@@ -77,7 +79,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with mcp_endpoint.session_manager.run():
+            yield
         if owns_engine:  # closing waits for the database: not on the event loop
             await asyncio.to_thread(app.state.engine.store.close)
 
@@ -97,9 +100,16 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         version="1",
         summary="Persistent, shared memory for AI agents.",
         lifespan=lifespan,
+        docs_url=None,  # served by add_docs from the package's own Swagger UI
+        redoc_url=None,
     )
     app.state.engine = engine
     app.include_router(router)
+    mcp_endpoint = MCPEndpoint(engine)  # MCP over streamable HTTP, same keys as /v1
+    # an ASGI app as the endpoint (Starlette's stubs only describe request handlers)
+    app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)  # type: ignore[arg-type]
+    app.include_router(health_router)
+    add_docs(app)
 
     def quota_headers(usage: Usage) -> dict[str, str]:
         headers = {"X-Quota-Reset": usage.resets_at.isoformat().replace("+00:00", "Z")}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response, Security
+from fastapi.security import HTTPBearer
+from starlette.convertors import Convertor, register_url_convertor
 
 from memstore.engine import MemoryEngine
 from memstore.errors import ServiceUnavailableError, ValidationError
@@ -23,6 +25,8 @@ from memstore.models import (
     UpdateRequest,
     Usage,
 )
+from memstore.server.idempotency import IdempotencyKey, answer_once
+from memstore.validation import SessionsArg
 
 _errors: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -38,6 +42,35 @@ _errors: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(responses=_errors)
+health_router = APIRouter()  # /healthz and /readyz: no key, no body, no quota
+
+
+class MemoryIdConvertor(Convertor[str]):
+    """A memory id segment that is not one of the fixed routes beside it, so that
+    ``GET /v1/memory/remember`` is a 405 (wrong method) rather than "no memory 'remember'"."""
+
+    regex = "(?!(?:remember|recall)$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("memory_id", MemoryIdConvertor())
+
+# Declares HTTP Bearer in the OpenAPI document (the Authorize button of /docs); the header
+# itself is checked by Accounts.verify(), which gives the precise 401 messages.
+bearer = HTTPBearer(
+    auto_error=False, bearerFormat="am_live_...", description="An API key: am_live_..."
+)
+_in_progress: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorResponse,
+        "description": "A request with this Idempotency-Key is still in progress (Retry-After)",
+    }
+}
 
 
 def engine_of(request: Request) -> MemoryEngine:
@@ -45,11 +78,8 @@ def engine_of(request: Request) -> MemoryEngine:
     return engine
 
 
-def current_account(
-    request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer am_live_...")] = None,
-) -> str:
-    account = engine_of(request).accounts.verify(authorization)
+def current_account(request: Request, _: Annotated[object, Security(bearer)]) -> str:
+    account = engine_of(request).accounts.verify(request.headers.get("authorization"))
     request.scope["state"]["account"] = account
     return account
 
@@ -72,30 +102,50 @@ def _sessions_arg(session: list[str] | None) -> str | list[str] | None:
         200: {
             "model": RememberResponse,
             "description": "Identical content was already in that session; nothing was added",
-        }
+        },
+        **_in_progress,
     },
 )
 def remember(
-    body: RememberRequest, response: Response, account: Account, engine: Engine
-) -> RememberResponse:
+    body: RememberRequest,
+    request: Request,
+    account: Account,
+    engine: Engine,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Remember one memory. 201 when stored, 200 when identical content was already there."""
-    result = engine.remember(account, body.content, body.session, body.metadata, body.ttl)
-    if result.deduplicated:
-        response.status_code = 200
-    return RememberResponse(**result.memory.model_dump(), deduplicated=result.deduplicated)
+
+    def run() -> tuple[int, RememberResponse]:
+        result = engine.remember(account, body.content, body.session, body.metadata, body.ttl)
+        shaped = RememberResponse(**result.memory.model_dump(), deduplicated=result.deduplicated)
+        return (200 if result.deduplicated else 201), shaped
+
+    return answer_once(request, engine, account, idempotency_key, body, run)
 
 
-@router.post("/v1/memory/remember/batch", status_code=201, response_model=RememberBatchResponse)
+@router.post(
+    "/v1/memory/remember/batch",
+    status_code=201,
+    response_model=RememberBatchResponse,
+    responses=_in_progress,
+)
 def remember_batch(
-    body: RememberBatchRequest, account: Account, engine: Engine
-) -> RememberBatchResponse:
+    body: RememberBatchRequest,
+    request: Request,
+    account: Account,
+    engine: Engine,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Remember up to 100 memories in one transaction; each counts as one operation."""
-    results = engine.remember_many(account, [m.model_dump() for m in body.memories])
-    return RememberBatchResponse(
-        memories=[
+
+    def run() -> tuple[int, RememberBatchResponse]:
+        results = engine.remember_many(account, [m.model_dump() for m in body.memories])
+        memories = [
             RememberResponse(**r.memory.model_dump(), deduplicated=r.deduplicated) for r in results
         ]
-    )
+        return 201, RememberBatchResponse(memories=memories)
+
+    return answer_once(request, engine, account, idempotency_key, body, run)
 
 
 @router.get("/v1/memory/recall", response_model=RecallResponse)
@@ -128,22 +178,31 @@ def list_memories(
     account: Account,
     engine: Engine,
     session: Annotated[list[str] | None, Query(description="Repeatable; '*' for all.")] = None,
+    shared: Annotated[
+        bool, Query(description="Also list the shared session (memories stored without one).")
+    ] = False,
     limit: int = 50,
     cursor: str | None = None,
 ) -> MemoryPage:
-    """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page."""
-    return engine.list(account, _sessions_arg(session), limit, cursor)
+    """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page.
+    No ``session``: the shared session; ``session=x&shared=true``: x and the shared one."""
+    sessions: SessionsArg = _sessions_arg(session)
+    if shared and session:
+        sessions = [None, *session]
+    return engine.list(account, sessions, limit, cursor)
 
 
-@router.delete("/v1/memory", response_model=DeletedResponse)
+@router.delete("/v1/memory", response_model=DeletedResponse, responses=_in_progress)
 def forget_session(
+    request: Request,
     account: Account,
     engine: Engine,
     session: Annotated[str | None, Query(description="The session to forget.")] = None,
     shared: Annotated[
         bool, Query(description="Forget the shared session (memories stored without one).")
     ] = False,
-) -> DeletedResponse:
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Forget every memory of one session: ``?session=NAME``, or ``?shared=true`` for the
     shared session."""
     if shared and session is not None:
@@ -153,30 +212,63 @@ def forget_session(
             "give ?session=NAME, or ?shared=true for the shared session: forgetting a whole "
             "account is not supported"
         )
-    return DeletedResponse(deleted=engine.forget_session(account, None if shared else session))
+    name = None if shared else session
+
+    def run() -> tuple[int, DeletedResponse]:
+        return 200, DeletedResponse(deleted=engine.forget_session(account, name))
+
+    return answer_once(request, engine, account, idempotency_key, None, run)
 
 
-@router.get("/v1/memory/{memory_id}", response_model=Memory)
+@router.get("/v1/memory/{memory_id:memory_id}", response_model=Memory)
 def get_memory(memory_id: str, account: Account, engine: Engine) -> Memory:
     return engine.get(account, memory_id)
 
 
 @router.patch(
-    "/v1/memory/{memory_id}",
+    "/v1/memory/{memory_id:memory_id}",
     response_model=Memory,
     responses={
-        409: {"model": ErrorResponse, "description": "The session already has that content"}
+        409: {
+            "model": ErrorResponse,
+            "description": "The session already has that content, or a request with this "
+            "Idempotency-Key is still in progress (Retry-After)",
+        }
     },
 )
-def update_memory(memory_id: str, body: UpdateRequest, account: Account, engine: Engine) -> Memory:
+def update_memory(
+    memory_id: str,
+    body: UpdateRequest,
+    request: Request,
+    account: Account,
+    engine: Engine,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Replace a memory's content and/or metadata."""
-    return engine.update(account, memory_id, body.content, body.metadata)
+
+    def run() -> tuple[int, Memory]:
+        return 200, engine.update(account, memory_id, body.content, body.metadata)
+
+    return answer_once(request, engine, account, idempotency_key, body, run)
 
 
-@router.delete("/v1/memory/{memory_id}", response_model=DeletedResponse)
-def forget_memory(memory_id: str, account: Account, engine: Engine) -> DeletedResponse:
-    engine.forget(account, memory_id)
-    return DeletedResponse(deleted=1)
+@router.delete(
+    "/v1/memory/{memory_id:memory_id}", response_model=DeletedResponse, responses=_in_progress
+)
+def forget_memory(
+    memory_id: str,
+    request: Request,
+    account: Account,
+    engine: Engine,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Forget one memory. Retried with the same Idempotency-Key, it answers as the first time."""
+
+    def run() -> tuple[int, DeletedResponse]:
+        engine.forget(account, memory_id)
+        return 200, DeletedResponse(deleted=1)
+
+    return answer_once(request, engine, account, idempotency_key, None, run)
 
 
 @router.get("/v1/sessions", response_model=SessionsResponse)
@@ -189,13 +281,16 @@ def usage(account: Account, engine: Engine) -> Usage:
     return engine.usage(account)
 
 
-@router.get("/healthz")
+@health_router.get("/healthz")
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@health_router.get(
+    "/readyz",
+    responses={503: {"model": ErrorResponse, "description": "The database does not answer"}},
+)
 def readyz(engine: Engine) -> dict[str, str]:
     """The process can serve: its database answers."""
     try:

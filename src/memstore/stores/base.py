@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from memstore.stores.idempotency import IdempotentAnswer
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,15 @@ class Store(Protocol):
         ...
 
     def get_usage(self, account_id: str, period: str) -> int: ...
+
+    # -- answers to writes sent with an Idempotency-Key (memstore.stores.idempotency)
+    def claim_request(
+        self, account_id: str, key: str, fingerprint: str, now: float, free_before: float
+    ) -> bool: ...
+    def answer_request(self, account_id: str, key: str, status: int, body: str) -> None: ...
+    def release_request(self, account_id: str, key: str) -> None: ...
+    def find_request(self, account_id: str, key: str) -> IdempotentAnswer | None: ...
+    def purge_requests(self, before: float) -> int: ...
 
     # -- memories
     def find_duplicates(

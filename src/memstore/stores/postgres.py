@@ -22,6 +22,8 @@ from psycopg_pool import ConnectionPool
 
 from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
 from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
+from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
+from memstore.stores.idempotency import IdempotencyRecords
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
 SCHEMA_LOCK = 0x6D656D73746F7265
@@ -75,7 +77,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX memories_tsv ON memories USING gin (tsv);
     CREATE AGGREGATE tsquery_any (tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
     """,
-    # 2: one default account (see stores/accounts.py)
+    # 2: answers to writes sent with an Idempotency-Key
+    IDEMPOTENCY_SCHEMA.format(real="double precision"),
+    # 3: one default account (see stores/accounts.py)
     merge_local_into_default(
         now="extract(epoch FROM now())", new_id="'acc_' || substr(md5(random()::text), 1, 16)"
     ),
@@ -123,7 +127,7 @@ def _scope(
     return sql, args
 
 
-class PostgresStore(AccountsAndKeys):
+class PostgresStore(AccountsAndKeys, IdempotencyRecords):
     """Store over a PostgreSQL database with pgvector (see module docstring)."""
 
     param = "%s"

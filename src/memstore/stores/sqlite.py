@@ -19,6 +19,8 @@ import numpy as np
 
 from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
 from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
+from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
+from memstore.stores.idempotency import IdempotencyRecords
 from memstore.stores.vector_index import VectorIndex
 
 DB_FILENAME = "memstore.db"
@@ -92,7 +94,9 @@ MIGRATIONS: list[str] = [
         INSERT INTO changes (account_id, memory_seq) VALUES (new.account_id, new.seq);
     END;
     """,
-    # 2: one default account (see stores/accounts.py)
+    # 2: answers to writes sent with an Idempotency-Key
+    IDEMPOTENCY_SCHEMA.format(real="REAL"),
+    # 3: one default account (see stores/accounts.py)
     merge_local_into_default(
         now="(julianday('now') - 2440587.5) * 86400.0",
         new_id="'acc_' || lower(hex(randomblob(8)))",
@@ -143,7 +147,7 @@ def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, li
     return sql, args
 
 
-class SQLiteStore(AccountsAndKeys):
+class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
     """Store over one SQLite database file (see module docstring)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
