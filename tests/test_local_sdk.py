@@ -135,6 +135,6 @@ def test_import_re_embeds_when_the_embedder_differs(tmp_path):
     ms = Memstore.local(tmp_path / "d")
     engine = ms.backend.engine
     with file.open() as f:
-        imported, skipped, reembedded = import_jsonl(engine, ms._transport.account_id, f)
+        imported, skipped, reembedded = import_jsonl(engine, ms.backend.account_id, f)
     assert (imported, skipped, reembedded) == (1, 0, True)
     assert ms.recall("re-embed me")[0].score >= 0.9
