@@ -46,8 +46,9 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from memstore import Memstore  # noqa: E402
+from memstore.accounts import DEFAULT_ACCOUNT, Accounts  # noqa: E402
 from memstore.embedding import load_embedder  # noqa: E402
-from memstore.engine import LOCAL_ACCOUNT, content_hash, new_memory_id  # noqa: E402
+from memstore.models import content_hash, new_memory_id  # noqa: E402
 from memstore.server.auth import issue_key  # noqa: E402
 from memstore.stores.base import MemoryRow  # noqa: E402
 from memstore.stores.sqlite import SQLiteStore  # noqa: E402
@@ -209,12 +210,13 @@ def fill_memstore(data_dir: Path, corpus: Corpus, start: int, stop: int) -> list
     store = SQLiteStore(data_dir / "memstore.db", synchronous="OFF")
     ids: list[str] = []
     try:
+        account_id = Accounts(store).ensure(DEFAULT_ACCOUNT).id  # the one Memstore.local uses
         now = time.time()
         for _, texts, vectors in corpus.chunks(start, stop, 2000):
             rows = [
                 MemoryRow(
                     id=new_memory_id(),
-                    account_id=LOCAL_ACCOUNT,
+                    account_id=account_id,
                     session=SESSION,
                     content=t,
                     content_hash=content_hash(t),
@@ -401,7 +403,8 @@ def measure_level(
     # (a) SDK local mode
     ms = Memstore.local(data_dir, embedder=embedder)
     engine = ms.backend.engine
-    engine.recall(LOCAL_ACCOUNT, "warm up the index", session=SESSION)
+    account_id = ms.backend.account_id
+    engine.recall(account_id, "warm up the index", session=SESSION)
     engine._queries.clear()  # the per-account query-vector LRU
     local = lambda q: ms.recall(q, session=SESSION, limit=K)  # noqa: E731
     out["local_recall"] = pct(recall_pass(local, queries))
@@ -410,7 +413,7 @@ def measure_level(
     now = time.time()
     dense_ms, found = [], []
     for v in qvecs:
-        ms_, hits = timed(lambda v=v: store.dense_search(LOCAL_ACCOUNT, [SESSION], v, K, now, None))
+        ms_, hits = timed(lambda v=v: store.dense_search(account_id, [SESSION], v, K, now, None))
         dense_ms.append(ms_)
         found.append(hits)
     out["local_dense_search"] = pct(dense_ms)
@@ -435,7 +438,7 @@ def measure_level(
 
     # (b) HTTP to a real `memstore serve`
     admin = SQLiteStore(data_dir / "memstore.db")
-    key = issue_key(admin, LOCAL_ACCOUNT).key
+    key = issue_key(admin, DEFAULT_ACCOUNT).key
     admin.close()
     server = Server(data_dir)
     t0 = time.perf_counter()

@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from memstore.embedding import load_embedder
-from memstore.engine import LOCAL_ACCOUNT, MemoryEngine
+from memstore.engine import MemoryEngine
 from memstore.stores.sqlite import SQLiteStore
 
 BATCH = 100
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+
+BENCH_ACCOUNT = "bench"
 
 
 class SettableClock:
@@ -82,7 +84,7 @@ def store_conversation(
             for t in turns
         ]
         for start in range(0, len(items), BATCH):
-            for result in engine.remember_many(LOCAL_ACCOUNT, items[start : start + BATCH]):
+            for result in engine.remember_many(BENCH_ACCOUNT, items[start : start + BATCH]):
                 by_id[result.memory.id] = result.memory.metadata["dia_id"]
     clock.now = time.time()
     return by_id
@@ -107,7 +109,7 @@ def run(data: Path, limit_conversations: int | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore.open_dir(Path(tmp))
         engine = MemoryEngine(store, load_embedder(), clock=clock)
-        engine.ensure_account(LOCAL_ACCOUNT)
+        engine.ensure_account(BENCH_ACCOUNT)
         for n, sample in enumerate(samples):
             session = str(sample.get("sample_id", f"conversation-{n}"))
             t0 = time.perf_counter()
@@ -116,7 +118,7 @@ def run(data: Path, limit_conversations: int | None = None) -> dict[str, Any]:
             for qa in sample["qa"]:
                 if qa.get("category") not in CATEGORIES or not qa.get("evidence"):
                     continue
-                hits = engine.recall(LOCAL_ACCOUNT, qa["question"], session=session, limit=10)
+                hits = engine.recall(BENCH_ACCOUNT, qa["question"], session=session, limit=10)
                 found = [dia_of.get(h.id, "") for h in hits]
                 per_category[qa["category"]].append(score_query(found, set(qa["evidence"])))
             timings["store"] += t1 - t0

@@ -26,11 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from memstore.embedding import load_embedder
-from memstore.engine import LOCAL_ACCOUNT, MemoryEngine, content_hash
+from memstore.engine import MemoryEngine
+from memstore.models import content_hash
 from memstore.stores.base import MemoryRow, Store
 
 SESSION = "latency"
 LIMIT = 5
+
+BENCH_ACCOUNT = "bench"
 
 
 def texts_and_questions(data: Path, n: int) -> tuple[list[str], list[str]]:
@@ -81,16 +84,16 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(args, Path(tmp))
         engine = MemoryEngine(store, embedder)
-        engine.ensure_account(LOCAL_ACCOUNT)
+        engine.ensure_account(BENCH_ACCOUNT)
         for start in range(0, len(texts), 1000):
             chunk = texts[start : start + 1000]
             rows = [
-                MemoryRow("", LOCAL_ACCOUNT, SESSION, t, content_hash(t), {}, 0.0, 0.0)
+                MemoryRow("", BENCH_ACCOUNT, SESSION, t, content_hash(t), {}, 0.0, 0.0)
                 for t in chunk
             ]
             vectors = rng.standard_normal((len(chunk), embedder.dim)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            engine.import_rows(LOCAL_ACCOUNT, rows, vectors)
+            engine.import_rows(BENCH_ACCOUNT, rows, vectors)
 
         embed = []
         for q in questions:  # also warms the query cache for the timed runs below
@@ -101,12 +104,12 @@ def main(argv: list[str] | None = None) -> None:
         def dense_recall(q: str) -> None:
             now = time.time()
             hits = store.dense_search(
-                LOCAL_ACCOUNT, [SESSION], embedder.embed_query(q), LIMIT, now, None
+                BENCH_ACCOUNT, [SESSION], embedder.embed_query(q), LIMIT, now, None
             )
-            store.get_many(LOCAL_ACCOUNT, [mid for mid, _ in hits], now)
+            store.get_many(BENCH_ACCOUNT, [mid for mid, _ in hits], now)
 
         def hybrid_recall(q: str) -> None:
-            engine.recall(LOCAL_ACCOUNT, q, session=SESSION, limit=LIMIT, charge=False)
+            engine.recall(BENCH_ACCOUNT, q, session=SESSION, limit=LIMIT, charge=False)
 
         timings: dict[str, list[float]] = {"dense": [], "hybrid": []}
         for _ in range(2):  # interleaved, so load from other processes hits both alike

@@ -109,18 +109,29 @@ def pg_template() -> Iterator[tuple[str, str]]:
 _databases = itertools.count()
 
 
-@pytest.fixture
-def pg_url(pg_template) -> Iterator[str]:
-    """The URL of a fresh, migrated, empty database for this test alone."""
+def _database(pg_template: tuple[str, str], template: str | None) -> Iterator[str]:
+    """A new database for one test (a copy of ``template``, or empty), dropped after it."""
     import psycopg
 
-    url, template = pg_template
+    url, _ = pg_template
     name = f"memstore_test_{os.getpid()}_{next(_databases)}"
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
     yield _with_database(url, name)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_url(pg_template) -> Iterator[str]:
+    """The URL of a fresh, migrated, empty database for this test alone."""
+    yield from _database(pg_template, pg_template[1])
+
+
+@pytest.fixture
+def empty_pg_url(pg_template) -> Iterator[str]:
+    """The URL of a new database with nothing in it (not even the schema)."""
+    yield from _database(pg_template, None)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

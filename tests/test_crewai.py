@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 # crewai writes a key file under $HOME on import and a task-output database under
-# CREWAI_STORAGE_DIR on kickoff: point both at a temporary directory before importing it.
+# CREWAI_STORAGE_DIR on kickoff: both point at a temporary directory while crewai is
+# imported and during each test here (the autouse fixture), never for the whole process.
 _SANDBOX = Path(tempfile.mkdtemp(prefix="memstore-crewai-"))
 atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)
 CREWAI_ENV = {
@@ -32,16 +33,32 @@ CREWAI_ENV = {
     "CREWAI_TESTING": "true",
     "OTEL_SDK_DISABLED": "true",
 }
-os.environ.update(CREWAI_ENV)
 
-pytest.importorskip("crewai")
+
+@contextmanager
+def crewai_env() -> Iterator[None]:
+    """CREWAI_ENV for a while, then the environment as it was."""
+    saved = {name: os.environ.get(name) for name in CREWAI_ENV}
+    os.environ.update(CREWAI_ENV)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+with crewai_env():
+    pytest.importorskip("crewai")
+    from crewai import Agent, Crew, Task
+    from crewai.memory import Memory as CrewAIMemory
+    from crewai.memory.types import MemoryRecord
+    from crewai.tools import BaseTool
+    from crewai_core.lock_store import set_lock_backend
+
 pytestmark = pytest.mark.crewai
-
-from crewai import Agent, Crew, Task  # noqa: E402
-from crewai.memory import Memory as CrewAIMemory  # noqa: E402
-from crewai.memory.types import MemoryRecord  # noqa: E402
-from crewai.tools import BaseTool  # noqa: E402
-from crewai_core.lock_store import set_lock_backend  # noqa: E402
 
 from memstore import Memstore  # noqa: E402
 from memstore.integrations.crewai import (  # noqa: E402
@@ -52,6 +69,12 @@ from memstore.integrations.crewai import (  # noqa: E402
     by_agent_role,
     kickoff_with_memory,
 )
+
+
+@pytest.fixture(autouse=True)
+def _crewai_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in CREWAI_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 @contextmanager
@@ -71,7 +94,8 @@ EXAMPLE = ROOT / "examples" / "crewai_research.py"
 _spec = importlib.util.spec_from_file_location("crewai_research", EXAMPLE)
 example = importlib.util.module_from_spec(_spec)
 sys.modules["crewai_research"] = example  # pydantic resolves the LLM's annotations through it
-_spec.loader.exec_module(example)
+with crewai_env():
+    _spec.loader.exec_module(example)
 ScriptedLLM = example.ScriptedLLM
 
 
@@ -432,3 +456,12 @@ def test_a_crew_with_native_memory_keeps_it_in_memstore_across_crews(ms):
     second, llm = crew_with_memory("Acme still lacks docs.")
     second.kickoff()
     assert "Acme Corp lacks API docs" in prompt_text(llm.calls[0])
+
+
+def test_importing_these_tests_leaves_home_alone():
+    code = (
+        "import os; home = os.environ.get('HOME'); import tests.test_crewai; "
+        "assert os.environ.get('HOME') == home, os.environ.get('HOME')"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]

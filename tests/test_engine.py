@@ -110,7 +110,16 @@ def test_ttl_expires_memories(engine, clock):
 def test_expired_memories_are_purged_from_disk(engine, clock):
     engine.remember(A, "expiring fact", ttl=1)
     clock.advance(120)
-    assert engine.store.purge_expired(clock()) == 1
+    assert engine.store.purge_expired(A, clock()) == 1
+
+
+def test_purging_one_account_leaves_the_others_expired_rows_alone(engine, clock):
+    engine.remember(A, "expiring fact of A", ttl=1)
+    engine.remember(B, "expiring fact of B", ttl=1, session="s")
+    clock.advance(120)
+    assert engine.store.purge_expired(A, clock()) == 1
+    assert engine.store.purge_expired(B, clock(), "other session") == 0
+    assert engine.store.purge_expired(B, clock(), "s") == 1
 
 
 def test_get_update_forget(engine):
@@ -242,7 +251,10 @@ def test_bad_recall_input_raises_validation_error(engine, kwargs):
 @pytest.mark.parametrize("query", ['"', "*", "NEAR(", "--", "'", "a OR b AND", "🙂", "مرحبا"])
 def test_query_syntax_characters_are_plain_text(engine, query):
     engine.remember(A, "plain memory with 🙂 and مرحبا")
-    assert isinstance(engine.recall(A, query), list)
+    engine.remember(B, "another account's memory with 🙂 and مرحبا")
+    found = engine.recall(A, query)
+    assert [m.content for m in found] == ["plain memory with 🙂 and مرحبا"]
+    assert 0.0 <= found[0].score <= 1.0
 
 
 def test_unknown_ids_raise_not_found(engine):

@@ -364,12 +364,12 @@ def test_bad_input_gets_a_documented_4xx_with_a_json_error(http, key, method, pa
 
 @pytest.mark.parametrize("query", ['"', "*", "NEAR(", "--", "'", "a' OR 1=1 --", "🙂", "مرحبا"])
 def test_query_syntax_in_queries_is_just_text(http, key, query):
-    http.post("/v1/memory/remember", json={"content": f"note with {query}"}, headers=auth(key))
-    r = http.get("/v1/memory/recall", params={"q": query}, headers=auth(key))
-    assert r.status_code == 200
-    assert (
-        any(m["content"] == f"note with {query}" for m in r.json()["memories"]) or query in "\"*'--"
-    )
+    session = "syntax-" + uuid.uuid4().hex[:8]  # the note is the only memory in scope
+    note = {"content": f"note with {query}", "session": session}
+    assert http.post("/v1/memory/remember", json=note, headers=auth(key)).status_code == 201
+    r = http.get("/v1/memory/recall", params={"q": query, "session": session}, headers=auth(key))
+    assert r.status_code == 200, r.text
+    assert [m["content"] for m in r.json()["memories"]] == [f"note with {query}"]
 
 
 def test_health_readiness_and_openapi(http):
@@ -378,3 +378,11 @@ def test_health_readiness_and_openapi(http):
     spec = http.get("/openapi.json").json()
     assert "/v1/memory/remember" in spec["paths"] and "/v1/memory/recall" in spec["paths"]
     assert http.get("/docs").status_code == 200
+
+
+def test_quota_headers_come_from_the_requests_own_count(server, http):
+    key = server.key("meter-" + uuid.uuid4().hex[:6], plan="free").key
+    r = http.post("/v1/memory/remember", json={"content": "counted"}, headers=auth(key))
+    assert (r.headers["X-Quota-Limit"], r.headers["X-Quota-Remaining"]) == ("1000", "999")
+    # A free read charges nothing, so the server has no count to report (and reads none).
+    assert "X-Quota-Remaining" not in http.get("/v1/sessions", headers=auth(key)).headers

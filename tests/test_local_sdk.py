@@ -135,7 +135,7 @@ def test_import_re_embeds_when_the_embedder_differs(tmp_path):
     ms = Memstore.local(tmp_path / "d")
     engine = ms.backend.engine
     with file.open() as f:
-        imported, skipped, reembedded = import_jsonl(engine, "local", f)
+        imported, skipped, reembedded = import_jsonl(engine, ms.backend.account_id, f)
     assert (imported, skipped, reembedded) == (1, 0, True)
     assert ms.recall("re-embed me")[0].score >= 0.9
 

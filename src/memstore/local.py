@@ -9,36 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memstore.backend import Metadata, RememberItem, SessionsArg
 from memstore.models import Memory, MemoryPage, RecalledMemory, RememberResult, SessionInfo, Usage
+from memstore.settings import Settings
 
 if TYPE_CHECKING:
     from memstore.engine import MemoryEngine
 
-DEFAULT_DATA_DIR = "memstore-data"
 
-
-def open_local_engine(
-    path: str | Path, embedder: Any = None, account_id: str | None = None
-) -> MemoryEngine:
-    """A MemoryEngine over the SQLite store in directory ``path``, with ``account_id``
-    (default: the local account) created if new."""
+def open_local_engine(path: str | Path, embedder: Any = None) -> MemoryEngine:
+    """A MemoryEngine over the SQLite store in directory ``path`` (the embedder named by
+    the settings unless one is given)."""
     from memstore.embedding import load_embedder
-    from memstore.engine import LOCAL_ACCOUNT, MemoryEngine
+    from memstore.engine import MemoryEngine
     from memstore.stores.sqlite import SQLiteStore
 
     store = SQLiteStore.open_dir(path)
     try:
-        engine = MemoryEngine(store, embedder or load_embedder())
+        if embedder is None:
+            settings = Settings()
+            embedder = load_embedder(settings.embedder, handles=settings.embed_handles)
+        return MemoryEngine(store, embedder)
     except Exception:
         store.close()
         raise
-    engine.ensure_account(account_id or LOCAL_ACCOUNT)
-    return engine
 
 
 class LocalBackend:
@@ -54,15 +51,19 @@ class LocalBackend:
         path: str | Path | None = None,
         *,
         embedder: Any = None,
-        account_id: str | None = None,
+        account: str | None = None,
     ) -> LocalBackend:
         """Open the store in ``path`` (default ``$MEMSTORE_DATA_DIR`` or ./memstore-data) as
-        ``account_id`` (default: the local account), creating the account if needed."""
-        from memstore.engine import LOCAL_ACCOUNT
-
-        account = account_id or LOCAL_ACCOUNT
-        directory = path or os.environ.get("MEMSTORE_DATA_DIR") or DEFAULT_DATA_DIR
-        return cls(open_local_engine(directory, embedder, account), account)
+        the account named ``account`` (default ``$MEMSTORE_ACCOUNT`` or ``default``, the
+        account of the CLI and of the server's first key), creating it if needed."""
+        settings = Settings()
+        engine = open_local_engine(path or settings.data_dir, embedder)
+        try:
+            account_id = engine.accounts.ensure(account or settings.account).id
+        except Exception:
+            engine.store.close()
+            raise
+        return cls(engine, account_id)
 
     def remember(
         self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None

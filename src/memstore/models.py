@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, model_validator
+
+if TYPE_CHECKING:
+    from memstore.stores.base import MemoryRow
 
 MetadataValue = str | int | float | bool | None
 
@@ -24,6 +29,15 @@ ALL_SESSIONS = "*"
 
 def to_datetime(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
+
+
+def content_hash(content: str) -> str:
+    """The dedup key of a memory's text."""
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def new_memory_id() -> str:
+    return "mem_" + secrets.token_hex(12)
 
 
 class _Record(BaseModel):
@@ -93,6 +107,19 @@ class Usage(_Record):
     ops_limit: int | None
     ops_remaining: int | None
     resets_at: datetime
+
+
+def to_memory(row: MemoryRow) -> Memory:
+    """A store row as the public model (the shared session "" becomes None)."""
+    return Memory(
+        id=row.id,
+        content=row.content,
+        session=row.session or None,
+        metadata=row.metadata,
+        created_at=datetime.fromtimestamp(row.created_at, tz=UTC),
+        updated_at=datetime.fromtimestamp(row.updated_at, tz=UTC),
+        expires_at=to_datetime(row.expires_at),
+    )
 
 
 # -- HTTP request and response bodies (the OpenAPI document is generated from these)

@@ -41,157 +41,23 @@ CONTEXT_MIX = 0.5
 # it: a question and its answer, a topic and what was said about it, sit side by side.
 SPREAD = {1: 0.35, 2: 0.25}
 
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-    ]
-)
+# English function words: too common to say what a memory is about.
+_FUNCTION_WORDS = """
+a about above after again against all am an and any are as at be because been before
+being below between both but by can could did do does doing down during each few for
+from further had has have having he her here hers herself him himself his how i if in
+into is it its itself just me more most my myself no nor not now of off on once only or
+other our ours ourselves out over own same she should so some such than that the their
+theirs them themselves then there these they this those through to too under until up
+very was we were what when where which while who whom why will with would you your yours
+yourself yourselves
+"""
+STOPWORDS = frozenset(_FUNCTION_WORDS.split())
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_MONTHS = {
-    name: n + 1
-    for n, name in enumerate(
-        [
-            "january",
-            "february",
-            "march",
-            "april",
-            "may",
-            "june",
-            "july",
-            "august",
-            "september",
-            "october",
-            "november",
-            "december",
-        ]
-    )
-}
+_MONTH_NAMES = "january february march april may june july august september october november"
+_MONTH_NAMES += " december"
+_MONTHS = {name: n + 1 for n, name in enumerate(_MONTH_NAMES.split())}
 _MONTH_YEAR = re.compile(
     r"\b(january|february|march|april|may|june|july|august|september|october|november|"
     r"december)(?:\s+\d{1,2}(?:st|nd|rd|th)?)?,?\s+(\d{4})\b",
@@ -229,12 +95,17 @@ def calibrate_cosine(cosine: float) -> float:
 
 
 def rrf(
-    ranked_lists: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float], k: int = RRF_K
+    ranked_lists: Sequence[Sequence[tuple[str, float]]],
+    weights: Sequence[float],
+    k: int = RRF_K,
+    *,
+    into: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Weighted reciprocal-rank fusion: id -> sum of weight / (k + rank), rank from 1.
 
-    Only positions count, never the lists' own scores."""
-    fused: dict[str, float] = {}
+    Only positions count, never the lists' own scores. ``into`` is an earlier fusion the
+    lists add to (fusing in two steps gives exactly the same sums as in one)."""
+    fused: dict[str, float] = dict(into or {})
     for weight, results in zip(weights, ranked_lists, strict=True):
         for rank, (memory_id, _) in enumerate(results, start=1):
             fused[memory_id] = fused.get(memory_id, 0.0) + weight / (k + rank)
@@ -330,19 +201,38 @@ def fuse(
     fused = rrf(lists, weights)
     if context is not None:
         fused = spread(fused, context)
-    cosine_of = {**dict(dense), **(cosines or {})}
-    keyword_rank = {mid: rank for rank, (mid, _) in enumerate(keyword)}
+    return scores(
+        fused,
+        cosines={**dict(dense), **(cosines or {})},
+        keyword=keyword,
+        limit=limit,
+        min_score=min_score,
+    )
 
-    ordered, scores = [], []
+
+def scores(
+    fused: Mapping[str, float],
+    *,
+    cosines: Mapping[str, float],
+    keyword: list[tuple[str, float]],
+    limit: int | None = None,
+    min_score: float | None = None,
+) -> list[tuple[str, float]]:
+    """Order by fused relevance and give each memory its shown score (from its own cosine
+    and keyword rank): (id, score in [0, 1]), best first, scores non-increasing.
+    ``min_score`` drops memories below it before ``limit`` keeps the best that many."""
+    keyword_rank = {mid: rank for rank, (mid, _) in enumerate(keyword)}
+    ordered: list[str] = []
+    shown: list[float] = []
     for mid in sorted(fused, key=lambda mid: fused[mid], reverse=True):
         if limit is not None and len(ordered) >= limit:
             break
-        score = shown_score(cosine_of.get(mid), keyword_rank.get(mid))
+        score = shown_score(cosines.get(mid), keyword_rank.get(mid))
         if min_score is None or score >= min_score:
             ordered.append(mid)
-            scores.append(score)
+            shown.append(score)
     # Keep scores non-increasing down the list, so "best first" holds for the score too: a
     # memory ranked above another (by its keywords or its context) shows at least its score.
-    for i in range(len(scores) - 2, -1, -1):
-        scores[i] = max(scores[i], scores[i + 1])
-    return [(mid, round(score, 4)) for mid, score in zip(ordered, scores, strict=True)]
+    for i in range(len(shown) - 2, -1, -1):
+        shown[i] = max(shown[i], shown[i + 1])
+    return [(mid, round(score, 4)) for mid, score in zip(ordered, shown, strict=True)]

@@ -1,9 +1,12 @@
-"""Export and import an account's memories as JSON Lines.
+"""Export and import memories as JSON Lines: one account, or the whole store.
 
 The first line is a header naming the embedder; each later line is one memory with its
 vector (base64 float32). Import reuses the vectors when the embedder matches and
 re-embeds the text when it does not; it checks every line before it writes anything, and
-writes everything in one transaction.
+writes each account's memories in one transaction. A whole-store export (``export_store``)
+also names each memory's account, and its header lists the accounts (name, plan) and API
+keys (their hashes, so the same keys work after a restore; a key itself is never stored
+anywhere). Monthly usage counters are not exported: a restored store counts from zero.
 """
 
 from __future__ import annotations
@@ -13,26 +16,51 @@ import binascii
 import json
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
 import numpy as np
 
 from memstore import validation as check
-from memstore.engine import MemoryEngine, content_hash
+from memstore.accounts import DEFAULT_ACCOUNT
+from memstore.engine import MemoryEngine
 from memstore.errors import ValidationError
+from memstore.models import content_hash
 from memstore.stores.base import MemoryRow
 
 FORMAT = "memstore-export/1"
 IMPORT_BATCH = 100
 
 
+def _header(engine: MemoryEngine, **more: Any) -> str:
+    head = {"format": FORMAT, "embedder": engine.embedder.name, "dim": engine.embedder.dim}
+    return json.dumps({**head, **more}) + "\n"
+
+
 def export_jsonl(engine: MemoryEngine, account_id: str, out: IO[str]) -> int:
     """Write every live memory of the account, oldest first; returns how many."""
+    out.write(_header(engine))
+    return _write_memories(engine, account_id, out, {})
+
+
+def export_store(engine: MemoryEngine, out: IO[str]) -> int:
+    """Write every account (name, plan), key (hash) and live memory; returns how many
+    memories."""
+    accounts = engine.accounts.list_accounts()
     out.write(
-        json.dumps({"format": FORMAT, "embedder": engine.embedder.name, "dim": engine.embedder.dim})
-        + "\n"
+        _header(
+            engine,
+            accounts=[{"name": a.name, "plan": a.plan} for a in accounts],
+            keys=engine.accounts.backup_keys(),
+        )
     )
+    return sum(_write_memories(engine, a.id, out, {"account": a.name}) for a in accounts)
+
+
+def _write_memories(
+    engine: MemoryEngine, account_id: str, out: IO[str], extra: dict[str, Any]
+) -> int:
     count, cursor, pages = 0, None, []
     while True:
         page = engine.list(account_id, session="*", limit=1000, cursor=cursor)
@@ -44,7 +72,7 @@ def export_jsonl(engine: MemoryEngine, account_id: str, out: IO[str]) -> int:
         ordered = list(reversed(memories))
         vectors = engine.store.vectors(account_id, [m.id for m in ordered])
         for m in ordered:
-            record = m.model_dump(mode="json")
+            record = {**m.model_dump(mode="json"), **extra}
             vector = vectors.get(m.id)
             if vector is not None:
                 record["embedding"] = base64.b64encode(vector.astype(np.float32).tobytes()).decode()
@@ -130,31 +158,92 @@ def import_jsonl(
     lines: IO[str],
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int, bool]:
-    """Import a file written by ``export_jsonl`` (or plain {"content", ...} lines).
+    """Import a file written by ``export_jsonl`` (or plain {"content", ...} lines) into one
+    account.
 
     All or nothing: every line is read and checked first (a bad one raises ValidationError
     naming its line, and nothing is stored), missing vectors are embedded, then every
     memory is written in one transaction. Returns (imported, skipped as duplicates,
     re-embedded).
     """
-    reuse = False
+    header, rows, vectors = _read(engine, lines, lambda record, number: account_id)
+    if "accounts" in header:
+        raise ValidationError(
+            "this file is a whole-store export (several accounts); import it with --all"
+        )
+    return _write(engine, rows, vectors, progress)
+
+
+def import_store(
+    engine: MemoryEngine, lines: IO[str], progress: Callable[[int], None] | None = None
+) -> tuple[int, int, bool]:
+    """Import a file written by ``export_store``: accounts, keys, and each memory into its
+    account (a memory without one goes to the default account). Every line is checked
+    before accounts, keys or memories are written."""
+
+    def account_name(record: dict[str, Any], number: int) -> str:
+        name = record.get("account", DEFAULT_ACCOUNT)
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"line {number}: account must be a non-empty string")
+        return name
+
+    header, rows, vectors = _read(engine, lines, account_name)
+    accounts: dict[str, str] = {}
+    for account in header.get("accounts") or []:
+        if not isinstance(account, dict) or not isinstance(account.get("name"), str):
+            raise ValidationError("line 1: accounts must be a list of {name, plan} objects")
+        accounts[account["name"]] = str(account.get("plan", "unlimited"))
+    keys = header.get("keys") or []
+    for key in keys:
+        if not isinstance(key, dict) or not all(
+            isinstance(key.get(f), str) for f in ("id", "account", "prefix", "key_hash")
+        ):
+            raise ValidationError("line 1: each key needs id, account, prefix, key_hash")
+        if not isinstance(key.get("created_at"), int | float) or not isinstance(
+            key.get("revoked_at"), int | float | None
+        ):
+            raise ValidationError("line 1: a key's created_at/revoked_at must be numbers")
+    names = {**{r.account_id: "unlimited" for r in rows}, **accounts}
+    names.update({k["account"]: names.get(k["account"], "unlimited") for k in keys})
+    ids = {name: engine.accounts.ensure(name, plan).id for name, plan in names.items()}
+    for key in keys:
+        engine.accounts.restore_key(key, ids[key["account"]])
+    rows = [replace(r, account_id=ids[r.account_id]) for r in rows]
+    return _write(engine, rows, vectors, progress)
+
+
+def _read(
+    engine: MemoryEngine, lines: IO[str], account_for: Callable[[dict[str, Any], int], str]
+) -> tuple[dict[str, Any], list[MemoryRow], list[np.ndarray | None]]:
+    """The header, and every memory line checked and read as a row (with its vector when the
+    file's embedder is this store's); ValidationError naming the first bad line."""
+    header: dict[str, Any] = {}
     dim = engine.embedder.dim
     rows: list[MemoryRow] = []
     vectors: list[np.ndarray | None] = []
     now = engine.clock()
     for number, record in _records(lines):
-        if not rows and "format" in record and "content" not in record:
+        if not rows and not header and "format" in record and "content" not in record:
             if record.get("format") != FORMAT:
                 raise ValidationError(f"line {number}: unknown format {record.get('format')!r}")
-            reuse = (record.get("embedder"), record.get("dim")) == (engine.embedder.name, dim)
+            header = record
             continue
-        rows.append(_memory(record, number, account_id, now))
+        reuse = (header.get("embedder"), header.get("dim")) == (engine.embedder.name, dim)
+        rows.append(_memory(record, number, account_for(record, number), now))
         blob = record.get("embedding")
         vectors.append(
             _vector(blob, dim, f"line {number}: embedding") if reuse and blob is not None else None
         )
-    if not rows:
-        return 0, 0, not reuse
+    return header, rows, vectors
+
+
+def _write(
+    engine: MemoryEngine,
+    rows: list[MemoryRow],
+    vectors: list[np.ndarray | None],
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int, bool]:
+    """Embed what has no vector, then store each account's rows in one transaction."""
     missing = [i for i, v in enumerate(vectors) if v is None]
     for start in range(0, len(missing), IMPORT_BATCH):
         chunk = missing[start : start + IMPORT_BATCH]
@@ -164,8 +253,13 @@ def import_jsonl(
             vectors[i] = vector
         if progress:
             progress(len(chunk))
-    results = engine.import_rows(account_id, rows, np.stack(vectors))
+    imported = total = 0
+    for account_id in dict.fromkeys(r.account_id for r in rows):
+        mine = [i for i, r in enumerate(rows) if r.account_id == account_id]
+        stacked = np.stack([v for i in mine if (v := vectors[i]) is not None])
+        results = engine.import_rows(account_id, [rows[i] for i in mine], stacked)
+        imported += sum(not r.deduplicated for r in results)
+        total += len(results)
     if progress and len(rows) > len(missing):
         progress(len(rows) - len(missing))
-    imported = sum(not r.deduplicated for r in results)
-    return imported, len(results) - imported, bool(missing) or not reuse
+    return imported, total - imported, bool(missing)

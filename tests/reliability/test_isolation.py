@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from memstore import accounts as accounts_module
+from memstore.errors import AuthenticationError
 from memstore.server import auth as auth_module
 from memstore.stores.sqlite import DB_FILENAME, SQLiteStore
 from tests.reliability.conftest import auth
@@ -205,7 +207,7 @@ def test_keys_are_looked_up_by_hash_and_compared_in_constant_time(tmp_path, monk
         real_find, real_compare = store.find_key, hmac.compare_digest
         monkeypatch.setattr(store, "find_key", lambda h: looked_up.append(h) or real_find(h))
         monkeypatch.setattr(
-            auth_module.hmac,
+            accounts_module.hmac,
             "compare_digest",
             lambda x, y: compared.append((x, y)) or real_compare(x, y),
         )
@@ -213,7 +215,7 @@ def test_keys_are_looked_up_by_hash_and_compared_in_constant_time(tmp_path, monk
         digest = hashlib.sha256(issued.key.encode()).hexdigest()
         assert looked_up == [digest]  # the plaintext key never reaches the database
         assert compared == [(digest, digest)]
-        with pytest.raises(auth_module.AuthenticationError):
+        with pytest.raises(AuthenticationError):
             auth_module.authenticate(store, f"Bearer {issued.key[:-1]}x")
     finally:
         store.close()

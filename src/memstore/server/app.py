@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +17,7 @@ from starlette.routing import Match
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError, RateLimitError
+from memstore.models import Usage
 from memstore.server.docs import add_docs
 from memstore.server.limits import AccountLimits
 from memstore.server.mcp import MCPEndpoint
@@ -48,7 +52,13 @@ def _unreadable_body(exc: BaseException | None) -> str:
     return "request body could not be parsed as JSON"
 
 
-def _error(request: Request, status: int, code: str, message: str, headers=None) -> JSONResponse:
+def _error(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     request_id = request.scope.get("state", {}).get("request_id")
     return JSONResponse(
         {"error": {"code": code, "message": message, "request_id": request_id}},
@@ -57,7 +67,7 @@ def _error(request: Request, status: int, code: str, message: str, headers=None)
     )
 
 
-def _describe(errors: list[dict]) -> str:
+def _describe(errors: list[dict[str, Any]]) -> str:
     parts = []
     for err in errors[:5]:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
@@ -80,11 +90,11 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with mcp_endpoint.session_manager.run():
             yield
-        if owns_engine:
-            app.state.engine.store.close()
+        if owns_engine:  # closing waits for the database: not on the event loop
+            await asyncio.to_thread(app.state.engine.store.close)
 
     owns_engine = engine is None
     if engine is None:
@@ -93,7 +103,9 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
             database_url=settings.database_url,
             pool_size=settings.database_pool_size,
         )
-        engine = MemoryEngine(store, load_embedder(settings.embedder))
+        engine = MemoryEngine(
+            store, load_embedder(settings.embedder, handles=settings.embed_handles)
+        )
 
     app = FastAPI(
         title="memstore",
@@ -111,12 +123,12 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     )
     app.include_router(router)
     mcp_endpoint = MCPEndpoint(engine)  # MCP over streamable HTTP, same keys as /v1
-    app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)
+    # an ASGI app as the endpoint (Starlette's stubs only describe request handlers)
+    app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)  # type: ignore[arg-type]
     app.include_router(health_router)
     add_docs(app)
 
-    def quota_headers(account_id: str) -> dict[str, str]:
-        usage = engine.usage(account_id)
+    def quota_headers(usage: Usage) -> dict[str, str]:
         headers = {"X-Quota-Reset": usage.resets_at.isoformat().replace("+00:00", "Z")}
         if usage.ops_limit is not None:
             headers["X-Quota-Limit"] = str(usage.ops_limit)

@@ -8,7 +8,9 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from memstore.accounts import UsageMeter, current_meter
 from memstore.errors import PayloadTooLargeError, RequestTimeoutError
+from memstore.models import Usage
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,7 +36,7 @@ class RequestContext:
         self,
         app: ASGIApp,
         max_body_bytes: int,
-        quota_headers: Callable,
+        quota_headers: Callable[[Usage], dict[str, str]],
         body_timeout: float = 0.0,
     ) -> None:
         self.app = app
@@ -50,15 +52,19 @@ class RequestContext:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         limit = self.max_body_bytes
+        # Quota headers come from the usage the request's own charge returned (no database
+        # read on the event loop); requests that charge nothing carry none. Each request runs
+        # in its own task, so the context variable is the request's own.
+        meter = UsageMeter()
+        current_meter.set(meter)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
-                account = state.get("account")
-                if account is not None:
+                if meter.usage is not None:
                     present = {k.lower() for k, _ in headers}
-                    for name, value in self.quota_headers(account).items():
+                    for name, value in self.quota_headers(meter.usage).items():
                         if name.lower().encode() not in present:
                             headers.append((name.lower().encode(), value.encode()))
                 message["headers"] = headers

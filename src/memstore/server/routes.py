@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, Security
 from fastapi.security import HTTPBearer
@@ -27,11 +27,10 @@ from memstore.models import (
     UpdateRequest,
     Usage,
 )
-from memstore.server.auth import authenticate
 from memstore.server.idempotency import IdempotencyKey, answer_once
 from memstore.validation import SessionsArg
 
-_errors = {
+_errors: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "Malformed request",
@@ -49,7 +48,7 @@ router = APIRouter(responses=_errors)
 health_router = APIRouter()  # /healthz and /readyz: no key, no body, no quota
 
 
-class MemoryIdConvertor(Convertor):
+class MemoryIdConvertor(Convertor[str]):
     """A memory id segment that is not one of the fixed routes beside it, so that
     ``GET /v1/memory/remember`` is a 405 (wrong method) rather than "no memory 'remember'"."""
 
@@ -65,11 +64,11 @@ class MemoryIdConvertor(Convertor):
 register_url_convertor("memory_id", MemoryIdConvertor())
 
 # Declares HTTP Bearer in the OpenAPI document (the Authorize button of /docs); the header
-# itself is checked by authenticate(), which gives the precise 401 messages.
+# itself is checked by Accounts.verify(), which gives the precise 401 messages.
 bearer = HTTPBearer(
     auto_error=False, bearerFormat="am_live_...", description="An API key: am_live_..."
 )
-_in_progress = {
+_in_progress: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ErrorResponse,
         "description": "A request with this Idempotency-Key is still in progress (Retry-After)",
@@ -78,11 +77,12 @@ _in_progress = {
 
 
 def engine_of(request: Request) -> MemoryEngine:
-    return request.app.state.engine
+    engine: MemoryEngine = request.app.state.engine
+    return engine
 
 
 def current_account(request: Request, _: Annotated[object, Security(bearer)]) -> str:
-    account = authenticate(engine_of(request).store, request.headers.get("authorization"))
+    account = engine_of(request).accounts.verify(request.headers.get("authorization"))
     request.scope["state"]["account"] = account
     return account
 
@@ -175,14 +175,14 @@ def recall(
     ] = None,
     limit: int = 5,
     min_score: float | None = None,
-):
+) -> RecallResponse:
     """The memories most relevant to ``q``, best first, each with a score in [0, 1]."""
     found = engine.recall(account, q, _sessions_arg(session), limit, min_score)
     return RecallResponse(memories=found)
 
 
 @router.post("/v1/memory/recall", response_model=RecallResponse)
-def recall_post(body: RecallRequest, account: Account, engine: Engine):
+def recall_post(body: RecallRequest, account: Account, engine: Engine) -> RecallResponse:
     """Recall with a JSON body, which can also carry metadata ``filters``."""
     found = engine.recall(
         account, body.query, body.session, body.limit, body.min_score, body.filters
@@ -200,7 +200,7 @@ def list_memories(
     ] = False,
     limit: int = 50,
     cursor: str | None = None,
-):
+) -> MemoryPage:
     """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page.
     No ``session``: the shared session; ``session=x&shared=true``: x and the shared one."""
     sessions: SessionsArg = _sessions_arg(session)
@@ -238,7 +238,7 @@ def forget_session(
 
 
 @router.get("/v1/memory/{memory_id:memory_id}", response_model=Memory)
-def get_memory(memory_id: str, account: Account, engine: Engine):
+def get_memory(memory_id: str, account: Account, engine: Engine) -> Memory:
     return engine.get(account, memory_id)
 
 
@@ -289,12 +289,12 @@ def forget_memory(
 
 
 @router.get("/v1/sessions", response_model=SessionsResponse)
-def list_sessions(account: Account, engine: Engine):
+def list_sessions(account: Account, engine: Engine) -> SessionsResponse:
     return SessionsResponse(sessions=engine.sessions(account))
 
 
 @router.get("/v1/usage", response_model=Usage)
-def usage(account: Account, engine: Engine):
+def usage(account: Account, engine: Engine) -> Usage:
     return engine.usage(account)
 
 

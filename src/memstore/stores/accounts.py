@@ -12,14 +12,48 @@ from typing import Any
 from memstore.stores.base import AccountRow, ApiKeyRow
 
 _ACCOUNT = "SELECT id, name, plan, created_at FROM accounts"
+_DEFAULT_ID = "(SELECT id FROM accounts WHERE name = 'default')"
+
+# Schema 2 of both stores: one default account. Before it, the CLI and Memstore.local kept
+# their memories in a hidden account 'local' while the server's first key used 'default'.
+# 'local' is merged into 'default' (created from it if missing): content both hold in one
+# session is kept once (default's copy), usage adds up, keys move, expired memories go first.
+_MERGE_LOCAL_INTO_DEFAULT = f"""
+DELETE FROM memories WHERE account_id IN ('local', {_DEFAULT_ID}) AND expires_at <= {{now}}
+    AND EXISTS (SELECT 1 FROM accounts WHERE id = 'local');
+INSERT INTO accounts (id, name, plan, created_at)
+    SELECT {{new_id}}, 'default', plan, created_at FROM accounts
+    WHERE id = 'local' AND NOT EXISTS (SELECT 1 FROM accounts WHERE name = 'default');
+DELETE FROM memories AS m WHERE m.account_id = 'local' AND EXISTS (
+    SELECT 1 FROM memories d WHERE d.account_id = {_DEFAULT_ID}
+    AND d.session = m.session AND d.content_hash = m.content_hash);
+UPDATE memories SET account_id = {_DEFAULT_ID} WHERE account_id = 'local';
+INSERT INTO usage (account_id, period, ops)
+    SELECT {_DEFAULT_ID}, period, ops FROM usage WHERE account_id = 'local' AND true
+    ON CONFLICT (account_id, period) DO UPDATE SET ops = usage.ops + excluded.ops;
+DELETE FROM usage WHERE account_id = 'local';
+UPDATE api_keys SET account_id = {_DEFAULT_ID} WHERE account_id = 'local';
+DELETE FROM accounts WHERE id = 'local';
+"""
+
+
+def merge_local_into_default(*, now: str, new_id: str) -> str:
+    """Schema 2 in a store's SQL: ``now`` is its expression for the epoch seconds, ``new_id``
+    for a random account id."""
+    return _MERGE_LOCAL_INTO_DEFAULT.format(now=now, new_id=new_id)
+
+
 _KEY = "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
 
 
 class AccountsAndKeys:
     param = "?"
 
-    def _read(self, sql: str, args: Any = ()) -> Any: ...  # provided by the store
-    def _change(self, sql: str, args: Any) -> int: ...  # provided by the store
+    def _read(self, sql: str, args: Any = ()) -> Any:  # provided by the store
+        raise NotImplementedError
+
+    def _change(self, sql: str, args: Any) -> int:  # provided by the store
+        raise NotImplementedError
 
     def _q(self, sql: str) -> str:
         return sql if self.param == "?" else sql.replace("?", self.param)

@@ -1,7 +1,8 @@
 """The Store protocol: everything the engine needs from a database, and nothing more.
 
 Stores know rows, vectors and SQL; the engine owns validation, dedup policy, ranking and
-quotas. Every method takes the account id first, and no method may return a row of
+quotas. A store raises ``DuplicateError`` (never a driver's own error) when a unique key
+is taken. Every method takes the account id first, and no method may return a row of
 another account. The shared session is stored as the empty string.
 """
 
@@ -52,6 +53,15 @@ class ApiKeyRow:
 Filters = dict[str, str | int | float | bool | None]
 
 
+class StoreError(Exception):
+    """Base of the errors a store raises on purpose (drivers' own errors are wrapped)."""
+
+
+class DuplicateError(StoreError):
+    """A row with that unique key (account name, key hash, memory content in its session)
+    already exists."""
+
+
 def context_offsets(
     rows: Iterable[tuple[str, str, int, float]], window: float
 ) -> dict[str, dict[int, str]]:
@@ -80,7 +90,10 @@ class Store(Protocol):
         ...
 
     # -- accounts, keys, usage
-    def create_account(self, account_id: str, name: str, plan: str, now: float) -> AccountRow: ...
+    def create_account(self, account_id: str, name: str, plan: str, now: float) -> AccountRow:
+        """DuplicateError if the id or the name is taken."""
+        ...
+
     def get_account(self, account_id: str) -> AccountRow | None: ...
     def find_account_by_name(self, name: str) -> AccountRow | None: ...
     def list_accounts(self) -> list[AccountRow]: ...
@@ -117,7 +130,7 @@ class Store(Protocol):
 
     def get(self, account_id: str, memory_id: str, now: float) -> MemoryRow | None: ...
     def get_many(self, account_id: str, ids: list[str], now: float) -> dict[str, MemoryRow]: ...
-    def list(
+    def list_memories(
         self,
         account_id: str,
         sessions: list[str] | None,
@@ -144,7 +157,8 @@ class Store(Protocol):
         ...
 
     def update(self, row: MemoryRow, vector: np.ndarray | None) -> bool:
-        """Replace content/metadata/updated_at of ``row.id`` in ``row.account_id``."""
+        """Replace content/metadata/updated_at of ``row.id`` in ``row.account_id``;
+        DuplicateError if another memory of its session has that content."""
         ...
 
     def delete(self, account_id: str, memory_id: str) -> bool: ...
@@ -174,7 +188,10 @@ class Store(Protocol):
         """(id, relevance > 0), best first, for memories containing any of ``terms``."""
         ...
 
-    def purge_expired(self, now: float) -> int: ...
+    def purge_expired(self, account_id: str, now: float, session: str | None = None) -> int:
+        """Delete the account's (or only one session's) memories expired at ``now``."""
+        ...
+
     def check(self) -> None:
         """Raise if the database cannot serve (used by /readyz)."""
         ...

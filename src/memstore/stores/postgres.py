@@ -9,7 +9,6 @@ leaves fewer than ``k`` rows. Keywords use a generated tsvector with a GIN index
 
 from __future__ import annotations
 
-import builtins
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,8 +20,8 @@ from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from memstore.stores.accounts import AccountsAndKeys
-from memstore.stores.base import Filters, MemoryRow, context_offsets
+from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
+from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
 
@@ -80,6 +79,10 @@ MIGRATIONS: list[str] = [
     """,
     # 2: answers to writes sent with an Idempotency-Key
     IDEMPOTENCY_SCHEMA.format(real="double precision"),
+    # 3: one default account (see stores/accounts.py)
+    merge_local_into_default(
+        now="extract(epoch FROM now())", new_id="'acc_' || substr(md5(random()::text), 1, 16)"
+    ),
 ]
 
 _COLUMNS = (
@@ -151,9 +154,13 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection inside one transaction (committed on success)."""
-        with self._pool.connection() as conn:
-            yield conn
+        """A pooled connection inside one transaction (committed on success); a taken
+        unique key -> DuplicateError."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.errors.UniqueViolation as exc:
+            raise DuplicateError(str(exc)) from exc
 
     def _read(
         self, sql: str, args: Sequence[Any] | Mapping[str, Any] = (), *, binary: bool = False
@@ -197,7 +204,9 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
                 "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
                 (name, candidate),
             )
-            return conn.execute("SELECT value FROM meta WHERE key = %s", (name,)).fetchone()[0]
+            row = conn.execute("SELECT value FROM meta WHERE key = %s", (name,)).fetchone()
+            assert row is not None  # inserted just above, or already there
+            return str(row[0])
 
     # -- accounts, keys, usage
     def _change(self, sql: str, args: Any) -> int:
@@ -309,7 +318,7 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
     def neighbors(
         self,
         account_id: str,
-        ids: builtins.list[str],
+        ids: list[str],
         radius: int,
         window: float,
         now: float,
@@ -331,14 +340,14 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
         rows = self._read(" UNION ALL ".join(sides), side_args + side_args)
         return context_offsets(rows, window)
 
-    def list(
+    def list_memories(
         self,
         account_id: str,
-        sessions: builtins.list[str] | None,
+        sessions: list[str] | None,
         limit: int,
         before_seq: int | None,
         now: float,
-    ) -> builtins.list[MemoryRow]:
+    ) -> list[MemoryRow]:
         scope, args = _scope(account_id, sessions, now, None)
         rows = self._read(
             f"SELECT {_COLUMNS} FROM memories m WHERE {scope} AND m.seq < %s"
@@ -352,7 +361,7 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
             "UPDATE memories SET content = %s, content_hash = %s, metadata = %s,"
             " updated_at = %s, expires_at = %s"
         )
-        args: builtins.list[Any] = [
+        args: list[Any] = [
             row.content,
             row.content_hash,
             Jsonb(row.metadata),
@@ -383,7 +392,7 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
             )
             return cur.rowcount
 
-    def sessions(self, account_id: str, now: float) -> builtins.list[tuple[str, int]]:
+    def sessions(self, account_id: str, now: float) -> list[tuple[str, int]]:
         rows = self._read(
             f"SELECT session, count(*) FROM memories m WHERE account_id = %s AND {_LIVE}"
             " GROUP BY session ORDER BY session",
@@ -391,23 +400,24 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
         )
         return [(r[0], int(r[1])) for r in rows]
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, account_id: str, now: float, session: str | None = None) -> int:
+        sql = "DELETE FROM memories WHERE account_id = %s AND expires_at <= %s"
+        args: tuple[Any, ...] = (account_id, now)
+        if session is not None:
+            sql, args = sql + " AND session = %s", (*args, session)
         with self._tx() as conn:
-            cur = conn.execute(
-                "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,)
-            )
-            return cur.rowcount
+            return conn.execute(sql, args).rowcount
 
     # -- search
     def dense_search(
         self,
         account_id: str,
-        sessions: builtins.list[str] | None,
+        sessions: list[str] | None,
         vector: np.ndarray,
         k: int,
         now: float,
         filters: Filters | None,
-    ) -> builtins.list[tuple[str, float]]:
+    ) -> list[tuple[str, float]]:
         if k <= 0 or sessions == []:
             return []
         scope, args = _scope(account_id, sessions, now, filters)
@@ -434,7 +444,7 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
         return [(r[0], float(r[1])) for r in rows]
 
     def _scope_is_big(
-        self, conn: psycopg.Connection, account_id: str, sessions: builtins.list[str] | None
+        self, conn: psycopg.Connection, account_id: str, sessions: list[str] | None
     ) -> bool:
         """More than ``exact_limit`` rows in the account/sessions (ignoring expiry and filters,
         which only shrink it)? Counted index-only and never past the limit, and not at all
@@ -445,7 +455,7 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
         if table is None or table[0] <= self.exact_limit:
             return False
         where = "account_id = %s"
-        args: builtins.list[Any] = [account_id]
+        args: list[Any] = [account_id]
         if sessions is not None:
             where += " AND session = ANY(%s)"
             args.append(sessions)
@@ -458,12 +468,12 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
     def keyword_search(
         self,
         account_id: str,
-        sessions: builtins.list[str] | None,
-        terms: builtins.list[str],
+        sessions: list[str] | None,
+        terms: list[str],
         k: int,
         now: float,
         filters: Filters | None,
-    ) -> builtins.list[tuple[str, float]]:
+    ) -> list[tuple[str, float]]:
         if not terms or sessions == []:
             return []
         scope, args = _scope(account_id, sessions, now, filters)
@@ -496,6 +506,6 @@ def migrate(database_url: str) -> int:
                 f"({len(MIGRATIONS)}); upgrade memstore"
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            conn.execute(script)  # type: ignore[arg-type]
+            conn.execute(script.encode())  # a runtime-built script, not a literal
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
-        return max(version, len(MIGRATIONS))
+        return max(int(version), len(MIGRATIONS))

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from memstore.stores.accounts import AccountsAndKeys
-from memstore.stores.base import Filters, MemoryRow, context_offsets
+from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
+from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
 from memstore.stores.vector_index import VectorIndex
@@ -99,6 +99,11 @@ MIGRATIONS: list[str] = [
     IDEMPOTENCY_SCHEMA.format(real="REAL"),
     # 3: repair metadata holding a lone UTF-16 surrogate (issue 14, item 4)
     "repair_lone_surrogates",
+    # 4: one default account (see stores/accounts.py)
+    merge_local_into_default(
+        now="(julianday('now') - 2440587.5) * 86400.0",
+        new_id="'acc_' || lower(hex(randomblob(8)))",
+    ),
 ]
 
 
@@ -133,6 +138,7 @@ _COLUMNS = (
     "expires_at"
 )
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
 
 
 def _row(r: tuple[Any, ...]) -> MemoryRow:
@@ -152,7 +158,8 @@ def _row(r: tuple[Any, ...]) -> MemoryRow:
 
 def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, list[Any]]:
     """SQL conditions (on table alias m) for a session list and metadata equality filters."""
-    sql, args = "", []
+    sql = ""
+    args: list[Any] = []
     if sessions is not None:
         sql += f" AND m.session IN ({','.join('?' * len(sessions))})"
         args += sessions
@@ -175,8 +182,14 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = str(path)
+        # One writer connection behind a lock; reads use one connection per thread, so
+        # they run side by side (WAL) and never wait for a write.
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._index_lock = threading.RLock()
         self._conn.execute("PRAGMA busy_timeout = 10000")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._sync_level = synchronous
@@ -210,10 +223,19 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """The one writer connection, in a transaction; a taken unique key -> DuplicateError."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+            except sqlite3.IntegrityError as exc:
+                self._conn.execute("ROLLBACK")
+                if exc.sqlite_errorname in (
+                    "SQLITE_CONSTRAINT_UNIQUE",
+                    "SQLITE_CONSTRAINT_PRIMARYKEY",
+                ):
+                    raise DuplicateError(str(exc)) from exc
+                raise
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -228,13 +250,28 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
         finally:
             self._conn.execute(f"PRAGMA synchronous = {self._sync_level}")
 
-    def _read(self, sql: str, args: tuple | list = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._reader().execute(sql, args).fetchall()
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
 
     def check(self) -> None:
         self._read("SELECT 1")
@@ -256,7 +293,8 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
     def install_secret(self, name: str, candidate: str) -> str:
         with self._write() as db:
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (name, candidate))
-            return db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()[0]
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+            return str(row[0])
 
     # -- accounts, keys, usage
     def _change(self, sql: str, args: Any) -> int:
@@ -396,7 +434,7 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
         rows = self._read(" UNION ALL ".join(sides), side_args + side_args)
         return context_offsets(rows, window)
 
-    def list(
+    def list_memories(
         self,
         account_id: str,
         sessions: list[str] | None,
@@ -455,11 +493,13 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
         )
         return [(r[0], int(r[1])) for r in rows]
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, account_id: str, now: float, session: str | None = None) -> int:
+        sql = "DELETE FROM memories WHERE account_id = ? AND expires_at <= ?"
+        args: tuple[Any, ...] = (account_id, now)
+        if session is not None:
+            sql, args = sql + " AND session = ?", (*args, session)
         with self._write() as db:
-            cur = db.execute(
-                "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
-            )
+            cur = db.execute(sql, args)
             purged = cur.rowcount
             top = db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
             if top > CHANGES_KEPT:
@@ -473,7 +513,7 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
     # -- search
     def _index(self, account_id: str) -> VectorIndex:
         """The account's vector index, brought up to date with the changes log."""
-        with self._lock:
+        with self._index_lock:
             cached = self._indexes.get(account_id)
             pruned = self._read("SELECT value FROM meta WHERE key = 'changes_pruned_upto'")
             pruned_upto = int(pruned[0][0]) if pruned else 0
@@ -507,11 +547,11 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
             return index
 
     def _load_index(self, account_id: str) -> VectorIndex:
-        with self._lock:
+        with self._index_lock:
             info = self.embedder_info()
             index = VectorIndex(info[1] if info else 384)
             last = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
-            cur = self._conn.execute(
+            cur = self._reader().execute(
                 "SELECT seq, id, session, expires_at, embedding FROM memories WHERE account_id = ?",
                 (account_id,),
             )

@@ -1,0 +1,103 @@
+"""The recall pipeline: candidates -> context -> fusion -> spreading -> scores.
+
+1. candidates: the best ``CANDIDATES`` of the dense (vector) and keyword lists, fused by
+   rank to pick the ``IN_CONTEXT`` worth reading in context;
+2. context: the memories stored around each of those in its session, and the query's
+   cosine with each memory blended with the one before it;
+3. fusion: rank fusion of the in-context dense list, the keyword list and, when the query
+   names a month or year, the memories created in it;
+4. spreading: part of each memory's fused relevance goes to its neighbours;
+5. scores: the calibrated cosine (plus a keyword bonus) shown to users, best first.
+
+The pure functions live in ``ranking.py``; this module only fetches and wires them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from memstore.models import RecalledMemory, to_memory
+from memstore.ranking import (
+    CONTEXT_RADIUS,
+    CONTEXT_WINDOW,
+    DENSE_WEIGHT,
+    KEYWORD_WEIGHT,
+    PERIOD_WEIGHT,
+    Context,
+    context_cosines,
+    keyword_terms,
+    query_periods,
+    rrf,
+    scores,
+    spread,
+)
+from memstore.stores.base import Filters, Store
+
+CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
+IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
+
+
+@dataclass(frozen=True)
+class RecallQuery:
+    """A validated recall request of one account."""
+
+    account_id: str
+    query: str
+    sessions: list[str] | None
+    limit: int
+    min_score: float | None
+    filters: Filters | None
+    now: float
+
+
+def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMemory]:
+    """The memories most relevant to ``q.query`` (whose embedding is ``vector``), best first,
+    each with a score in [0, 1]."""
+    account, now, where = q.account_id, q.now, q.filters
+
+    # 1. candidates
+    k = max(CANDIDATES, q.limit * 4)
+    dense = store.dense_search(account, q.sessions, vector, k, now, where)
+    keyword = store.keyword_search(account, q.sessions, keyword_terms(q.query), k, now, where)
+    first = rrf([dense, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
+    candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, q.limit)]
+
+    # 2. context: every memory that can be returned is scored by its real cosine, keyword-only
+    # hits included, not as unrelated.
+    around = store.neighbors(account, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where)
+    context = Context(around)
+    pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
+    unscored = pool.union(mid for mid, _ in keyword).difference(dict(dense))
+    fetched = store.vectors(account, list(pool | unscored))
+    cosines = {**dict(dense), **{mid: float(np.dot(v, vector)) for mid, v in fetched.items()}}
+    in_context = context_cosines(vector, {m: v for m, v in fetched.items() if m in pool}, context)
+
+    # 3. fusion (the period list, last, only adds to the fused relevance of the others)
+    fused = rrf([in_context, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
+    periods = query_periods(q.query)
+    if periods:
+        order = sorted(fused, key=fused.__getitem__, reverse=True)
+        rows = store.get_many(account, order, now)
+        in_period = [
+            mid
+            for mid in order
+            if mid in rows and any(start <= rows[mid].created_at < end for start, end in periods)
+        ]
+        fused = rrf([[(mid, 0.0) for mid in in_period]], [PERIOD_WEIGHT], into=fused)
+
+    # 4. spreading, 5. scores
+    ranked = scores(
+        spread(fused, context),
+        cosines={**dict(in_context), **cosines},
+        keyword=keyword,
+        limit=q.limit,
+        min_score=q.min_score,
+    )
+    rows = store.get_many(account, [mid for mid, _ in ranked], now)
+    return [
+        RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)
+        for mid, score in ranked
+        if mid in rows
+    ]

@@ -1,0 +1,53 @@
+"""Every setting of memstore in one place: the ``MEMSTORE_*`` environment variables.
+
+``Settings()`` reads them once; the server (``create_app``), the CLI and the SDK (local and
+remote mode) take their defaults from it, and explicit arguments win over it. The README's
+"Configuration" table lists the same fields (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8420"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEMSTORE_", extra="ignore")
+
+    data_dir: str = Field("memstore-data", description="Directory of the embedded SQLite store.")
+    database_url: str | None = Field(
+        None, description="postgresql://... to use PostgreSQL + pgvector instead of SQLite."
+    )
+    database_pool_size: int = Field(10, description="PostgreSQL connections per server process.")
+    account: str = Field("default", description="Account the CLI and Memstore.local work in.")
+    embedder: str | None = Field(None, description="Embedding model: e5-small-q4 or st:<model>.")
+    embed_handles: int = Field(
+        0, description="Model handles of the default embedder (0: one per core, at most 4)."
+    )
+    max_body_bytes: int = Field(1024 * 1024, description="Largest request body the server reads.")
+    api_key: str | None = Field(None, description="API key of the SDK's remote mode.")
+    base_url: str = Field(DEFAULT_BASE_URL, description="Server URL of the SDK's remote mode.")
+    # Slow or hostile clients (issue 14, items 2 and 3; see docs/limits.md). 0 turns one off.
+    header_timeout_seconds: float = Field(
+        10.0, description="Seconds a client has to send the request line and headers."
+    )
+    body_timeout_seconds: float = Field(
+        30.0, description="Seconds a client has to send the whole body, once the headers are in."
+    )
+    keep_alive_seconds: float = Field(
+        5.0, description="An idle keep-alive connection is closed after this many seconds."
+    )
+    limit_concurrency: int = Field(
+        1000, description="Open connections + tasks per worker; 503 beyond (0: no limit)."
+    )
+    rate_limit_per_minute: int = Field(
+        6000, description="Requests per account per minute (token bucket; 0: no limit)."
+    )
+    max_concurrent_per_account: int = Field(
+        8, description="Requests of one account served at once (0: no limit)."
+    )
+    concurrency_wait_seconds: float = Field(
+        10.0, description="How long a request waits for its account's slot before a 429."
+    )
