@@ -51,7 +51,8 @@ def readable(engine: MemoryEngine, account: str) -> None:
     engine.recall(account, "anything", "*")
     out = io.StringIO()
     count = export_jsonl(engine, account, out)
-    assert len(out.getvalue().splitlines()) == count + 1
+    # one record per "\n" (str.splitlines would also split at U+0085 or U+2028 in a value)
+    assert out.getvalue().count("\n") == count + 1
     out.getvalue().encode("utf-8")
 
 
