@@ -26,12 +26,14 @@ from memstore.models import (
     MAX_BATCH,
     MAX_LIST_LIMIT,
     MAX_RECALL_LIMIT,
+    DayUsage,
     Memory,
     MemoryPage,
     RecalledMemory,
     RememberResult,
     SessionInfo,
     Usage,
+    UsageDays,
     to_datetime,
 )
 from memstore.ranking import (
@@ -135,6 +137,14 @@ class MemoryEngine:
         period, resets = month_bounds(self.clock())
         return self._usage(
             account_id, plan, period, resets, self.store.get_usage(account_id, period)
+        )
+
+    def usage_days(self, account_id: str) -> UsageDays:
+        """Operations per UTC day of this month (days without any left out)."""
+        period, resets = month_bounds(self.clock())
+        days = self.store.usage_days(account_id, period)
+        return UsageDays(
+            period=period, resets_at=resets, days=[DayUsage(day=d, ops=n) for d, n in days]
         )
 
     @staticmethod
@@ -406,8 +416,8 @@ class MemoryEngine:
 
     def sessions(self, account_id: str) -> list[SessionInfo]:
         return [
-            SessionInfo(session=name or None, count=count)
-            for name, count in self.store.sessions(account_id, self.clock())
+            SessionInfo(session=name or None, count=count, last_write=to_datetime(last))
+            for name, count, last in self.store.sessions(account_id, self.clock())
         ]
 
     # -- export / import

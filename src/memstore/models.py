@@ -79,6 +79,7 @@ class MemoryPage(_Record):
 class SessionInfo(_Record):
     session: str | None
     count: int
+    last_write: datetime | None = None  # the latest created_at / updated_at in the session
 
 
 class Usage(_Record):
@@ -91,6 +92,19 @@ class Usage(_Record):
     ops_limit: int | None
     ops_remaining: int | None
     resets_at: datetime
+
+
+class DayUsage(_Record):
+    day: str  # UTC, YYYY-MM-DD
+    ops: int
+
+
+class UsageDays(_Record):
+    """Operations per UTC day of the current month; days without operations are left out."""
+
+    period: str
+    resets_at: datetime
+    days: list[DayUsage]
 
 
 # -- HTTP request and response bodies (the OpenAPI document is generated from these)

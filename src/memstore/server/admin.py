@@ -12,14 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from memstore.errors import NotFoundError
 from memstore.models import DeletedResponse, ErrorResponse, to_datetime
 from memstore.server.auth import PLANS, AdminKey, issue_key
+from memstore.server.routes import router as v1_router
 
 router = APIRouter(
     prefix="/v1/admin",
     tags=["admin"],
     responses={
-        401: {"model": ErrorResponse, "description": "Missing, invalid or revoked API key"},
+        **v1_router.responses,
         403: {"model": ErrorResponse, "description": "The key is not an admin key"},
-        422: {"model": ErrorResponse, "description": "Invalid values"},
+        404: {"model": ErrorResponse, "description": "No such active key"},
     },
 )
 

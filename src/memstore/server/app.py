@@ -13,7 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
+from memstore.server.account_routes import router as account_router
 from memstore.server.admin import router as admin_router
+from memstore.server.console import router as console_router
 from memstore.server.middleware import RequestContext
 from memstore.server.routes import router
 from memstore.server.settings import Settings
@@ -89,7 +91,9 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     )
     app.state.engine = engine
     app.include_router(router)
+    app.include_router(account_router)
     app.include_router(admin_router)
+    app.include_router(console_router)
 
     def quota_headers(account_id: str) -> dict[str, str]:
         usage = engine.usage(account_id)

@@ -85,3 +85,12 @@ class AccountsAndKeys:
 
     def touch_key(self, key_id: str, now: float) -> None:
         self._change(self._q("UPDATE api_keys SET last_used_at = ? WHERE id = ?"), (now, key_id))
+
+    def usage_days(self, account_id: str, period: str) -> list[tuple[str, int]]:
+        rows = self._read(
+            self._q(
+                "SELECT day, ops FROM usage_daily WHERE account_id = ? AND day LIKE ? ORDER BY day"
+            ),
+            (account_id, period + "-%"),
+        )
+        return [(r[0], int(r[1])) for r in rows]

@@ -97,6 +97,25 @@ MIGRATIONS: list[str] = [
     ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE api_keys ADD COLUMN last_used_at REAL;
     """,
+    # 3: operations per UTC day (the console's usage chart), counted by triggers on usage,
+    # so the very statement that charges the monthly cap also counts the day
+    """
+    CREATE TABLE usage_daily (
+        account_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        ops INTEGER NOT NULL,
+        PRIMARY KEY (account_id, day)
+    );
+    CREATE TRIGGER usage_daily_ai AFTER INSERT ON usage BEGIN
+        INSERT INTO usage_daily (account_id, day, ops) VALUES (new.account_id, date('now'), new.ops)
+        ON CONFLICT (account_id, day) DO UPDATE SET ops = ops + excluded.ops;
+    END;
+    CREATE TRIGGER usage_daily_au AFTER UPDATE OF ops ON usage BEGIN
+        INSERT INTO usage_daily (account_id, day, ops)
+        VALUES (new.account_id, date('now'), new.ops - old.ops)
+        ON CONFLICT (account_id, day) DO UPDATE SET ops = ops + excluded.ops;
+    END;
+    """,
 ]
 
 _COLUMNS = (
@@ -404,13 +423,13 @@ class SQLiteStore(AccountsAndKeys):
             )
             return cur.rowcount
 
-    def sessions(self, account_id: str, now: float) -> list[tuple[str, int]]:
+    def sessions(self, account_id: str, now: float) -> list[tuple[str, int, float]]:
         rows = self._read(
-            f"SELECT session, count(*) FROM memories WHERE account_id = ? AND {_LIVE}"
-            " GROUP BY session ORDER BY session",
+            "SELECT session, count(*), max(updated_at) FROM memories"
+            f" WHERE account_id = ? AND {_LIVE} GROUP BY session ORDER BY session",
             (account_id, now),
         )
-        return [(r[0], int(r[1])) for r in rows]
+        return [(r[0], int(r[1]), float(r[2])) for r in rows]
 
     def purge_expired(self, now: float) -> int:
         with self._write() as db:
