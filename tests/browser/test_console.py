@@ -59,7 +59,7 @@ def sdk(server, key: str) -> Memstore:
     return Memstore(api_key=key, base_url=server.url)
 
 
-def test_find_edit_and_forget_a_memory_stored_through_the_sdk(watched, server):
+def test_find_edit_and_forget_a_memory_stored_through_the_sdk(watched, server, screenshot_dir):
     page = watched
     key = server.key(_name("console")).key
     ms = sdk(server, key)
@@ -89,6 +89,7 @@ def test_find_edit_and_forget_a_memory_stored_through_the_sdk(watched, server):
     assert page.locator("#results li.memory").count() == 1  # the filter kept only docs
     assert marker in first.inner_text()
     assert 0 < float(first.locator(".score").inner_text()) <= 1
+    page.screenshot(path=str(screenshot_dir / "console_search_results.png"), full_page=True)
 
     first.locator("a.content").click()
     page.wait_for_selector("#memory-content")
@@ -321,3 +322,20 @@ def test_keyboard_only_and_a_phone_sized_screen(browser, server, screenshot_dir)
         page.screenshot(path=str(screenshot_dir / "console_phone_session.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_dark_and_light_follow_the_system(browser, server, screenshot_dir):
+    key = server.key(_name("scheme")).key
+    sdk(server, key).remember("Colours follow prefers-color-scheme", session="theme")
+    backgrounds = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(color_scheme=scheme, viewport={"width": 1024, "height": 700})
+        page = context.new_page()
+        try:
+            sign_in(page, server, key)
+            page.wait_for_selector("a:text-is('theme')")
+            backgrounds[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            page.screenshot(path=str(screenshot_dir / f"console_sessions_{scheme}.png"))
+        finally:
+            context.close()
+    assert backgrounds == {"light": "rgb(255, 255, 255)", "dark": "rgb(20, 23, 27)"}
