@@ -114,22 +114,29 @@ def test_forgetting_a_session_names_it_and_its_count(watched, server):
     page = watched
     key = server.key(_name("console")).key
     ms = sdk(server, key)
-    for n in range(3):
+    for n in range(23):
         ms.remember(f"note {n}", session="scratch")
     ms.remember("kept", session="keep")
     sign_in(page, server, key)
+    page.wait_for_selector("a:text-is('(shared)')")  # listed even while empty
     page.click("a:text-is('scratch')")
     page.wait_for_selector("li.memory")
-    assert page.locator("li.memory .content").all_inner_texts() == ["note 2", "note 1", "note 0"]
+    notes = page.locator("li.memory .content")
+    assert notes.count() == 20 and notes.first.inner_text() == "note 22"  # newest first
+    page.click("text=Older memories")
+    expect(notes).to_have_count(23)
+    assert notes.last.inner_text() == "note 0"
+    assert page.locator("text=Older memories").is_hidden()
     page.click("#forget-session")
     page.wait_for_selector("#confirm[open]")
     text = page.inner_text("#confirm-text")
-    assert "scratch" in text and "3 memories" in text
-    page.click("#confirm-cancel")  # cancel first: nothing happens
-    assert [s.count for s in ms.sessions() if s.session == "scratch"] == [3]
+    assert "scratch" in text and "23 memories" in text
+    page.keyboard.press("Escape")  # cancel first: nothing happens
+    expect(page.locator("#confirm")).not_to_have_attribute("open", "")
+    assert [s.count for s in ms.sessions() if s.session == "scratch"] == [23]
     page.click("#forget-session")
     page.click("#confirm-ok")
-    page.wait_for_selector("#status >> text=Forgot 3 memories of scratch.")
+    page.wait_for_selector("#status >> text=Forgot 23 memories of scratch.")
     assert {s.session for s in ms.sessions()} == {"keep"}
 
 

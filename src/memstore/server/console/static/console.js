@@ -143,14 +143,16 @@ function confirmDialog(text, okLabel) {
 // -- pages
 async function sessionsPage() {
   const { sessions } = await api("GET", "/v1/sessions");
+  if (!sessions.some((s) => s.session === null)) sessions.unshift({ session: null, count: 0, last_write: null });
   const rows = sessions.map((s) =>
     h("tr", {},
       h("td", {}, h("a", { href: sessionHref(s.session) }, sessionName(s.session))),
       h("td", { class: "num" }, s.count),
       h("td", {}, time(s.last_write))));
   show("Sessions",
-    sessions.length
-      ? table(["Session", "Memories", "Last write"], rows)
+    table(["Session", "Memories", "Last write"], rows),
+    sessions.length > 1 || sessions[0].count
+      ? ""
       : h("p", {}, "No memories yet. ", h("a", { href: "#/add" }, "Add one"), " or remember from an agent."));
 }
 
