@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from memstore import Memstore, NotFoundError
 
 pytestmark = pytest.mark.browser
+expect.set_options(timeout=30_000)  # a loaded CI machine embeds slowly
 
 
 def _name(prefix: str) -> str:
