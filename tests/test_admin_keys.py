@@ -98,3 +98,17 @@ def test_cli_creates_admin_keys_and_lists_the_flag(tmp_path):
     assert {k["account"]: k["admin"] for k in listed} == {"ops": True, "acme": False}
     table = runner.invoke(cli, ["keys", "list", *data], env={"COLUMNS": "200"}).output
     assert "admin" in table and "never" in table
+
+
+def test_admin_routes_validate_what_they_are_given(guarded):
+    store, client = guarded
+    admin = {"Authorization": f"Bearer {issue_key(store, 'ops', admin=True).key}"}
+    for body in ({"account": "   "}, {"account": "x", "plan": "gold"}, {"account": "x", "y": 1}):
+        r = client.post("/v1/admin/keys", json=body, headers=admin)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", body
+    assert client.delete("/v1/admin/keys/key_nope", headers=admin).status_code == 404
+    made = client.post("/v1/admin/keys", json={"account": " team "}, headers=admin).json()
+    assert made["account"] == "team" and made["key"].startswith("am_live_")
+    assert made["key"] not in client.get("/v1/admin/keys", headers=admin).text
+    assert client.delete(f"/v1/admin/keys/{made['key_id']}", headers=admin).json() == {"deleted": 1}
+    assert client.delete(f"/v1/admin/keys/{made['key_id']}", headers=admin).status_code == 404

@@ -9,7 +9,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from memstore.errors import NotFoundError
+from memstore.errors import NotFoundError, ValidationError
 from memstore.models import DeletedResponse, ErrorResponse, to_datetime
 from memstore.server.auth import PLANS, AdminKey, issue_key
 from memstore.server.routes import router as v1_router
@@ -85,8 +85,11 @@ def list_keys(request: Request, _admin: AdminKey) -> KeysResponse:
 @router.post("/keys", status_code=201, response_model=CreatedKey)
 def create_key(body: CreateKeyRequest, request: Request, _admin: AdminKey) -> CreatedKey:
     """Create a key (and its account, if new). The response is the only time it is shown."""
+    name = body.account.strip()
+    if not name:
+        raise ValidationError("account: give the account's name")
     store = _store(request)
-    issued = issue_key(store, body.account.strip() or body.account, body.plan, admin=body.admin)
+    issued = issue_key(store, name, body.plan, admin=body.admin)
     row = next(k for k in store.list_keys() if k.id == issued.key_id)
     return CreatedKey(
         key=issued.key,
