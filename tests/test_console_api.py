@@ -144,3 +144,18 @@ def test_usage_per_day_is_counted_with_the_monthly_total_on_every_backend(store)
     assert store.usage_days("acct_a", period) == [(today, 3)]
     assert store.usage_days("acct_b", period) == []
     assert store.usage_days("acct_a", "1999-01") == []
+
+
+def test_sessions_report_their_last_write_on_every_backend(store):
+    import numpy as np
+
+    from memstore.engine import content_hash, new_memory_id
+    from memstore.stores.base import MemoryRow
+
+    store.set_embedder_info("test-embedder", 4)
+    rows = [
+        MemoryRow(new_memory_id(), "acct_a", session, text, content_hash(text), {}, at, at)
+        for session, text, at in [("s", "one", 10.0), ("s", "two", 30.0), ("", "three", 20.0)]
+    ]
+    store.insert(rows, np.eye(3, 4, dtype=np.float32))
+    assert store.sessions("acct_a", 40.0) == [("", 1, 20.0), ("s", 2, 30.0)]

@@ -109,6 +109,7 @@ def test_find_edit_and_forget_a_memory_stored_through_the_sdk(watched, server, s
     page.wait_for_selector("#status >> text=Forgotten.")
     with pytest.raises(NotFoundError):
         ms.get(stored.id)
+    assert key not in server.log()  # the console never puts the key in a URL
 
 
 def test_forgetting_a_session_names_it_and_its_count(watched, server):

@@ -9,6 +9,7 @@ this server only: no inline script, no third party.
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 
 from fastapi import APIRouter
@@ -34,6 +35,7 @@ ASSETS = {
 router = APIRouter(include_in_schema=False)
 
 
+@cache
 def _asset(name: str) -> bytes:
     return resources.files(__package__).joinpath("static", name).read_bytes()
 
