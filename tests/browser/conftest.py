@@ -42,9 +42,12 @@ def screenshot_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the session; tests open their own pages (contexts)."""
+    """One headless Chromium per test module; tests open their own pages (contexts).
+
+    Module scope, not session: while playwright's sync API is active it marks an event loop
+    as running on the main thread, which breaks every later test that calls asyncio.run."""
     executable = chromium_path()
     if executable is None:
         pytest.fail("chromium is not installed (scripts/test.sh installs Debian's package)")
