@@ -46,8 +46,9 @@ def screenshot_dir() -> Path:
 def browser() -> Iterator[object]:
     """One headless Chromium per test module; tests open their own pages (contexts).
 
-    Module scope, not session: while playwright's sync API is active it marks an event loop
-    as running on the main thread, which breaks every later test that calls asyncio.run."""
+    Module scope, not session: playwright's sync API keeps an event loop running while it is
+    open, and ``asyncio.run`` in later test modules would fail beside it.
+    """
     executable = chromium_path()
     if executable is None:
         pytest.fail("chromium is not installed (scripts/test.sh installs Debian's package)")

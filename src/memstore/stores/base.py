@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from memstore.stores.idempotency import IdempotentAnswer
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,15 @@ class Store(Protocol):
     def usage_days(self, account_id: str, period: str) -> list[tuple[str, int]]:
         """(UTC day 'YYYY-MM-DD', ops) of the period 'YYYY-MM', days with no ops left out."""
         ...
+
+    # -- answers to writes sent with an Idempotency-Key (memstore.stores.idempotency)
+    def claim_request(
+        self, account_id: str, key: str, fingerprint: str, now: float, free_before: float
+    ) -> bool: ...
+    def answer_request(self, account_id: str, key: str, status: int, body: str) -> None: ...
+    def release_request(self, account_id: str, key: str) -> None: ...
+    def find_request(self, account_id: str, key: str) -> IdempotentAnswer | None: ...
+    def purge_requests(self, before: float) -> int: ...
 
     # -- memories
     def find_duplicates(

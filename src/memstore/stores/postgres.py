@@ -23,6 +23,8 @@ from psycopg_pool import ConnectionPool
 
 from memstore.stores.accounts import AccountsAndKeys
 from memstore.stores.base import Filters, MemoryRow, context_offsets
+from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
+from memstore.stores.idempotency import IdempotencyRecords
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
 SCHEMA_LOCK = 0x6D656D73746F7265
@@ -76,12 +78,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX memories_tsv ON memories USING gin (tsv);
     CREATE AGGREGATE tsquery_any (tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
     """,
-    # 2: admin keys (the console's key management) and when each key was last used
+    # 2: answers to writes sent with an Idempotency-Key
+    IDEMPOTENCY_SCHEMA.format(real="double precision"),
+    # 3: admin keys (the console's key management) and when each key was last used
     """
     ALTER TABLE api_keys ADD COLUMN admin boolean NOT NULL DEFAULT false,
         ADD COLUMN last_used_at double precision;
     """,
-    # 3: operations per UTC day (the console's usage chart), counted by a trigger on usage,
+    # 4: operations per UTC day (the console's usage chart), counted by a trigger on usage,
     # so the very statement that charges the monthly cap also counts the day
     """
     CREATE TABLE usage_daily (
@@ -148,7 +152,7 @@ def _scope(
     return sql, args
 
 
-class PostgresStore(AccountsAndKeys):
+class PostgresStore(AccountsAndKeys, IdempotencyRecords):
     """Store over a PostgreSQL database with pgvector (see module docstring)."""
 
     param = "%s"
