@@ -16,6 +16,7 @@ from memstore.errors import MemstoreError, QuotaExceededError
 from memstore.server.account_routes import router as account_router
 from memstore.server.admin import router as admin_router
 from memstore.server.console import router as console_router
+from memstore.server.mcp import MCPEndpoint
 from memstore.server.middleware import RequestContext
 from memstore.server.routes import router
 from memstore.server.settings import Settings
@@ -70,7 +71,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
+        async with mcp_endpoint.session_manager.run():
+            yield
         if owns_engine:
             app.state.engine.store.close()
 
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     app.include_router(account_router)
     app.include_router(admin_router)
     app.include_router(console_router)
+    mcp_endpoint = MCPEndpoint(engine)  # MCP over streamable HTTP, same keys as /v1
+    app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)
 
     def quota_headers(account_id: str) -> dict[str, str]:
         usage = engine.usage(account_id)
