@@ -16,9 +16,10 @@ from memstore.errors import MemstoreError, QuotaExceededError
 from memstore.server.account_routes import router as account_router
 from memstore.server.admin import router as admin_router
 from memstore.server.console import router as console_router
+from memstore.server.docs import add_docs
 from memstore.server.mcp import MCPEndpoint
 from memstore.server.middleware import RequestContext
-from memstore.server.routes import router
+from memstore.server.routes import health_router, router
 from memstore.server.settings import Settings
 from memstore.stores import open_store
 
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         version="1",
         summary="Persistent, shared memory for AI agents.",
         lifespan=lifespan,
+        docs_url=None,  # served by add_docs from the package's own Swagger UI
+        redoc_url=None,
     )
     app.state.engine = engine
     app.include_router(router)
@@ -98,6 +101,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     app.include_router(console_router)
     mcp_endpoint = MCPEndpoint(engine)  # MCP over streamable HTTP, same keys as /v1
     app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)
+    app.include_router(health_router)
+    add_docs(app)
 
     def quota_headers(account_id: str) -> dict[str, str]:
         usage = engine.usage(account_id)
