@@ -9,12 +9,12 @@ import tempfile
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from memstore.models import UsageDays
-from memstore.server.auth import authenticate_key
+from memstore.server.auth import current_key
 from memstore.server.routes import Account, Engine
 from memstore.server.routes import router as v1_router
 from memstore.stores.base import ApiKeyRow
@@ -22,15 +22,6 @@ from memstore.transfer import export_jsonl
 
 router = APIRouter(responses=v1_router.responses)
 EXPORT_SPOOL_BYTES = 16 * 1024 * 1024  # larger exports spill to a temporary file
-
-
-def current_key(
-    request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer am_live_...")] = None,
-) -> ApiKeyRow:
-    row = authenticate_key(request.app.state.engine.store, authorization)
-    request.scope["state"]["account"] = row.account_id
-    return row
 
 
 class Me(BaseModel):
