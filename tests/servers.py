@@ -33,6 +33,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)  # extra MEMSTORE_* settings
 
     @property
     def url(self) -> str:
@@ -52,7 +53,7 @@ class ServerProcess:
         ]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + timeout

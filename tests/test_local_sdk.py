@@ -138,3 +138,17 @@ def test_import_re_embeds_when_the_embedder_differs(tmp_path):
         imported, skipped, reembedded = import_jsonl(engine, "local", f)
     assert (imported, skipped, reembedded) == (1, 0, True)
     assert ms.recall("re-embed me")[0].score >= 0.9
+
+
+@pytest.mark.parametrize("first", ["keys", "remember"])
+def test_a_key_for_the_local_account_and_local_commands_share_one_account(tmp_path, first):
+    d = str(tmp_path / "d")
+    steps = {
+        "keys": ("keys", "create", "--account", "local", "--data-dir", d),
+        "remember": ("remember", "made locally", "--data-dir", d),
+    }
+    for step in (first, *(s for s in steps if s != first)):
+        done = run_cli(*steps[step])
+        assert done.returncode == 0, done.stderr
+    found = run_cli("recall", "made locally", "--data-dir", d, "--json")
+    assert found.returncode == 0 and "made locally" in found.stdout

@@ -433,6 +433,21 @@ def import_(
     err_console.print(f"imported {imported}, skipped {skipped} duplicates ({how})")
 
 
+@app.command("backup")
+def backup(
+    dest: Annotated[Path, typer.Argument(help="New directory to write the copy into.")],
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """Copy the store while it runs (SQLite online backup); restore with --data-dir DEST."""
+    from memstore.backup import backup_sqlite
+
+    target = backup_sqlite(data_dir, dest)
+    err_console.print(
+        f"backed up {data_dir} to {target} (integrity ok); "
+        f"serve it with: memstore serve --data-dir {dest}"
+    )
+
+
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
@@ -489,6 +504,10 @@ def serve(
     os.environ["MEMSTORE_DATA_DIR"] = str(data_dir)
     if database_url:
         os.environ["MEMSTORE_DATABASE_URL"] = database_url
+    from memstore.server.protocol import MemstoreH11Protocol
+    from memstore.server.settings import Settings
+
+    settings = Settings()
     uvicorn.run(
         "memstore.server.app:create_app",
         factory=True,
@@ -497,6 +516,12 @@ def serve(
         workers=workers,
         log_level=log_level,
         timeout_graceful_shutdown=10,
+        # Slow and hostile clients (docs/limits.md): header timeout and JSON 400s in the
+        # protocol class, body timeout in the app, and these.
+        http=MemstoreH11Protocol,
+        timeout_keep_alive=max(1, int(settings.keep_alive_seconds)),
+        limit_concurrency=settings.limit_concurrency or None,
+        h11_max_incomplete_event_size=16 * 1024,
     )
 
 

@@ -44,21 +44,29 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class QueryCache:
-    """A small thread-safe LRU of query vectors: agents repeat the same recall often."""
+    """A small thread-safe LRU of query vectors: agents repeat the same recall often.
+
+    The engine keys it by (account, text): the embedder itself keeps no cache, so one
+    account's recall is never faster because another one searched the same text.
+    """
 
     def __init__(self, size: int = 2048) -> None:
         self._size = size
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[Any, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, text: str) -> np.ndarray | None:
+    def keys(self) -> list[Any]:
+        with self._lock:
+            return list(self._items)
+
+    def get(self, text: Any) -> np.ndarray | None:
         with self._lock:
             vec = self._items.get(text)
             if vec is not None:
                 self._items.move_to_end(text)
             return vec
 
-    def put(self, text: str, vec: np.ndarray) -> None:
+    def put(self, text: Any, vec: np.ndarray) -> None:
         with self._lock:
             self._items[text] = vec
             self._items.move_to_end(text)
@@ -98,7 +106,6 @@ class E5Embedder:
         for model in self._models:
             self._free.put(model)
         self._split = ThreadPoolExecutor(len(self._models), thread_name_prefix="memstore-embed")
-        self._queries = QueryCache()
 
     @contextmanager
     def _model(self) -> Iterator[Any]:
@@ -134,13 +141,9 @@ class E5Embedder:
         return _normalise(np.concatenate(list(self._split.map(self._passages, chunks))))
 
     def embed_query(self, text: str) -> np.ndarray:
-        cached = self._queries.get(text)
-        if cached is not None:
-            return cached
+        # Not cached here: the engine caches query vectors per account (see QueryCache).
         with self._model() as model:
-            vec = _normalise(model.query(self._fit(model, text, True)))
-        self._queries.put(text, vec)
-        return vec
+            return _normalise(model.query(self._fit(model, text, True)))
 
 
 def default_handles() -> int:

@@ -7,14 +7,17 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import wraps
 from typing import Any
 
 import numpy as np
 
 from memstore import validation as check
-from memstore.embedding import Embedder
+from memstore.cursors import Cursors
+from memstore.embedding import Embedder, QueryCache
 from memstore.errors import (
     ConflictError,
     EmbedderMismatchError,
@@ -57,6 +60,29 @@ CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list a
 IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
 
 
+# Operations charged by the engine call running in this context, as (period, ops).
+_charged: ContextVar[list[tuple[str, int]] | None] = ContextVar("charged", default=None)
+
+
+def refunded_on_failure(method: Callable) -> Callable:
+    """Charge only operations that succeed (issue 14, item 10): what ``method`` charged is
+    counted before it runs (so concurrent clients never pass the cap, in one atomic statement)
+    and given back if it raises."""
+
+    @wraps(method)
+    def wrapper(self: MemoryEngine, account_id: str, *args: Any, **kwargs: Any) -> Any:
+        token = _charged.set([])
+        try:
+            return method(self, account_id, *args, **kwargs)
+        except BaseException:
+            self._refund(account_id)
+            raise
+        finally:
+            _charged.reset(token)
+
+    return wrapper
+
+
 def content_hash(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
@@ -96,6 +122,25 @@ class MemoryEngine:
         self._check_embedder()
         self._last_purge = 0.0
         self._purge_lock = threading.Lock()
+        # Query vectors are cached per account: a shared cache would let one tenant time
+        # whether another already searched for a text (issue 14, item 7).
+        self._queries = QueryCache()
+        self._cursors: Cursors | None = None
+
+    def _cursor_codec(self) -> Cursors:
+        """Cursors signed with this install's secret (created on first use, kept in the store)."""
+        if self._cursors is None:
+            secret = self.store.install_secret("cursor_secret", secrets.token_hex(32))
+            self._cursors = Cursors(bytes.fromhex(secret))
+        return self._cursors
+
+    def _query_vector(self, account_id: str, query: str) -> np.ndarray:
+        key = (account_id, query)
+        vector = self._queries.get(key)
+        if vector is None:
+            vector = self.embedder.embed_query(query)
+            self._queries.put(key, vector)
+        return vector
 
     def _check_embedder(self) -> None:
         recorded = self.store.embedder_info()
@@ -111,7 +156,10 @@ class MemoryEngine:
 
     # -- accounts and quotas
     def ensure_account(self, account_id: str, plan: str = "unlimited") -> None:
-        if self.store.get_account(account_id) is None:
+        if self.store.get_account(account_id) is None and (
+            # A store where `keys create --account local` made "local" under another id.
+            self.store.find_account_by_name(account_id) is None
+        ):
             self.store.create_account(account_id, account_id, plan, self.clock())
 
     def charge(self, account_id: str, ops: int = 1) -> Usage:
@@ -122,6 +170,8 @@ class MemoryEngine:
         now = self.clock()
         period, resets = month_bounds(now)
         used = self.store.add_usage(account_id, period, ops, limit)
+        if used is not None and (charged := _charged.get()) is not None:
+            charged.append((period, ops))
         if used is None:
             retry_after = max(1, int(resets.timestamp() - now))
             raise QuotaExceededError(
@@ -130,6 +180,12 @@ class MemoryEngine:
                 retry_after=retry_after,
             )
         return self._usage(account_id, plan, period, resets, used)
+
+    def _refund(self, account_id: str) -> None:
+        """Give back what this operation charged (see ``refunded_on_failure``)."""
+        for period, ops in _charged.get() or []:
+            self.store.add_usage(account_id, period, -ops, None)
+        (_charged.get() or []).clear()
 
     def usage(self, account_id: str) -> Usage:
         account = self.store.get_account(account_id)
@@ -181,6 +237,7 @@ class MemoryEngine:
             account_id, [{"content": content, "session": session, "metadata": metadata, "ttl": ttl}]
         )[0]
 
+    @refunded_on_failure
     def remember_many(
         self, account_id: str, items: list[dict[str, Any]], *, charge: bool = True
     ) -> list[RememberResult]:
@@ -212,17 +269,38 @@ class MemoryEngine:
         if charge:
             self.charge(account_id, len(rows))
         self._maybe_purge(now)
-        return self._store_rows(account_id, rows, None)
+        return self._store_rows(account_id, rows, None, refresh=True)
+
+    @staticmethod
+    def _refreshed(row: MemoryRow, newest: MemoryRow) -> MemoryRow:
+        """``row`` as the newest remember of the same content asks: its ttl wins (no ttl: never
+        expires), and so does its metadata when it gives any (issue 14, item 9)."""
+        return replace(row, expires_at=newest.expires_at, metadata=newest.metadata or row.metadata)
 
     def _store_rows(
-        self, account_id: str, rows: list[MemoryRow], vectors: np.ndarray | None
+        self,
+        account_id: str,
+        rows: list[MemoryRow],
+        vectors: np.ndarray | None,
+        *,
+        refresh: bool = False,
     ) -> list[RememberResult]:
-        """Insert rows not already present; embed them unless ``vectors`` are given."""
+        """Insert rows not already present; embed them unless ``vectors`` are given. With
+        ``refresh``, a duplicate takes the ttl and metadata of the newest request for it."""
         now = self.clock()
         keys = [(r.session, r.content_hash) for r in rows]
         stored = {
             k: (row, True) for k, row in self.store.find_duplicates(account_id, keys, now).items()
         }
+        if refresh:
+            newest = dict(zip(keys, rows, strict=True))
+            rows = [self._refreshed(r, newest[k]) for r, k in zip(rows, keys, strict=True)]
+            for key, (row, _) in list(stored.items()):
+                want = self._refreshed(row, newest[key])
+                if (want.expires_at, want.metadata) != (row.expires_at, row.metadata):
+                    want = replace(want, updated_at=now)
+                    if self.store.update(want, None):
+                        stored[key] = (want, True)
         fresh_at: dict[tuple[str, str], int] = {}  # first occurrence, in the batch's order
         for i, key in enumerate(keys):
             if key not in stored:
@@ -242,6 +320,7 @@ class MemoryEngine:
             seen.add(key)
         return results
 
+    @refunded_on_failure
     def recall(
         self,
         account_id: str,
@@ -263,7 +342,7 @@ class MemoryEngine:
             self.charge(account_id)
         now = self.clock()
         k = max(CANDIDATES, limit * 4)
-        vector = self.embedder.embed_query(query)
+        vector = self._query_vector(account_id, query)
         dense = self.store.dense_search(account_id, sessions, vector, k, now, where)
         keyword = self.store.keyword_search(
             account_id, sessions, keyword_terms(query), k, now, where
@@ -337,15 +416,17 @@ class MemoryEngine:
         """Memories newest first, a page at a time."""
         sessions = check.sessions(session)
         limit = check.limit(limit, MAX_LIST_LIMIT)
-        before = check.decode_cursor(cursor)
+        codec = self._cursor_codec()
+        before = codec.decode(account_id, cursor)
         rows = self.store.list(account_id, sessions, limit + 1, before, self.clock())
         more = len(rows) > limit
         rows = rows[:limit]
         return MemoryPage(
             memories=[to_memory(r) for r in rows],
-            next_cursor=check.encode_cursor(rows[-1].seq) if more else None,
+            next_cursor=codec.encode(account_id, rows[-1].seq) if more else None,
         )
 
+    @refunded_on_failure
     def update(
         self,
         account_id: str,
@@ -395,6 +476,7 @@ class MemoryEngine:
             raise NotFoundError(f"no memory {memory_id!r} in this account")
         return to_memory(updated)
 
+    @refunded_on_failure
     def forget(self, account_id: str, memory_id: str, *, charge: bool = True) -> None:
         memory_id = check.memory_id(memory_id)
         if self.store.get(account_id, memory_id, self.clock()) is None:
@@ -404,6 +486,7 @@ class MemoryEngine:
         if not self.store.delete(account_id, memory_id):
             raise NotFoundError(f"no memory {memory_id!r} in this account")
 
+    @refunded_on_failure
     def forget_session(self, account_id: str, session: str | None, *, charge: bool = True) -> int:
         """Forget every memory of one session; returns how many were forgotten."""
         name = check.session(session)
@@ -412,7 +495,10 @@ class MemoryEngine:
         # Expired memories are already gone as far as users can see: purge them first so
         # the count is of live memories only.
         self.store.purge_expired(self.clock())
-        return self.store.delete_session(account_id, name)
+        deleted = self.store.delete_session(account_id, name)
+        if not deleted:
+            self._refund(account_id)  # nothing was forgotten: nothing is charged
+        return deleted
 
     def sessions(self, account_id: str) -> list[SessionInfo]:
         return [

@@ -93,11 +93,22 @@ class QuotaExceededError(MemstoreError):
         self.retry_after = retry_after
 
 
+class RequestTimeoutError(MemstoreError):
+    """The client did not send its request body in time."""
+
+    code = "request_timeout"
+    status = 408
+
+
 class RateLimitError(MemstoreError):
-    """Too many requests right now; retry after a pause."""
+    """Too many requests right now; ``retry_after`` says how many seconds to pause."""
 
     code = "rate_limited"
     status = 429
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class EmbedderMismatchError(MemstoreError):
@@ -131,6 +142,7 @@ ERRORS_BY_CODE: dict[str, type[MemstoreError]] = {
         NotFoundError,
         ConflictError,
         PayloadTooLargeError,
+        RequestTimeoutError,
         QuotaExceededError,
         RateLimitError,
         EmbedderMismatchError,
@@ -151,9 +163,9 @@ def error_from_response(
     cls = ERRORS_BY_CODE.get(str(err.get("code")), MemstoreError)
     message = str(err.get("message") or f"HTTP {status}")
     request_id = err.get("request_id")
-    if cls is QuotaExceededError:
+    if cls is QuotaExceededError or cls is RateLimitError:
         retry = (headers or {}).get("retry-after")
-        return QuotaExceededError(
+        return cls(
             message,
             retry_after=int(retry) if retry and retry.isdigit() else None,
             request_id=request_id,

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, model_validator
 
 MetadataValue = str | int | float | bool | None
 
 MAX_CONTENT_BYTES = 32 * 1024
 MAX_SESSION_CHARS = 256
 MAX_METADATA_KEYS = 64
+MAX_FILTER_KEYS = 16  # recall filters; each is one more condition per candidate row
+MAX_INTEGER = 2**63 - 1  # metadata integers are signed 64-bit in both stores
 MAX_METADATA_BYTES = 16 * 1024
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 MAX_RECALL_LIMIT = 100
@@ -115,8 +117,33 @@ Scalar = str | int | float | bool | None
 FlatObject = Annotated[dict[str, Any], WithJsonSchema(TypeAdapter(dict[str, Scalar]).json_schema())]
 
 
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in a parsed JSON value is not valid Unicode."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: no unknown fields, no type coercion (``"ttl": "10"`` or ``true`` is
+    refused, not read as 10 or 1), and valid Unicode everywhere (issue 14, items 4, 11)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        if _lone_surrogate(data):
+            raise ValueError("strings must be valid Unicode (no lone surrogates such as \\ud800)")
+        return data
 
 
 class RememberRequest(_Body):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import math
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,15 +12,37 @@ from memstore.errors import ValidationError
 from memstore.models import (
     ALL_SESSIONS,
     MAX_CONTENT_BYTES,
+    MAX_FILTER_KEYS,
+    MAX_INTEGER,
     MAX_METADATA_BYTES,
     MAX_METADATA_KEYS,
     MAX_SESSION_CHARS,
     MAX_TTL_SECONDS,
 )
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+# Bidirectional embeddings, overrides, isolates and marks: they make a session name display
+# as another one (a look-alike), so session names may not contain them.
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 SessionsArg = str | Iterable[str | None] | None
+
+
+def unicode_text(value: str, field: str) -> str:
+    """``value`` if it is valid Unicode: a lone UTF-16 surrogate (which JSON's ``\\ud800``
+    escape can carry) cannot be stored or sent back as UTF-8, so it is refused everywhere."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{field} must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def integer(value: int, field: str) -> int:
+    """``value`` if it fits a signed 64-bit integer (what both stores can hold and compare)."""
+    if not -MAX_INTEGER - 1 <= value <= MAX_INTEGER:
+        raise ValidationError(f"{field} must be an integer between -2^63 and 2^63-1")
+    return value
 
 
 def content(value: Any, field: str = "content") -> str:
@@ -33,25 +55,30 @@ def content(value: Any, field: str = "content") -> str:
     size = len(value.encode("utf-8", errors="surrogatepass"))
     if size > MAX_CONTENT_BYTES:
         raise ValidationError(f"{field} is {size} bytes; the limit is {MAX_CONTENT_BYTES} bytes")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(f"{field} must be valid Unicode (no lone surrogates)") from None
-    return value
+    return unicode_text(value, field)
 
 
 def session(value: str | None) -> str:
-    """One session name for writing; None is the shared session (stored as '')."""
+    """One session name; None is the shared session (stored as '').
+
+    Names are normalised to NFC (so look-alike spellings of one name are one session); control
+    characters, bidirectional overrides and names with nothing visible are refused.
+    """
     if value is None:
         return ""
     if not isinstance(value, str):
         raise ValidationError("session must be a string")
+    value = unicodedata.normalize("NFC", unicode_text(value, "session"))
     if value == ALL_SESSIONS:
         raise ValidationError(f"{ALL_SESSIONS!r} means all sessions and cannot name one")
     if not value or len(value) > MAX_SESSION_CHARS or _CONTROL.search(value):
         raise ValidationError(
             f"session must be 1-{MAX_SESSION_CHARS} characters without control characters"
         )
+    if _BIDI.search(value):
+        raise ValidationError("session must not contain bidirectional control characters")
+    if all(c.isspace() or unicodedata.category(c) in ("Cf", "Zs", "Mn") for c in value):
+        raise ValidationError("session must contain at least one visible character")
     return value
 
 
@@ -89,8 +116,12 @@ def metadata(value: Any) -> dict[str, Any]:
             raise ValidationError(
                 f"metadata[{key!r}] must be a string, number, boolean or null (metadata is flat)"
             )
-        if isinstance(item, str) and "\x00" in item:
-            raise ValidationError(f"metadata[{key!r}] must not contain NUL characters")
+        if isinstance(item, int) and not isinstance(item, bool):
+            integer(item, f"metadata[{key!r}]")
+        if isinstance(item, str):
+            unicode_text(item, f"metadata[{key!r}]")
+            if "\x00" in item:
+                raise ValidationError(f"metadata[{key!r}] must not contain NUL characters")
     size = sum(len(k) + len(str(v)) for k, v in value.items())
     if size > MAX_METADATA_BYTES:
         raise ValidationError(f"metadata is too large (limit {MAX_METADATA_BYTES} bytes)")
@@ -100,6 +131,8 @@ def metadata(value: Any) -> dict[str, Any]:
 def filters(value: Any) -> dict[str, Any] | None:
     if value is None or value == {}:
         return None
+    if isinstance(value, dict) and len(value) > MAX_FILTER_KEYS:
+        raise ValidationError(f"filters may have at most {MAX_FILTER_KEYS} keys")
     try:
         return metadata(value)
     except ValidationError as exc:
@@ -109,7 +142,9 @@ def filters(value: Any) -> dict[str, Any] | None:
 def ttl(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError("ttl must be a number of seconds")
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValidationError("ttl must be a number of seconds")
     if value <= 0 or value > MAX_TTL_SECONDS:
         raise ValidationError(f"ttl must be between 1 and {MAX_TTL_SECONDS} seconds")
@@ -133,22 +168,6 @@ def min_score(value: Any) -> float | None:
 
 
 def memory_id(value: Any) -> str:
-    if not isinstance(value, str) or not value or len(value) > 64:
+    if not isinstance(value, str) or not value or len(value) > 64 or not value.isascii():
         raise ValidationError("id must be a memory id such as 'mem_...'")
     return value
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        if not raw.startswith("s"):
-            raise ValueError
-        return int(raw[1:])
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationError("cursor is not one this server returned") from None

@@ -4,6 +4,7 @@ never a 500, never a corrupted store. Extends the table in tests/test_http_api.p
 from __future__ import annotations
 
 import json
+import unicodedata
 import uuid
 
 import httpx
@@ -231,14 +232,16 @@ def test_sql_and_fts5_syntax_is_plain_text_everywhere(http, query):
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_emoji_and_rtl_text_round_trip_and_are_found(http, text):
-    session = text[:20]
+    # Session names may not hold bidi overrides and are stored in NFC (docs/limits.md).
+    session = text[:20].replace("\u202e", "").replace("\u202c", "")
     made = http.post(
         "/v1/memory/remember", json={"content": text, "session": session, "metadata": {"t": text}}
     )
     assert made.status_code == 201, made.text
     got = http.get(f"/v1/memory/{made.json()['id']}").json()
-    assert (got["content"], got["session"], got["metadata"]) == (text, session, {"t": text})
-    found = http.get("/v1/memory/recall", params={"q": text, "session": session}).json()
+    stored = unicodedata.normalize("NFC", session)
+    assert (got["content"], got["session"], got["metadata"]) == (text, stored, {"t": text})
+    found = http.get("/v1/memory/recall", params={"q": text, "session": stored}).json()
     assert found["memories"][0]["content"] == text
     assert 0 <= found["memories"][0]["score"] <= 1
 

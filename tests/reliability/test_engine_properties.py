@@ -4,7 +4,9 @@
 A plain-dict model tracks which memories must be live. After every step: recall never
 returns a forgotten, expired or foreign memory, returns exactly as many as are live in its
 scope (up to the limit), scores are in [0, 1] and non-increasing; list and sessions agree
-with the model.
+with the model. A duplicate remember takes the newer ttl and metadata; metadata filters
+keep exactly the matching memories; paging with cursors visits every memory once; hostile
+values (lone surrogates, 2^64, bidi overrides, forged cursors) are refused and change nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from hypothesis.stateful import (
 
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
-from memstore.errors import ConflictError, NotFoundError
+from memstore.errors import ConflictError, NotFoundError, ValidationError
 from memstore.stores.sqlite import SQLiteStore
 from tests.conftest import Clock
 
@@ -38,6 +40,15 @@ SESSIONS = (None, "s1", "s2")
 WORDS = ("apple", "river", "engine", "quota", "llama", "orbit")
 contents = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join)
 ttls = st.sampled_from([None, None, 5, 90])
+kinds = st.sampled_from([None, "docs", "chat"])  # None: no metadata given
+HOSTILE = [
+    {"content": "x", "metadata": {"k": "\ud800"}},
+    {"content": "x", "metadata": {"n": 2**64}},
+    {"content": "x", "session": "a\u202eb"},
+    {"content": "x", "session": "\udc00"},
+    {"content": "x\ud800"},
+    {"content": "x", "ttl": True},
+]
 
 
 class RepeatingEmbedder:
@@ -74,6 +85,7 @@ class Live:
     session: str | None
     content: str
     expires_at: float | None
+    kind: str | None = None
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -111,23 +123,33 @@ class EngineMachine(RuleBasedStateMachine):
         )
 
     def _remember(self, account: str, items: list[dict]) -> list[str]:
-        results = self.engine.remember_many(account, items)
+        sent = [
+            {**item, "metadata": {"kind": item["kind"]} if item.get("kind") else None}
+            for item in items
+        ]
+        for item in sent:
+            item.pop("kind", None)
+        results = self.engine.remember_many(account, sent)
         out = []
         for item, result in zip(items, results, strict=True):
             twin = self._twin(account, item["session"], item["content"])
             assert result.deduplicated == (twin is not None)
+            ttl, kind = item["ttl"], item.get("kind")
+            expires_at = None if ttl is None else self.clock() + ttl
             if twin is not None:
                 assert result.memory.id == twin
+                # The newer request's ttl wins, and its metadata when it gives any.
+                self.live[twin].expires_at = expires_at
+                self.live[twin].kind = kind or self.live[twin].kind
             else:
                 assert result.memory.id not in self.live
-                ttl = item["ttl"]
                 self.live[result.memory.id] = Live(
-                    account,
-                    item["session"],
-                    item["content"],
-                    None if ttl is None else self.clock() + ttl,
+                    account, item["session"], item["content"], expires_at, kind
                 )
             out.append(result.memory.id)
+        # The last answer for each memory shows what the batch left (the newest copy wins).
+        for result in {r.memory.id: r for r in results}.values():
+            assert result.memory.metadata.get("kind") == self.live[result.memory.id].kind
         return out
 
     # -- rules
@@ -136,7 +158,12 @@ class EngineMachine(RuleBasedStateMachine):
         account=st.sampled_from(ACCOUNTS),
         items=st.lists(
             st.fixed_dictionaries(
-                {"content": contents, "session": st.sampled_from(SESSIONS), "ttl": ttls}
+                {
+                    "content": contents,
+                    "session": st.sampled_from(SESSIONS),
+                    "ttl": ttls,
+                    "kind": kinds,
+                }
             ),
             min_size=1,
             max_size=4,
@@ -208,6 +235,42 @@ class EngineMachine(RuleBasedStateMachine):
         assert scores == sorted(scores, reverse=True)
         for m in found:
             assert m.content == self.live[m.id].content
+
+    @rule(
+        account=st.sampled_from(ACCOUNTS),
+        query=contents,
+        kind=st.sampled_from(["docs", "chat"]),
+        limit=st.integers(1, 8),
+    )
+    def recall_with_a_filter(self, account, query, kind, limit):
+        found = self.engine.recall(account, query, "*", limit, filters={"kind": kind})
+        eligible = {mid for mid, m in self.live.items() if m.account == account and m.kind == kind}
+        ids = [m.id for m in found]
+        assert set(ids) <= eligible, "a filtered recall returned a memory outside the filter"
+        assert len(ids) == len(set(ids)) == min(limit, len(eligible))
+
+    @rule(account=st.sampled_from(ACCOUNTS), size=st.integers(1, 3))
+    def page_through(self, account, size):
+        seen, cursor = [], None
+        while True:
+            page = self.engine.list(account, "*", limit=size, cursor=cursor)
+            seen += [m.id for m in page.memories]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert len(seen) == len(set(seen))
+        assert set(seen) == {mid for mid, m in self.live.items() if m.account == account}
+        if cursor is not None:
+            other = next(a for a in ACCOUNTS if a != account)
+            with pytest.raises(ValidationError):
+                self.engine.list(other, "*", cursor=cursor)  # a cursor is its account's
+
+    @rule(account=st.sampled_from(ACCOUNTS), item=st.sampled_from(HOSTILE))
+    def hostile_remember(self, account, item):
+        used = self.engine.usage(account).ops_used
+        with pytest.raises(ValidationError):
+            self.engine.remember_many(account, [item])
+        assert self.engine.usage(account).ops_used == used
 
     # -- invariants
     @invariant()

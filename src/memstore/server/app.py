@@ -9,14 +9,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
-from memstore.errors import MemstoreError, QuotaExceededError
+from memstore.errors import MemstoreError, QuotaExceededError, RateLimitError
 from memstore.server.account_routes import router as account_router
 from memstore.server.admin import router as admin_router
 from memstore.server.console import router as console_router
 from memstore.server.docs import add_docs
+from memstore.server.limits import AccountLimits
 from memstore.server.mcp import MCPEndpoint
 from memstore.server.middleware import RequestContext
 from memstore.server.routes import health_router, router
@@ -66,6 +68,16 @@ def _describe(errors: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this request's path."""
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 def create_app(settings: Settings | None = None, engine: MemoryEngine | None = None) -> FastAPI:
     """Build the app over ``engine``, or over the store and embedder ``settings`` name."""
     settings = settings or Settings()
@@ -95,6 +107,11 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         redoc_url=None,
     )
     app.state.engine = engine
+    app.state.limits = AccountLimits(
+        settings.rate_limit_per_minute,
+        settings.max_concurrent_per_account,
+        settings.concurrency_wait_seconds,
+    )
     app.include_router(router)
     app.include_router(account_router)
     app.include_router(admin_router)
@@ -113,13 +130,16 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         return headers
 
     app.add_middleware(
-        RequestContext, max_body_bytes=settings.max_body_bytes, quota_headers=quota_headers
+        RequestContext,
+        max_body_bytes=settings.max_body_bytes,
+        quota_headers=quota_headers,
+        body_timeout=settings.body_timeout_seconds,
     )
 
     @app.exception_handler(MemstoreError)
     async def memstore_error(request: Request, exc: MemstoreError) -> JSONResponse:
         headers = dict(exc.headers)
-        if isinstance(exc, QuotaExceededError) and exc.retry_after:
+        if isinstance(exc, QuotaExceededError | RateLimitError) and exc.retry_after:
             headers["Retry-After"] = str(exc.retry_after)
         if exc.status >= 500:
             log.error("request failed: %s: %s", exc.code, exc.message)
@@ -146,8 +166,17 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, MemstoreError):
+            # Raised while FastAPI read the body (too large, too slow): FastAPI reports any
+            # such failure as a 400, but the cause knows its own status (issue 14, item 11).
+            return await memstore_error(request, exc.__cause__)
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message = str(exc.detail)
+        if exc.status_code == 405:
+            # Starlette lists only the first route matching the path; GET and POST recall
+            # are two routes, so OPTIONS said "Allow: GET" (issue 14, item 11).
+            headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
+            return _error(request, 405, code, message, headers)
         if exc.status_code == 400 and exc.__cause__ is not None:
             message = _unreadable_body(exc.__cause__)
         return _error(request, exc.status_code, code, message, exc.headers)

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 
+from memstore.engine import LOCAL_ACCOUNT
 from memstore.errors import AuthenticationError, PermissionDeniedError, ValidationError
 from memstore.stores.base import ApiKeyRow, Store
 
@@ -46,8 +47,11 @@ def issue_key(
     if plan not in PLANS:
         raise ValidationError(f"plan must be one of {', '.join(PLANS)}")
     now = time.time()
+    # The account named "local" is the one the CLI and Memstore.local() use, whose id is
+    # "local" too: a key made for it must land in that account (issue 14, item 11).
+    new_id = LOCAL_ACCOUNT if account_name == LOCAL_ACCOUNT else "acc_" + secrets.token_hex(8)
     account = store.find_account_by_name(account_name) or store.create_account(
-        "acc_" + secrets.token_hex(8), account_name, plan, now
+        new_id, account_name, plan, now
     )
     key = KEY_PREFIX + "".join(secrets.choice(_BASE62) for _ in range(KEY_RANDOM_CHARS))
     row = ApiKeyRow(

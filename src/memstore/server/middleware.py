@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from memstore.errors import PayloadTooLargeError
+from memstore.errors import PayloadTooLargeError, RequestTimeoutError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,10 +30,17 @@ class RequestContext:
     bodies are counted as they arrive and refused when they pass the limit.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, quota_headers: Callable) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        quota_headers: Callable,
+        body_timeout: float = 0.0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.quota_headers = quota_headers
+        self.body_timeout = body_timeout  # seconds to receive the whole body; 0: no limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,10 +70,25 @@ class RequestContext:
             return
 
         received = 0
+        complete = False
+        deadline = None
 
         async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete, deadline
+            if complete or self.body_timeout <= 0:
+                message = await receive()
+            else:
+                # A client that stops sending its body is dropped (issue 14, item 3).
+                loop = asyncio.get_running_loop()
+                deadline = deadline or loop.time() + self.body_timeout
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    raise RequestTimeoutError(
+                        f"the request body was not sent within {self.body_timeout:g} s",
+                        headers={"Connection": "close"},
+                    ) from None
+                complete = not message.get("more_body", False)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:

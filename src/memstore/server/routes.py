@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, Security
@@ -35,9 +37,10 @@ _errors = {
         400: "Malformed request",
         401: "Missing, invalid or revoked API key",
         404: "No such memory in this account",
+        408: "The request body was not sent in time",
         413: "Request body over 1 MiB",
         422: "Invalid values",
-        429: "Monthly operations used up (see Retry-After)",
+        429: "Monthly operations used up, or too many requests now (see Retry-After)",
         503: "Not ready",
     }.items()
 }
@@ -84,7 +87,21 @@ def current_account(request: Request, _: Annotated[object, Security(bearer)]) ->
     return account
 
 
-Account = Annotated[str, Depends(current_account)]
+async def limited_account(
+    request: Request, account: Annotated[str, Depends(current_account)]
+) -> AsyncIterator[str]:
+    """The account, within its request rate and its concurrent requests (server/limits.py)."""
+    limits = request.app.state.limits
+    limits.take(account)
+    slot = await limits.acquire(account)
+    try:
+        yield account
+    finally:
+        if slot is not None:
+            slot.release()
+
+
+Account = Annotated[str, Depends(limited_account)]
 Engine = Annotated[MemoryEngine, Depends(engine_of)]
 
 
@@ -281,20 +298,26 @@ def usage(account: Account, engine: Engine):
     return engine.usage(account)
 
 
+# Health and readiness are coroutines: they never wait for a worker thread, so they answer
+# while requests fill the pool (issue 14, item 2).
 @health_router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
+
+
+READY_TIMEOUT_SECONDS = 5.0
 
 
 @health_router.get(
     "/readyz",
     responses={503: {"model": ErrorResponse, "description": "The database does not answer"}},
 )
-def readyz(engine: Engine) -> dict[str, str]:
-    """The process can serve: its database answers."""
+async def readyz(request: Request) -> dict[str, str]:
+    """The process can serve: its database answers (within 5 s)."""
+    store = engine_of(request).store  # not a dependency: sync ones run on the worker pool
     try:
-        engine.store.check()
+        await asyncio.wait_for(asyncio.to_thread(store.check), READY_TIMEOUT_SECONDS)
     except Exception as exc:
         raise ServiceUnavailableError(f"database not ready: {type(exc).__name__}") from exc
     return {"status": "ready"}

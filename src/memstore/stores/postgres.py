@@ -219,6 +219,14 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
                 " USING hnsw (embedding vector_cosine_ops)"
             )
 
+    def install_secret(self, name: str, candidate: str) -> str:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                (name, candidate),
+            )
+            return conn.execute("SELECT value FROM meta WHERE key = %s", (name,)).fetchone()[0]
+
     # -- accounts, keys, usage
     def _change(self, sql: str, args: Any) -> int:
         with self._tx() as conn:
@@ -368,12 +376,16 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
         return [_row(r) for r in rows]
 
     def update(self, row: MemoryRow, vector: np.ndarray | None) -> bool:
-        sql = "UPDATE memories SET content = %s, content_hash = %s, metadata = %s, updated_at = %s"
+        sql = (
+            "UPDATE memories SET content = %s, content_hash = %s, metadata = %s,"
+            " updated_at = %s, expires_at = %s"
+        )
         args: builtins.list[Any] = [
             row.content,
             row.content_hash,
             Jsonb(row.metadata),
             row.updated_at,
+            row.expires_at,  # a duplicate remember can set a new expiry (issue 14, item 9)
         ]
         if vector is not None:
             sql += ", embedding = %s"

@@ -8,6 +8,7 @@ follows the table through a ``changes`` log written by triggers, so several proc
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -96,12 +97,14 @@ MIGRATIONS: list[str] = [
     """,
     # 2: answers to writes sent with an Idempotency-Key
     IDEMPOTENCY_SCHEMA.format(real="REAL"),
-    # 3: admin keys (the console's key management) and when each key was last used
+    # 3: repair metadata holding a lone UTF-16 surrogate (issue 14, item 4)
+    "repair_lone_surrogates",
+    # 4: admin keys (the console's key management) and when each key was last used
     """
     ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE api_keys ADD COLUMN last_used_at REAL;
     """,
-    # 4: operations per UTC day (the console's usage chart), counted by triggers on usage,
+    # 5: operations per UTC day (the console's usage chart), counted by triggers on usage,
     # so the very statement that charges the monthly cap also counts the day
     """
     CREATE TABLE usage_daily (
@@ -121,6 +124,33 @@ MIGRATIONS: list[str] = [
     END;
     """,
 ]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_unicode(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)  # json.loads has already joined valid pairs
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    return value
+
+
+def repair_lone_surrogates(db: sqlite3.Connection) -> None:
+    """Metadata written as ASCII-escaped JSON could carry ``\\ud800``, which no UTF-8 reader
+    can return; earlier versions stored such rows. Only rows with an escape are read."""
+    rows = db.execute("SELECT seq, metadata FROM memories WHERE instr(metadata, '\\u')").fetchall()
+    for seq, text in rows:
+        parsed = json.loads(text)
+        fixed = _valid_unicode(parsed)
+        if fixed != parsed:
+            db.execute(
+                "UPDATE memories SET metadata = ? WHERE seq = ?",
+                (json.dumps(fixed, ensure_ascii=False), seq),
+            )
+
 
 _COLUMNS = (
     "seq, id, account_id, session, content, content_hash, metadata, created_at, updated_at, "
@@ -195,8 +225,11 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
                     f"({len(MIGRATIONS)}); upgrade memstore"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in _split_sql(script):
-                    db.execute(statement)
+                if script.isidentifier():  # a data migration: a function of this module
+                    globals()[script](db)
+                else:
+                    for statement in _split_sql(script):
+                        db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
@@ -243,6 +276,11 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [("embedder_name", name), ("embedder_dim", str(dim))],
             )
+
+    def install_secret(self, name: str, candidate: str) -> str:
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (name, candidate))
+            return db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()[0]
 
     # -- accounts, keys, usage
     def _change(self, sql: str, args: Any) -> int:
@@ -306,7 +344,9 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
                         row.session,
                         row.content,
                         row.content_hash,
-                        json.dumps(row.metadata),
+                        # Not ASCII-escaped: sqlite3 then refuses a lone surrogate (which an
+                        # escape would smuggle in) instead of storing it (issue 14, item 4).
+                        json.dumps(row.metadata, ensure_ascii=False),
                         np.asarray(vector, dtype=np.float32).tobytes(),
                         row.created_at,
                         row.updated_at,
@@ -398,12 +438,16 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
 
     def update(self, row: MemoryRow, vector: np.ndarray | None) -> bool:
         with self._write() as db:
-            sql = "UPDATE memories SET content = ?, content_hash = ?, metadata = ?, updated_at = ?"
+            sql = (
+                "UPDATE memories SET content = ?, content_hash = ?, metadata = ?, updated_at = ?,"
+                " expires_at = ?"
+            )
             args: list[Any] = [
                 row.content,
                 row.content_hash,
-                json.dumps(row.metadata),
+                json.dumps(row.metadata, ensure_ascii=False),
                 row.updated_at,
+                row.expires_at,  # a duplicate remember can set a new expiry (issue 14, item 9)
             ]
             if vector is not None:
                 sql += ", embedding = ?"
@@ -530,19 +574,37 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
     ) -> list[tuple[str, float]]:
         if not terms:
             return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        scope, args = _scope(sessions, filters)
-        # FTS5's rank column is bm25() computed once per row; calling bm25() in both the
-        # SELECT and the ORDER BY computed it twice (4.2 ms vs 2.5 ms at 10k memories).
-        rows = self._read(
-            "SELECT m.id, -memories_fts.rank AS score FROM memories_fts"
-            " JOIN memories m ON m.seq = memories_fts.rowid"
-            " WHERE memories_fts MATCH ? AND m.account_id = ?"
-            " AND (m.expires_at IS NULL OR m.expires_at > ?)"
-            f"{scope} ORDER BY memories_fts.rank LIMIT ?",
-            (match, account_id, now, *args, k),
-        )
+        rows = self._read(*keyword_query(account_id, sessions, terms, k, now, filters))
         return [(r[0], float(r[1])) for r in rows]
+
+
+def keyword_query(
+    account_id: str,
+    sessions: list[str] | None,
+    terms: list[str],
+    k: int,
+    now: float,
+    filters: Filters | None,
+) -> tuple[str, list[Any]]:
+    """The full-text search as (SQL, arguments).
+
+    ``CROSS JOIN`` fixes the plan: the FTS match runs once and each hit is looked up by its
+    rowid, then checked against the account, sessions and filters. Left to itself, SQLite
+    switched with many filters to walking the memories and running the match and its
+    ranking once per row, which took minutes and held the store (issue 14, item 1).
+    """
+    match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    scope, args = _scope(sessions, filters)
+    # FTS5's rank column is bm25() computed once per row; calling bm25() in both the
+    # SELECT and the ORDER BY computed it twice (4.2 ms vs 2.5 ms at 10k memories).
+    sql = (
+        "SELECT m.id, -memories_fts.rank AS score FROM memories_fts"
+        " CROSS JOIN memories m ON m.seq = memories_fts.rowid"
+        " WHERE memories_fts MATCH ? AND m.account_id = ?"
+        " AND (m.expires_at IS NULL OR m.expires_at > ?)"
+        f"{scope} ORDER BY memories_fts.rank LIMIT ?"
+    )
+    return sql, [match, account_id, now, *args, k]
 
 
 def _split_sql(script: str) -> list[str]:
