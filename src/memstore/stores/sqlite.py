@@ -100,24 +100,21 @@ MIGRATIONS: list[str] = [
     # 3: repair metadata holding a lone UTF-16 surrogate (issue 14, item 4)
     "repair_lone_surrogates",
     # 4: admin keys (the console's key management) and when each key was last used
-    """
-    ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE api_keys ADD COLUMN last_used_at REAL;
-    """,
+    "add_key_admin_and_last_use",
     # 5: operations per UTC day (the console's usage chart), counted by triggers on usage,
     # so the very statement that charges the monthly cap also counts the day
     """
-    CREATE TABLE usage_daily (
+    CREATE TABLE IF NOT EXISTS usage_daily (
         account_id TEXT NOT NULL,
         day TEXT NOT NULL,
         ops INTEGER NOT NULL,
         PRIMARY KEY (account_id, day)
     );
-    CREATE TRIGGER usage_daily_ai AFTER INSERT ON usage BEGIN
+    CREATE TRIGGER IF NOT EXISTS usage_daily_ai AFTER INSERT ON usage BEGIN
         INSERT INTO usage_daily (account_id, day, ops) VALUES (new.account_id, date('now'), new.ops)
         ON CONFLICT (account_id, day) DO UPDATE SET ops = ops + excluded.ops;
     END;
-    CREATE TRIGGER usage_daily_au AFTER UPDATE OF ops ON usage BEGIN
+    CREATE TRIGGER IF NOT EXISTS usage_daily_au AFTER UPDATE OF ops ON usage BEGIN
         INSERT INTO usage_daily (account_id, day, ops)
         VALUES (new.account_id, date('now'), new.ops - old.ops)
         ON CONFLICT (account_id, day) DO UPDATE SET ops = ops + excluded.ops;
@@ -136,6 +133,16 @@ def _valid_unicode(value: Any) -> Any:
     if isinstance(value, dict):
         return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
     return value
+
+
+def add_key_admin_and_last_use(db: sqlite3.Connection) -> None:
+    """api_keys.admin and api_keys.last_used_at (idempotent: SQLite has no ADD COLUMN IF
+    NOT EXISTS, and a rerun from an earlier version must not fail)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}
+    if "admin" not in have:
+        db.execute("ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0")
+    if "last_used_at" not in have:
+        db.execute("ALTER TABLE api_keys ADD COLUMN last_used_at REAL")
 
 
 def repair_lone_surrogates(db: sqlite3.Connection) -> None:
