@@ -51,6 +51,8 @@ def test_the_wheel_is_memstore_ai_with_its_license_and_the_docs_assets(tmp_path)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"):
         assert f"memstore/server/swagger_ui/{asset}" in names
+    for asset in ("index.html", "console.js", "console.css"):  # the web console
+        assert f"memstore/server/console/static/{asset}" in names
 
 
 def test_no_install_line_names_the_other_projects_memstore():

@@ -35,7 +35,7 @@ def normalize(value: Any, ids: dict[str, str]) -> Any:
         out = {}
         created = value.get("created_at")
         for k, v in value.items():
-            if k in ("created_at", "updated_at", "account"):
+            if k in ("created_at", "updated_at", "last_write", "account"):
                 continue
             if k == "id" or k == "next_cursor":
                 v = None if v is None else ids.setdefault(v, f"#{len(ids)}")

@@ -48,6 +48,9 @@ def check_plan(plan: str) -> str:
     return plan
 
 
+LAST_USED_RESOLUTION = 60.0  # seconds; a key's last_used_at is written at most this often
+
+
 class UsageMeter:
     """Holds the usage after the last charge made in its context (one HTTP request), so the
     server can send quota headers without asking the database again."""
@@ -69,6 +72,7 @@ class IssuedKey:
     account_id: str
     account_name: str
     plan: str
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class KeyInfo:
     plan: str
     created_at: float
     revoked: bool
+    admin: bool = False
+    last_used_at: float | None = None
 
 
 class Accounts:
@@ -130,8 +136,11 @@ class Accounts:
         return account.plan if account else DEFAULT_PLAN
 
     # -- keys
-    def create_key(self, account: str = DEFAULT_ACCOUNT, plan: str = DEFAULT_PLAN) -> IssuedKey:
-        """A new key for the account named ``account`` (created with ``plan`` if new)."""
+    def create_key(
+        self, account: str = DEFAULT_ACCOUNT, plan: str = DEFAULT_PLAN, *, admin: bool = False
+    ) -> IssuedKey:
+        """A new key for the account named ``account`` (created with ``plan`` if new); an
+        ``admin`` key may also manage every key of the install."""
         check_plan(plan)
         row = self.ensure(account, plan)
         key = KEY_PREFIX + "".join(secrets.choice(_BASE62) for _ in range(KEY_RANDOM_CHARS))
@@ -141,9 +150,10 @@ class Accounts:
             prefix=key[: len(KEY_PREFIX) + 6],
             key_hash=hash_key(key),
             created_at=self.clock(),
+            admin=admin,
         )
         self.store.create_key(key_row)
-        return IssuedKey(key, key_row.id, row.id, row.name, row.plan)
+        return IssuedKey(key, key_row.id, row.id, row.name, row.plan, admin)
 
     def list_keys(self) -> list[KeyInfo]:
         accounts = {a.id: a for a in self.store.list_accounts()}
@@ -156,6 +166,8 @@ class Accounts:
                 plan=accounts[k.account_id].plan,
                 created_at=k.created_at,
                 revoked=k.revoked_at is not None,
+                admin=k.admin,
+                last_used_at=k.last_used_at,
             )
             for k in self.store.list_keys()
         ]
@@ -178,6 +190,7 @@ class Accounts:
                 "key_hash": k.key_hash,
                 "created_at": k.created_at,
                 "revoked_at": k.revoked_at,
+                "admin": k.admin,
             }
             for k in self.store.list_keys()
         ]
@@ -196,6 +209,7 @@ class Accounts:
                     revoked_at=None
                     if record.get("revoked_at") is None
                     else float(record["revoked_at"]),  # type: ignore[arg-type]
+                    admin=record.get("admin") is True,
                 )
             )
         except DuplicateError:
@@ -204,6 +218,11 @@ class Accounts:
 
     def verify(self, authorization: str | None) -> str:
         """The account id of a valid, unrevoked ``Bearer`` key; AuthenticationError otherwise."""
+        return self.verify_key(authorization).account_id
+
+    def verify_key(self, authorization: str | None) -> ApiKeyRow:
+        """The row of a valid, unrevoked ``Bearer`` key (its last use recorded, at most once a
+        ``LAST_USED_RESOLUTION``); AuthenticationError otherwise."""
         if not authorization:
             raise AuthenticationError("missing API key: send 'Authorization: Bearer am_live_...'")
         scheme, _, key = authorization.partition(" ")
@@ -216,7 +235,10 @@ class Accounts:
             raise AuthenticationError("invalid API key")
         if row.revoked_at is not None:
             raise AuthenticationError("this API key has been revoked")
-        return row.account_id
+        now = self.clock()
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            self.store.touch_key(row.id, now)
+        return row
 
     # -- usage
     def charge(self, account_id: str, ops: int = 1) -> Usage:

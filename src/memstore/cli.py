@@ -543,9 +543,9 @@ def serve(
 
     with _accounts(data_dir, database_url) as accounts:
         if not accounts.has_keys():
-            issued = accounts.create_key(DEFAULT_ACCOUNT, "unlimited")
+            issued = accounts.create_key(DEFAULT_ACCOUNT, "unlimited", admin=True)
             err_console.print(
-                "No API keys yet; created one for account 'default' (shown only once):\n"
+                "No API keys yet; created an admin key for account 'default' (shown only once):\n"
                 f"  {issued.key}\n"
                 "Use it as 'Authorization: Bearer <key>'. More: memstore keys create --help"
             )
@@ -618,13 +618,16 @@ def keys_create(
     plan: Annotated[str, typer.Option(help="free (1,000 ops/month), pro or unlimited.")] = (
         "unlimited"
     ),
+    admin: Annotated[
+        bool, typer.Option("--admin", help="May also manage every key of the install.")
+    ] = False,
     data_dir: DataDir = DEFAULT_DIR,
     database_url: DatabaseUrl = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key and print it once."""
     with _accounts(data_dir, database_url) as accounts:
-        issued = accounts.create_key(account, plan)
+        issued = accounts.create_key(account, plan, admin=admin)
     if as_json:
         _print_json(
             {
@@ -633,11 +636,13 @@ def keys_create(
                 "account_id": issued.account_id,
                 "account": issued.account_name,
                 "plan": issued.plan,
+                "admin": issued.admin,
             }
         )
     else:
+        role = "admin key" if issued.admin else "key"
         console.print(
-            f"{issued.key}\n(key {issued.key_id}, account {issued.account_name}, "
+            f"{issued.key}\n({role} {issued.key_id}, account {issued.account_name}, "
             f"plan {issued.plan}; this is the only time the key is shown)"
         )
 
@@ -646,7 +651,9 @@ def keys_create(
 def keys_list(
     data_dir: DataDir = DEFAULT_DIR, database_url: DatabaseUrl = None, as_json: JsonFlag = False
 ) -> None:
-    """List keys (id, prefix, account, state); never the keys themselves."""
+    """List keys (id, prefix, account, admin, last use, state); never the keys themselves."""
+    from datetime import UTC, datetime
+
     with _accounts(data_dir, database_url) as accounts:
         keys = accounts.list_keys()
     rows = [
@@ -656,19 +663,25 @@ def keys_list(
             "account": k.account,
             "plan": k.plan,
             "revoked": k.revoked,
+            "admin": k.admin,
+            "last_used_at": None
+            if k.last_used_at is None
+            else datetime.fromtimestamp(k.last_used_at, UTC).isoformat(timespec="seconds"),
         }
         for k in keys
     ]
     if as_json:
         _print_json(rows)
         return
-    table = Table("key id", "prefix", "account", "plan", "state")
+    table = Table("key id", "prefix", "account", "plan", "admin", "last used", "state")
     for r in rows:
         table.add_row(
             r["key_id"],
             r["prefix"] + "…",
             r["account"],
             r["plan"],
+            "admin" if r["admin"] else "",
+            r["last_used_at"] or "never",
             "revoked" if r["revoked"] else "active",
         )
     console.print(table)

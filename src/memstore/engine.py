@@ -14,7 +14,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 
 from memstore import validation as check
-from memstore.accounts import DEFAULT_PLAN, Accounts
+from memstore.accounts import DEFAULT_PLAN, Accounts, month_bounds
 from memstore.cursors import Cursors
 from memstore.embedding import Embedder, QueryCache
 from memstore.errors import (
@@ -27,14 +27,17 @@ from memstore.models import (
     MAX_BATCH,
     MAX_LIST_LIMIT,
     MAX_RECALL_LIMIT,
+    DayUsage,
     Memory,
     MemoryPage,
     RecalledMemory,
     RememberResult,
     SessionInfo,
     Usage,
+    UsageDays,
     content_hash,
     new_memory_id,
+    to_datetime,
     to_memory,
 )
 from memstore.recall import RecallQuery
@@ -137,6 +140,14 @@ class MemoryEngine:
 
     def usage(self, account_id: str) -> Usage:
         return self.accounts.usage(account_id)
+
+    def usage_days(self, account_id: str) -> UsageDays:
+        """Operations per UTC day of this month (days without any left out)."""
+        period, resets = month_bounds(self.clock())
+        days = self.store.usage_days(account_id, period)
+        return UsageDays(
+            period=period, resets_at=resets, days=[DayUsage(day=d, ops=n) for d, n in days]
+        )
 
     def _maybe_purge(self, account_id: str, now: float) -> None:
         """Purge the account's expired memories, at most once a PURGE_INTERVAL_SECONDS."""
@@ -347,8 +358,8 @@ class MemoryEngine:
 
     def sessions(self, account_id: str) -> list[SessionInfo]:
         return [
-            SessionInfo(session=name or None, count=count)
-            for name, count in self.store.sessions(account_id, self.clock())
+            SessionInfo(session=name or None, count=count, last_write=to_datetime(last))
+            for name, count, last in self.store.sessions(account_id, self.clock())
         ]
 
     # -- export / import

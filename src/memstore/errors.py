@@ -53,6 +53,13 @@ class AuthenticationError(MemstoreError):
     status = 401
 
 
+class PermissionDeniedError(MemstoreError):
+    """The key is valid but may not do this (key management needs an admin key)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotFoundError(MemstoreError):
     """No such memory in this account (a foreign id looks exactly like a missing one)."""
 
@@ -138,6 +145,7 @@ ERRORS_BY_CODE: dict[str, type[MemstoreError]] = {
         BadRequestError,
         ValidationError,
         AuthenticationError,
+        PermissionDeniedError,
         NotFoundError,
         ConflictError,
         PayloadTooLargeError,

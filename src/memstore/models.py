@@ -95,6 +95,7 @@ class MemoryPage(_Record):
 class SessionInfo(_Record):
     session: str | None
     count: int
+    last_write: datetime | None = None  # the latest created_at / updated_at in the session
 
 
 class Usage(_Record):
@@ -120,6 +121,19 @@ def to_memory(row: MemoryRow) -> Memory:
         updated_at=datetime.fromtimestamp(row.updated_at, tz=UTC),
         expires_at=to_datetime(row.expires_at),
     )
+
+
+class DayUsage(_Record):
+    day: str  # UTC, YYYY-MM-DD
+    ops: int
+
+
+class UsageDays(_Record):
+    """Operations per UTC day of the current month; days without operations are left out."""
+
+    period: str
+    resets_at: datetime
+    days: list[DayUsage]
 
 
 # -- HTTP request and response bodies (the OpenAPI document is generated from these)

@@ -18,6 +18,9 @@ from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError, RateLimitError
 from memstore.models import Usage
+from memstore.server.account_routes import router as account_router
+from memstore.server.admin import router as admin_router
+from memstore.server.console import router as console_router
 from memstore.server.docs import add_docs
 from memstore.server.limits import AccountLimits
 from memstore.server.mcp import MCPEndpoint
@@ -122,6 +125,9 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         settings.concurrency_wait_seconds,
     )
     app.include_router(router)
+    app.include_router(account_router)
+    app.include_router(admin_router)
+    app.include_router(console_router)
     mcp_endpoint = MCPEndpoint(engine)  # MCP over streamable HTTP, same keys as /v1
     # an ASGI app as the endpoint (Starlette's stubs only describe request handlers)
     app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)  # type: ignore[arg-type]

@@ -43,7 +43,15 @@ def merge_local_into_default(*, now: str, new_id: str) -> str:
     return _MERGE_LOCAL_INTO_DEFAULT.format(now=now, new_id=new_id)
 
 
-_KEY = "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
+_KEY = (
+    "SELECT id, account_id, prefix, key_hash, created_at, revoked_at, admin, last_used_at"
+    " FROM api_keys"
+)
+
+
+def _key_row(r: tuple[Any, ...]) -> ApiKeyRow:
+    id_, account_id, prefix, key_hash, created_at, revoked_at = r[:6]
+    return ApiKeyRow(id_, account_id, prefix, key_hash, created_at, revoked_at, bool(r[6]), r[7])
 
 
 class AccountsAndKeys:
@@ -79,18 +87,26 @@ class AccountsAndKeys:
     def create_key(self, key: ApiKeyRow) -> None:
         self._change(
             self._q(
-                "INSERT INTO api_keys (id, account_id, prefix, key_hash, created_at, revoked_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO api_keys (id, account_id, prefix, key_hash, created_at, revoked_at,"
+                " admin) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ),
-            (key.id, key.account_id, key.prefix, key.key_hash, key.created_at, key.revoked_at),
+            (
+                key.id,
+                key.account_id,
+                key.prefix,
+                key.key_hash,
+                key.created_at,
+                key.revoked_at,
+                key.admin,
+            ),
         )
 
     def find_key(self, key_hash: str) -> ApiKeyRow | None:
         rows = self._read(self._q(f"{_KEY} WHERE key_hash = ?"), (key_hash,))
-        return ApiKeyRow(*rows[0]) if rows else None
+        return _key_row(rows[0]) if rows else None
 
     def list_keys(self) -> list[ApiKeyRow]:
-        return [ApiKeyRow(*r) for r in self._read(f"{_KEY} ORDER BY created_at")]
+        return [_key_row(r) for r in self._read(f"{_KEY} ORDER BY created_at")]
 
     def revoke_key(self, key_id_or_prefix: str, now: float) -> bool:
         changed = self._change(
@@ -101,3 +117,15 @@ class AccountsAndKeys:
             (now, key_id_or_prefix, key_id_or_prefix),
         )
         return changed > 0
+
+    def touch_key(self, key_id: str, now: float) -> None:
+        self._change(self._q("UPDATE api_keys SET last_used_at = ? WHERE id = ?"), (now, key_id))
+
+    def usage_days(self, account_id: str, period: str) -> list[tuple[str, int]]:
+        rows = self._read(
+            self._q(
+                "SELECT day, ops FROM usage_daily WHERE account_id = ? AND day LIKE ? ORDER BY day"
+            ),
+            (account_id, period + "-%"),
+        )
+        return [(r[0], int(r[1])) for r in rows]

@@ -48,6 +48,8 @@ class ApiKeyRow:
     key_hash: str
     created_at: float
     revoked_at: float | None = None
+    admin: bool = False  # may manage the install's keys (the console's Keys page)
+    last_used_at: float | None = None  # refreshed at most once a minute
 
 
 Filters = dict[str, str | int | float | bool | None]
@@ -101,11 +103,18 @@ class Store(Protocol):
     def find_key(self, key_hash: str) -> ApiKeyRow | None: ...
     def list_keys(self) -> list[ApiKeyRow]: ...
     def revoke_key(self, key_id_or_prefix: str, now: float) -> bool: ...
+    def touch_key(self, key_id: str, now: float) -> None:
+        """Record that the key was just used (``last_used_at``)."""
+        ...
+
     def add_usage(self, account_id: str, period: str, ops: int, limit: int | None) -> int | None:
         """Atomically add ``ops``; return the new total, or None (adding nothing) past ``limit``."""
         ...
 
     def get_usage(self, account_id: str, period: str) -> int: ...
+    def usage_days(self, account_id: str, period: str) -> list[tuple[str, int]]:
+        """(UTC day 'YYYY-MM-DD', ops) of the period 'YYYY-MM', days with no ops left out."""
+        ...
 
     # -- answers to writes sent with an Idempotency-Key (memstore.stores.idempotency)
     def claim_request(
@@ -163,7 +172,10 @@ class Store(Protocol):
 
     def delete(self, account_id: str, memory_id: str) -> bool: ...
     def delete_session(self, account_id: str, session: str) -> int: ...
-    def sessions(self, account_id: str, now: float) -> list[tuple[str, int]]: ...
+    def sessions(self, account_id: str, now: float) -> list[tuple[str, int, float]]:
+        """(session, live memories, last write time), by session name."""
+        ...
+
     def dense_search(
         self,
         account_id: str,

@@ -83,6 +83,34 @@ MIGRATIONS: list[str] = [
     merge_local_into_default(
         now="extract(epoch FROM now())", new_id="'acc_' || substr(md5(random()::text), 1, 16)"
     ),
+    # 4: admin keys (the console's key management) and when each key was last used
+    """
+    ALTER TABLE api_keys ADD COLUMN admin boolean NOT NULL DEFAULT false,
+        ADD COLUMN last_used_at double precision;
+    """,
+    # 5: operations per UTC day (the console's usage chart), counted by a trigger on usage,
+    # so the very statement that charges the monthly cap also counts the day
+    """
+    CREATE TABLE usage_daily (
+        account_id text NOT NULL,
+        day text NOT NULL,
+        ops bigint NOT NULL,
+        PRIMARY KEY (account_id, day)
+    );
+    CREATE FUNCTION usage_daily_count() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO usage_daily AS d (account_id, day, ops)
+        VALUES (
+            NEW.account_id,
+            to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+            NEW.ops - CASE WHEN TG_OP = 'UPDATE' THEN OLD.ops ELSE 0 END
+        )
+        ON CONFLICT (account_id, day) DO UPDATE SET ops = d.ops + excluded.ops;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER usage_daily_count AFTER INSERT OR UPDATE OF ops ON usage
+        FOR EACH ROW EXECUTE FUNCTION usage_daily_count();
+    """,
 ]
 
 _COLUMNS = (
@@ -392,13 +420,13 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
             )
             return cur.rowcount
 
-    def sessions(self, account_id: str, now: float) -> list[tuple[str, int]]:
+    def sessions(self, account_id: str, now: float) -> list[tuple[str, int, float]]:
         rows = self._read(
-            f"SELECT session, count(*) FROM memories m WHERE account_id = %s AND {_LIVE}"
-            " GROUP BY session ORDER BY session",
+            "SELECT session, count(*), max(updated_at) FROM memories m"
+            f" WHERE account_id = %s AND {_LIVE} GROUP BY session ORDER BY session",
             (account_id, now),
         )
-        return [(r[0], int(r[1])) for r in rows]
+        return [(r[0], int(r[1]), float(r[2])) for r in rows]
 
     def purge_expired(self, account_id: str, now: float, session: str | None = None) -> int:
         sql = "DELETE FROM memories WHERE account_id = %s AND expires_at <= %s"

@@ -104,6 +104,27 @@ MIGRATIONS: list[str] = [
         now="(julianday('now') - 2440587.5) * 86400.0",
         new_id="'acc_' || lower(hex(randomblob(8)))",
     ),
+    # 5: admin keys (the console's key management) and when each key was last used
+    "add_key_admin_and_last_use",
+    # 6: operations per UTC day (the console's usage chart), counted by triggers on usage,
+    # so the very statement that charges the monthly cap also counts the day
+    """
+    CREATE TABLE IF NOT EXISTS usage_daily (
+        account_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        ops INTEGER NOT NULL,
+        PRIMARY KEY (account_id, day)
+    );
+    CREATE TRIGGER IF NOT EXISTS usage_daily_ai AFTER INSERT ON usage BEGIN
+        INSERT INTO usage_daily (account_id, day, ops) VALUES (new.account_id, date('now'), new.ops)
+        ON CONFLICT (account_id, day) DO UPDATE SET ops = ops + excluded.ops;
+    END;
+    CREATE TRIGGER IF NOT EXISTS usage_daily_au AFTER UPDATE OF ops ON usage BEGIN
+        INSERT INTO usage_daily (account_id, day, ops)
+        VALUES (new.account_id, date('now'), new.ops - old.ops)
+        ON CONFLICT (account_id, day) DO UPDATE SET ops = ops + excluded.ops;
+    END;
+    """,
 ]
 
 
@@ -117,6 +138,16 @@ def _valid_unicode(value: Any) -> Any:
     if isinstance(value, dict):
         return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
     return value
+
+
+def add_key_admin_and_last_use(db: sqlite3.Connection) -> None:
+    """api_keys.admin and api_keys.last_used_at (idempotent: SQLite has no ADD COLUMN IF
+    NOT EXISTS, and a rerun from an earlier version must not fail)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}
+    if "admin" not in have:
+        db.execute("ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0")
+    if "last_used_at" not in have:
+        db.execute("ALTER TABLE api_keys ADD COLUMN last_used_at REAL")
 
 
 def repair_lone_surrogates(db: sqlite3.Connection) -> None:
@@ -485,13 +516,13 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
             )
             return cur.rowcount
 
-    def sessions(self, account_id: str, now: float) -> list[tuple[str, int]]:
+    def sessions(self, account_id: str, now: float) -> list[tuple[str, int, float]]:
         rows = self._read(
-            f"SELECT session, count(*) FROM memories WHERE account_id = ? AND {_LIVE}"
-            " GROUP BY session ORDER BY session",
+            "SELECT session, count(*), max(updated_at) FROM memories"
+            f" WHERE account_id = ? AND {_LIVE} GROUP BY session ORDER BY session",
             (account_id, now),
         )
-        return [(r[0], int(r[1])) for r in rows]
+        return [(r[0], int(r[1]), float(r[2])) for r in rows]
 
     def purge_expired(self, account_id: str, now: float, session: str | None = None) -> int:
         sql = "DELETE FROM memories WHERE account_id = ? AND expires_at <= ?"
