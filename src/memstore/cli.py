@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -254,6 +256,21 @@ def serve(
     data_dir: DataDir = DEFAULT_DIR,
     database_url: DatabaseUrl = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    # -- operations (docs/operations.md)
+    metrics: Annotated[
+        bool, typer.Option("--metrics", envvar="MEMSTORE_METRICS", help="Serve GET /metrics.")
+    ] = False,
+    log_format: Annotated[
+        str, typer.Option(envvar="MEMSTORE_LOG_FORMAT", help="text, or json (one object a line).")
+    ] = "text",
+    log_user_data: Annotated[
+        bool,
+        typer.Option(
+            "--log-user-data",
+            envvar="MEMSTORE_LOG_USER_DATA",
+            help="Debug: log full URLs (query text, session names) and client addresses.",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API. On a store with no API keys, creates one and prints it once."""
     import os
@@ -261,6 +278,7 @@ def serve(
     import uvicorn
 
     from memstore.server.auth import issue_key
+    from memstore.server.observability import log_config
 
     store = _store(data_dir, database_url)
     try:
@@ -276,15 +294,49 @@ def serve(
     os.environ["MEMSTORE_DATA_DIR"] = str(data_dir)
     if database_url:
         os.environ["MEMSTORE_DATABASE_URL"] = database_url
-    uvicorn.run(
-        "memstore.server.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        timeout_graceful_shutdown=10,
+    try:
+        logging_config = log_config(log_format, log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-format") from None
+    os.environ.update(
+        MEMSTORE_METRICS=str(metrics).lower(),
+        MEMSTORE_LOG_FORMAT=log_format,
+        MEMSTORE_LOG_USER_DATA=str(log_user_data).lower(),
     )
+    with _metrics_dir(metrics and workers > 1):
+        uvicorn.run(
+            "memstore.server.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            log_config=logging_config,
+            access_log=False,  # ours (memstore.access) names routes, not URLs with user data
+            timeout_graceful_shutdown=10,
+        )
+
+
+@contextmanager
+def _metrics_dir(multiprocess: bool) -> Iterator[None]:
+    """With several workers, a fresh PROMETHEUS_MULTIPROC_DIR for their metric files,
+    removed on exit."""
+    if not multiprocess:
+        yield
+        return
+    import os
+    import shutil
+    import tempfile
+
+    from memstore.metrics import MULTIPROC_ENV
+
+    path = tempfile.mkdtemp(prefix="memstore-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 keys_app = typer.Typer(help="Manage API keys (only their hashes are stored).", no_args_is_help=True)
@@ -380,6 +432,50 @@ def keys_revoke(
         err_console.print(f"[red]error[/red]: no active key {key!r}")
         raise typer.Exit(2)
     console.print(f"revoked {key}")
+
+
+admin_app = typer.Typer(help="Operate an install: figures across accounts.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+@admin_app.command("stats")
+def admin_stats(
+    data_dir: DataDir = DEFAULT_DIR, database_url: DatabaseUrl = None, as_json: JsonFlag = False
+) -> None:
+    """Per account: plan, ops this month, memories, sessions, last write; and install totals."""
+    import time
+
+    from memstore.admin import install_stats
+
+    store = _store(data_dir, database_url)
+    try:
+        stats = install_stats(store, time.time())
+    finally:
+        store.close()
+    if as_json:
+        _print_json(stats.model_dump(mode="json"))
+        return
+    table = Table(
+        "account", "id", "plan", f"ops {stats.period}", "memories", "sessions", "last write"
+    )
+    for a in stats.accounts:
+        limit = "" if a.ops_limit is None else f" / {a.ops_limit:,}"
+        last = a.last_write_at.isoformat(timespec="seconds") if a.last_write_at else "-"
+        table.add_row(
+            a.name,
+            a.id,
+            a.plan,
+            f"{a.ops_used:,}{limit}",
+            f"{a.memories:,}",
+            f"{a.sessions:,}",
+            last,
+        )
+    console.print(table)
+    t = stats.totals
+    console.print(
+        f"{t.accounts} accounts, {t.memories:,} memories in {t.sessions:,} sessions, "
+        f"{t.ops_used:,} ops in {stats.period}; database {t.database_bytes / 2**20:,.1f} MiB"
+    )
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from memstore import metrics
 from memstore import validation as check
 from memstore.embedding import Embedder
 from memstore.errors import (
@@ -121,6 +122,7 @@ class MemoryEngine:
         period, resets = month_bounds(now)
         used = self.store.add_usage(account_id, period, ops, limit)
         if used is None:
+            metrics.quota_refused(plan)
             retry_after = max(1, int(resets.timestamp() - now))
             raise QuotaExceededError(
                 f"the {plan} plan allows {limit} operations per month; this one is used up. "
@@ -156,7 +158,7 @@ class MemoryEngine:
         with self._purge_lock:
             if now - self._last_purge >= PURGE_INTERVAL_SECONDS:
                 self._last_purge = now
-                self.store.purge_expired(now)
+                metrics.purge_ran(self.store.purge_expired(now))
 
     # -- operations
     def remember(
@@ -200,7 +202,7 @@ class MemoryEngine:
                 )
             )
         if charge:
-            self.charge(account_id, len(rows))
+            metrics.count_ops("remember", self.charge(account_id, len(rows)).plan, len(rows))
         self._maybe_purge(now)
         return self._store_rows(account_id, rows, None)
 
@@ -250,14 +252,18 @@ class MemoryEngine:
         threshold = check.min_score(min_score)
         where = check.filters(filters)
         if charge:
-            self.charge(account_id)
+            metrics.count_ops("recall", self.charge(account_id).plan)
         now = self.clock()
         k = max(CANDIDATES, limit * 4)
+        lap = metrics.laps()
         vector = self.embedder.embed_query(query)
+        lap("embedding")
         dense = self.store.dense_search(account_id, sessions, vector, k, now, where)
+        lap("dense")
         keyword = self.store.keyword_search(
             account_id, sessions, keyword_terms(query), k, now, where
         )
+        lap("keyword")
         # Read each candidate in its context: the memories stored around it in its session.
         first = rrf([dense, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
         candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, limit)]
@@ -274,6 +280,7 @@ class MemoryEngine:
         cosines = {**scored, **{mid: float(np.dot(v, vector)) for mid, v in fetched.items()}}
         in_pool = {mid: v for mid, v in fetched.items() if mid in pool}
         in_context = context_cosines(vector, in_pool, context)
+        lap("context")
         in_period = self._created_in_periods(account_id, query, in_context, keyword, now)
         ranked = fuse(
             in_context,
@@ -285,6 +292,7 @@ class MemoryEngine:
             min_score=threshold,
         )
         rows = self.store.get_many(account_id, [mid for mid, _ in ranked], now)
+        lap("fusion")
         return [
             RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)
             for mid, score in ranked

@@ -7,13 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from memstore import metrics
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
 from memstore.server.middleware import RequestContext
+from memstore.server.observability import Observe, StoreSizeCollector
 from memstore.server.routes import router
 from memstore.server.settings import Settings
 from memstore.stores import open_store
@@ -100,6 +102,17 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     app.add_middleware(
         RequestContext, max_body_bytes=settings.max_body_bytes, quota_headers=quota_headers
     )
+    # Outermost: the access log and request metrics see every response, 413s and 500s too.
+    app.add_middleware(Observe, log_user_data=settings.log_user_data)
+    if settings.metrics:
+        metrics.enable()
+        store_size = StoreSizeCollector(engine.store)
+
+        @app.get("/metrics", include_in_schema=False)
+        def prometheus_metrics() -> Response:
+            """Prometheus text format, summed over worker processes."""
+            body, content_type = metrics.render([store_size])
+            return Response(body, media_type=content_type)
 
     @app.exception_handler(MemstoreError)
     async def memstore_error(request: Request, exc: MemstoreError) -> JSONResponse:

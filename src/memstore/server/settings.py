@@ -13,3 +13,7 @@ class Settings(BaseSettings):
     database_pool_size: int = 10  # PostgreSQL connections per server process
     embedder: str | None = None
     max_body_bytes: int = 1024 * 1024
+    # -- operations (memstore serve --metrics / --log-format / --log-user-data; docs/operations.md)
+    metrics: bool = False  # GET /metrics in the Prometheus text format; 404 when off
+    log_format: str = "text"  # or "json": one object per line
+    log_user_data: bool = False  # debug only: the access log adds the full URL and client

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from memstore.stores.stats import AccountActivity, StoreSize
 
 
 @dataclass(frozen=True)
@@ -163,5 +166,10 @@ class Store(Protocol):
     def check(self) -> None:
         """Raise if the database cannot serve (used by /readyz)."""
         ...
+
+    # -- install-wide figures for operators (stores/stats.py): counts and times only
+    def database_bytes(self) -> int: ...
+    def size_stats(self) -> StoreSize: ...
+    def account_activity(self, period: str, now: float) -> list[AccountActivity]: ...
 
     def close(self) -> None: ...

@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from memstore.stores.accounts import AccountsAndKeys
 from memstore.stores.base import Filters, MemoryRow, context_offsets
+from memstore.stores.stats import InstallStats
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
 SCHEMA_LOCK = 0x6D656D73746F7265
@@ -120,7 +121,7 @@ def _scope(
     return sql, args
 
 
-class PostgresStore(AccountsAndKeys):
+class PostgresStore(AccountsAndKeys, InstallStats):
     """Store over a PostgreSQL database with pgvector (see module docstring)."""
 
     param = "%s"
@@ -162,6 +163,9 @@ class PostgresStore(AccountsAndKeys):
 
     def check(self) -> None:
         self._read("SELECT 1")
+
+    def database_bytes(self) -> int:
+        return int(self._read("SELECT pg_database_size(current_database())")[0][0])
 
     # -- store identity
     def embedder_info(self) -> tuple[str, int] | None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from memstore.stores.accounts import AccountsAndKeys
 from memstore.stores.base import Filters, MemoryRow, context_offsets
+from memstore.stores.stats import InstallStats
 from memstore.stores.vector_index import VectorIndex
 
 DB_FILENAME = "memstore.db"
@@ -136,7 +137,7 @@ def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, li
     return sql, args
 
 
-class SQLiteStore(AccountsAndKeys):
+class SQLiteStore(AccountsAndKeys, InstallStats):
     """Store over one SQLite database file (see module docstring)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
@@ -201,6 +202,14 @@ class SQLiteStore(AccountsAndKeys):
 
     def check(self) -> None:
         self._read("SELECT 1")
+
+    def database_bytes(self) -> int:
+        """The database file plus its write-ahead log, as on disk now."""
+        ((pages, size),) = self._read(
+            "SELECT page_count, page_size FROM pragma_page_count, pragma_page_size"
+        )
+        wal = Path(self.path + "-wal")
+        return int(pages) * int(size) + (wal.stat().st_size if wal.exists() else 0)
 
     # -- store identity
     def embedder_info(self) -> tuple[str, int] | None:
