@@ -33,6 +33,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    args: list[str] = field(default_factory=list)  # more `memstore serve` options
 
     @property
     def url(self) -> str:
@@ -52,6 +53,7 @@ class ServerProcess:
         ]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
+        cmd += self.args
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
