@@ -25,12 +25,11 @@ UNMATCHED = "unmatched"  # any path no route matched (a 404): never the path its
 
 
 def route_template(scope: Scope) -> str:
-    """The template of the route that served ``scope``, or of the mount it went to."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
+    """The template of the route that served ``scope`` (under its mount's path, if any)."""
+    root = scope.get("root_path") or ""
+    path = getattr(scope.get("route"), "path", None)
     if isinstance(path, str):
-        return path
-    root = scope.get("root_path") or scope.get("app_root_path")
+        return root + path
     return f"{root}/*" if root else UNMATCHED
 
 
