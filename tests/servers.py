@@ -83,10 +83,10 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
-    def key(self, account: str, plan: str = "unlimited") -> IssuedKey:
+    def key(self, account: str, plan: str = "unlimited", *, admin: bool = False) -> IssuedKey:
         """A new API key, written straight into the server's store."""
         store = open_store(data_dir=str(self.data_dir), database_url=self.database_url)
         try:
-            return issue_key(store, account, plan)
+            return issue_key(store, account, plan, admin=admin)
         finally:
             store.close()

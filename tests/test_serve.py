@@ -21,6 +21,10 @@ def test_serve_on_an_empty_store_prints_a_first_key_that_works(tmp_path):
             timeout=60,
         )
         assert r.status_code == 201
+        keys = httpx.get(
+            server.url + "/v1/admin/keys", headers={"Authorization": f"Bearer {key}"}, timeout=60
+        )
+        assert keys.status_code == 200  # the first key is an admin key
     finally:
         # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status tells why.
         assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)

@@ -283,9 +283,9 @@ def serve(
     store = _store(data_dir, database_url)
     try:
         if not store.list_keys():
-            issued = issue_key(store, "default", "unlimited")
+            issued = issue_key(store, "default", "unlimited", admin=True)
             err_console.print(
-                "No API keys yet; created one for account 'default' (shown only once):\n"
+                "No API keys yet; created an admin key for account 'default' (shown only once):\n"
                 f"  {issued.key}\n"
                 "Use it as 'Authorization: Bearer <key>'. More: memstore keys create --help"
             )
@@ -349,6 +349,9 @@ def keys_create(
     plan: Annotated[str, typer.Option(help="free (1,000 ops/month), pro or unlimited.")] = (
         "unlimited"
     ),
+    admin: Annotated[
+        bool, typer.Option("--admin", help="May also manage every key of the install.")
+    ] = False,
     data_dir: DataDir = DEFAULT_DIR,
     database_url: DatabaseUrl = None,
     as_json: JsonFlag = False,
@@ -358,7 +361,7 @@ def keys_create(
 
     store = _store(data_dir, database_url)
     try:
-        issued = _run(lambda: issue_key(store, account, plan))
+        issued = _run(lambda: issue_key(store, account, plan, admin=admin))
     finally:
         store.close()
     if as_json:
@@ -369,11 +372,13 @@ def keys_create(
                 "account_id": issued.account_id,
                 "account": issued.account_name,
                 "plan": issued.plan,
+                "admin": issued.admin,
             }
         )
     else:
+        role = "admin key" if issued.admin else "key"
         console.print(
-            f"{issued.key}\n(key {issued.key_id}, account {issued.account_name}, "
+            f"{issued.key}\n({role} {issued.key_id}, account {issued.account_name}, "
             f"plan {issued.plan}; this is the only time the key is shown)"
         )
 
@@ -382,7 +387,9 @@ def keys_create(
 def keys_list(
     data_dir: DataDir = DEFAULT_DIR, database_url: DatabaseUrl = None, as_json: JsonFlag = False
 ) -> None:
-    """List keys (id, prefix, account, state); never the keys themselves."""
+    """List keys (id, prefix, account, admin, last use, state); never the keys themselves."""
+    from datetime import UTC, datetime
+
     store = _store(data_dir, database_url)
     try:
         accounts = {a.id: a for a in store.list_accounts()}
@@ -396,19 +403,25 @@ def keys_list(
             "account": accounts[k.account_id].name,
             "plan": accounts[k.account_id].plan,
             "revoked": k.revoked_at is not None,
+            "admin": k.admin,
+            "last_used_at": None
+            if k.last_used_at is None
+            else datetime.fromtimestamp(k.last_used_at, UTC).isoformat(timespec="seconds"),
         }
         for k in keys
     ]
     if as_json:
         _print_json(rows)
         return
-    table = Table("key id", "prefix", "account", "plan", "state")
+    table = Table("key id", "prefix", "account", "plan", "admin", "last used", "state")
     for r in rows:
         table.add_row(
             r["key_id"],
             r["prefix"] + "…",
             r["account"],
             r["plan"],
+            "admin" if r["admin"] else "",
+            r["last_used_at"] or "never",
             "revoked" if r["revoked"] else "active",
         )
     console.print(table)

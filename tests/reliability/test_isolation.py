@@ -29,8 +29,9 @@ pytestmark = pytest.mark.reliability
 class Victim:
     """Account A: memories in the shared session and a private one, with secret content."""
 
-    def __init__(self, client: httpx.Client, key: str) -> None:
+    def __init__(self, client: httpx.Client, key: str, key_id: str = "") -> None:
         self.key = key
+        self.key_id = key_id
         self.secret = "zq" + uuid.uuid4().hex  # a word only A's memories contain
         self.session = "a-private-" + uuid.uuid4().hex[:6]
         self.metadata = {"owner": "alice", "tier": 3}
@@ -77,6 +78,10 @@ def _value(name: str, a: Victim, session: str | None) -> Any:
         "content": "probe from B",
         "metadata": {"probe": "b"},
         "memories": [{"content": "probe from B", "session": session}],
+        "key_id": a.key_id,  # /v1/admin: B's key is not an admin key, so always 403
+        "account": "probe-from-b",
+        "plan": "unlimited",
+        "admin": True,
     }.get(name, ...)
 
 
@@ -117,7 +122,8 @@ def _requests(spec: dict, a: Victim) -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_account_b_cannot_reach_account_as_data_through_any_route(server):
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        a = Victim(client, server.key("iso-a-" + uuid.uuid4().hex[:6]).key)
+        issued_a = server.key("iso-a-" + uuid.uuid4().hex[:6])
+        a = Victim(client, issued_a.key, issued_a.key_id)
         key_b = server.key("iso-b-" + uuid.uuid4().hex[:6]).key
         spec = client.get("/openapi.json").json()
         calls = _requests(spec, a)
@@ -131,6 +137,10 @@ def test_account_b_cannot_reach_account_as_data_through_any_route(server):
                 kwargs.pop("json", None)
             r = client.request(method, url, headers=auth(key_b), **kwargs)
             where = f"{method} {url} {kwargs}"
+            if url.startswith("/v1/admin/"):  # key management: admin keys only
+                assert r.status_code == 403, f"{where}: {r.status_code}"
+                assert r.json()["error"]["code"] == "forbidden"
+                continue
             assert r.status_code < 500 and r.status_code != 403, f"{where}: {r.status_code}"
             assert not a.leaked_in(r.text, where), f"{where} leaked A's data: {r.text[:300]}"
             if "{memory_id}" in next(p for p in spec["paths"] if _matches(p, url)):
@@ -142,6 +152,34 @@ def test_account_b_cannot_reach_account_as_data_through_any_route(server):
             assert got.json()["metadata"] == a.metadata
         sessions = client.get("/v1/sessions", headers=auth(a.key)).json()["sessions"]
         assert {s["session"]: s["count"] for s in sessions} == {None: 3, a.session: 3}
+        # A's key is still active, and B created no key.
+        assert client.get("/v1/usage", headers=auth(a.key)).status_code == 200
+        admin = server.key("iso-admin-" + uuid.uuid4().hex[:6], admin=True)
+        keys = client.get("/v1/admin/keys", headers=auth(admin.key)).json()["keys"]
+        assert not [k for k in keys if k["account"] == "probe-from-b"]
+
+
+def test_every_route_refuses_no_key_and_a_revoked_key(server):
+    """No key, or a revoked one (even a revoked admin key): 401 on every /v1 route."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        issued_a = server.key("iso-r-" + uuid.uuid4().hex[:6])
+        a = Victim(client, issued_a.key, issued_a.key_id)
+        revoked = server.key("iso-r-admin-" + uuid.uuid4().hex[:6], admin=True)
+        store = SQLiteStore.open_dir(server.data_dir)
+        try:
+            assert store.revoke_key(revoked.key_id, 0)
+        finally:
+            store.close()
+        spec = client.get("/openapi.json").json()
+        for method, url, kwargs in _requests(spec, a):
+            kwargs = {k: v for k, v in kwargs.items() if v or k == "params"}
+            if method in ("GET", "DELETE"):
+                kwargs.pop("json", None)
+            for headers in ({}, auth(revoked.key)):
+                r = client.request(method, url, headers=headers, **kwargs)
+                assert r.status_code == 401, f"{method} {url} {headers}: {r.status_code}"
+                assert r.json()["error"]["code"] == "unauthorized"
+                assert not a.leaked_in(r.text, url)
 
 
 def _matches(template: str, url: str) -> bool:

@@ -14,6 +14,7 @@ from memstore import metrics
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
+from memstore.server.admin import router as admin_router
 from memstore.server.middleware import RequestContext
 from memstore.server.observability import Observe, StoreSizeCollector
 from memstore.server.routes import router
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     )
     app.state.engine = engine
     app.include_router(router)
+    app.include_router(admin_router)
 
     def quota_headers(account_id: str) -> dict[str, str]:
         usage = engine.usage(account_id)

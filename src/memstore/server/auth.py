@@ -8,14 +8,18 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
-from memstore.errors import AuthenticationError, ValidationError
+from fastapi import Depends, Header, Request
+
+from memstore.errors import AuthenticationError, PermissionDeniedError, ValidationError
 from memstore.stores.base import ApiKeyRow, Store
 
 KEY_PREFIX = "am_live_"
 KEY_RANDOM_CHARS = 40
 _BASE62 = string.ascii_letters + string.digits
 PLANS = ("free", "pro", "unlimited")
+LAST_USED_RESOLUTION = 60.0  # seconds; last_used_at is written at most this often per key
 
 
 def hash_key(key: str) -> str:
@@ -29,10 +33,15 @@ class IssuedKey:
     account_id: str
     account_name: str
     plan: str
+    admin: bool = False
 
 
-def issue_key(store: Store, account_name: str = "default", plan: str = "unlimited") -> IssuedKey:
-    """Create a key (and its account, if new); the plaintext is returned once, never stored."""
+def issue_key(
+    store: Store, account_name: str = "default", plan: str = "unlimited", *, admin: bool = False
+) -> IssuedKey:
+    """Create a key (and its account, if new); the plaintext is returned once, never stored.
+
+    An ``admin`` key may also manage every key of the install (``require_admin``)."""
     if plan not in PLANS:
         raise ValidationError(f"plan must be one of {', '.join(PLANS)}")
     now = time.time()
@@ -46,13 +55,19 @@ def issue_key(store: Store, account_name: str = "default", plan: str = "unlimite
         prefix=key[: len(KEY_PREFIX) + 6],
         key_hash=hash_key(key),
         created_at=now,
+        admin=admin,
     )
     store.create_key(row)
-    return IssuedKey(key, row.id, account.id, account.name, account.plan)
+    return IssuedKey(key, row.id, account.id, account.name, account.plan, admin)
 
 
 def authenticate(store: Store, authorization: str | None) -> str:
     """The account id of a valid, unrevoked ``Bearer`` key; AuthenticationError otherwise."""
+    return authenticate_key(store, authorization).account_id
+
+
+def authenticate_key(store: Store, authorization: str | None) -> ApiKeyRow:
+    """The row of a valid, unrevoked ``Bearer`` key; AuthenticationError otherwise."""
     if not authorization:
         raise AuthenticationError("missing API key: send 'Authorization: Bearer am_live_...'")
     scheme, _, key = authorization.partition(" ")
@@ -65,4 +80,24 @@ def authenticate(store: Store, authorization: str | None) -> str:
         raise AuthenticationError("invalid API key")
     if row.revoked_at is not None:
         raise AuthenticationError("this API key has been revoked")
-    return row.account_id
+    now = time.time()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        store.touch_key(row.id, now)
+    return row
+
+
+def require_admin(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer am_live_...")] = None,
+) -> ApiKeyRow:
+    """FastAPI dependency: the caller's key, which must be an admin key (401 / 403 if not)."""
+    row = authenticate_key(request.app.state.engine.store, authorization)
+    request.scope["state"]["account"] = row.account_id
+    if not row.admin:
+        raise PermissionDeniedError(
+            "this needs an admin key; create one with 'memstore keys create --admin'"
+        )
+    return row
+
+
+AdminKey = Annotated[ApiKeyRow, Depends(require_admin)]

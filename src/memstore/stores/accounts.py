@@ -12,7 +12,14 @@ from typing import Any
 from memstore.stores.base import AccountRow, ApiKeyRow
 
 _ACCOUNT = "SELECT id, name, plan, created_at FROM accounts"
-_KEY = "SELECT id, account_id, prefix, key_hash, created_at, revoked_at FROM api_keys"
+_KEY = (
+    "SELECT id, account_id, prefix, key_hash, created_at, revoked_at, admin, last_used_at"
+    " FROM api_keys"
+)
+
+
+def _key_row(r: tuple[Any, ...]) -> ApiKeyRow:
+    return ApiKeyRow(*r[:6], admin=bool(r[6]), last_used_at=r[7])
 
 
 class AccountsAndKeys:
@@ -45,18 +52,26 @@ class AccountsAndKeys:
     def create_key(self, key: ApiKeyRow) -> None:
         self._change(
             self._q(
-                "INSERT INTO api_keys (id, account_id, prefix, key_hash, created_at, revoked_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO api_keys (id, account_id, prefix, key_hash, created_at, revoked_at,"
+                " admin) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ),
-            (key.id, key.account_id, key.prefix, key.key_hash, key.created_at, key.revoked_at),
+            (
+                key.id,
+                key.account_id,
+                key.prefix,
+                key.key_hash,
+                key.created_at,
+                key.revoked_at,
+                key.admin,
+            ),
         )
 
     def find_key(self, key_hash: str) -> ApiKeyRow | None:
         rows = self._read(self._q(f"{_KEY} WHERE key_hash = ?"), (key_hash,))
-        return ApiKeyRow(*rows[0]) if rows else None
+        return _key_row(rows[0]) if rows else None
 
     def list_keys(self) -> list[ApiKeyRow]:
-        return [ApiKeyRow(*r) for r in self._read(f"{_KEY} ORDER BY created_at")]
+        return [_key_row(r) for r in self._read(f"{_KEY} ORDER BY created_at")]
 
     def revoke_key(self, key_id_or_prefix: str, now: float) -> bool:
         changed = self._change(
@@ -67,3 +82,6 @@ class AccountsAndKeys:
             (now, key_id_or_prefix, key_id_or_prefix),
         )
         return changed > 0
+
+    def touch_key(self, key_id: str, now: float) -> None:
+        self._change(self._q("UPDATE api_keys SET last_used_at = ? WHERE id = ?"), (now, key_id))

@@ -47,6 +47,8 @@ class ApiKeyRow:
     key_hash: str
     created_at: float
     revoked_at: float | None = None
+    admin: bool = False  # may manage the install's keys (the console's Keys page)
+    last_used_at: float | None = None  # refreshed at most once a minute
 
 
 Filters = dict[str, str | int | float | bool | None]
@@ -85,6 +87,10 @@ class Store(Protocol):
     def find_key(self, key_hash: str) -> ApiKeyRow | None: ...
     def list_keys(self) -> list[ApiKeyRow]: ...
     def revoke_key(self, key_id_or_prefix: str, now: float) -> bool: ...
+    def touch_key(self, key_id: str, now: float) -> None:
+        """Record that the key was just used (``last_used_at``)."""
+        ...
+
     def add_usage(self, account_id: str, period: str, ops: int, limit: int | None) -> int | None:
         """Atomically add ``ops``; return the new total, or None (adding nothing) past ``limit``."""
         ...

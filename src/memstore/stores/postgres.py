@@ -77,6 +77,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX memories_tsv ON memories USING gin (tsv);
     CREATE AGGREGATE tsquery_any (tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
     """,
+    # 2: admin keys (the console's key management) and when each key was last used
+    """
+    ALTER TABLE api_keys ADD COLUMN admin boolean NOT NULL DEFAULT false,
+        ADD COLUMN last_used_at double precision;
+    """,
 ]
 
 _COLUMNS = (

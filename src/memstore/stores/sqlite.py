@@ -93,6 +93,11 @@ MIGRATIONS: list[str] = [
         INSERT INTO changes (account_id, memory_seq) VALUES (new.account_id, new.seq);
     END;
     """,
+    # 2: admin keys (the console's key management) and when each key was last used
+    """
+    ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE api_keys ADD COLUMN last_used_at REAL;
+    """,
 ]
 
 _COLUMNS = (
