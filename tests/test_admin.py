@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 
+import httpx
 import pytest
 
-from memstore.admin import install_stats
 from memstore.client import open_local_engine
 from memstore.engine import LOCAL_ACCOUNT, month_bounds
+from memstore.install_stats import install_stats
 from memstore.server.auth import issue_key
 from tests.servers import BIN
 
@@ -79,3 +81,28 @@ def test_admin_stats_cli_prints_figures_never_content(tmp_path):
     ).stdout
     assert "team-b" in table and "2 accounts, 1 memories" in table
     assert "Narwhal" not in out + table
+
+
+def test_admin_stats_over_http_need_an_admin_key(server):
+    admin = server.key("ops-admin-" + uuid.uuid4().hex[:6], admin=True)
+    user = server.key("ops-user-" + uuid.uuid4().hex[:6], plan="pro")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        r = client.post(
+            "/v1/memory/remember",
+            json={"content": "Secret content Okapi", "session": "session Okapi"},
+            headers={"Authorization": f"Bearer {user.key}"},
+        )
+        assert r.status_code == 201
+        assert client.get("/v1/admin/stats").status_code == 401
+        denied = client.get("/v1/admin/stats", headers={"Authorization": f"Bearer {user.key}"})
+        assert denied.status_code == 403 and denied.json()["error"]["code"]
+        r = client.get("/v1/admin/stats", headers={"Authorization": f"Bearer {admin.key}"})
+    assert r.status_code == 200
+    stats = r.json()
+    mine = next(a for a in stats["accounts"] if a["id"] == user.account_id)
+    assert (mine["plan"], mine["ops_used"], mine["ops_limit"]) == ("pro", 1, 100_000)
+    assert (mine["memories"], mine["sessions"]) == (1, 1)
+    assert mine["last_activity_at"] is not None
+    assert stats["totals"]["accounts"] == len(stats["accounts"])
+    assert stats["totals"]["database_bytes"] > 0
+    assert "Okapi" not in r.text and user.key not in r.text

@@ -455,10 +455,10 @@ app.add_typer(admin_app, name="admin")
 def admin_stats(
     data_dir: DataDir = DEFAULT_DIR, database_url: DatabaseUrl = None, as_json: JsonFlag = False
 ) -> None:
-    """Per account: plan, ops this month, memories, sessions, last write; and install totals."""
+    """Per account: plan, ops this month, memories, sessions, last activity; install totals."""
     import time
 
-    from memstore.admin import install_stats
+    from memstore.install_stats import install_stats
 
     store = _store(data_dir, database_url)
     try:
@@ -469,11 +469,11 @@ def admin_stats(
         _print_json(stats.model_dump(mode="json"))
         return
     table = Table(
-        "account", "id", "plan", f"ops {stats.period}", "memories", "sessions", "last write"
+        "account", "id", "plan", f"ops {stats.period}", "memories", "sessions", "last active"
     )
     for a in stats.accounts:
         limit = "" if a.ops_limit is None else f" / {a.ops_limit:,}"
-        last = a.last_write_at.isoformat(timespec="seconds") if a.last_write_at else "-"
+        last = a.last_activity_at.isoformat(timespec="seconds") if a.last_activity_at else "-"
         table.add_row(
             a.name,
             a.id,

@@ -15,6 +15,7 @@ from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
 from memstore.server.admin import router as admin_router
+from memstore.server.admin_stats import router as admin_stats_router
 from memstore.server.middleware import RequestContext
 from memstore.server.observability import Observe, StoreSizeCollector
 from memstore.server.routes import router
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     app.state.engine = engine
     app.include_router(router)
     app.include_router(admin_router)
+    app.include_router(admin_stats_router)
 
     def quota_headers(account_id: str) -> dict[str, str]:
         usage = engine.usage(account_id)

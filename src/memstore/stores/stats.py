@@ -26,7 +26,8 @@ class StoreSize:
 
 @dataclass(frozen=True)
 class AccountActivity:
-    """One account's live memories, sessions, ops in a period and last memory write."""
+    """One account's live memories, sessions, ops in a period, last memory write and last
+    use of one of its keys (recorded to the minute)."""
 
     account_id: str
     name: str
@@ -36,6 +37,7 @@ class AccountActivity:
     memories: int
     sessions: int
     last_write_at: float | None
+    last_key_use_at: float | None
 
 
 class InstallStats:
@@ -72,6 +74,9 @@ class InstallStats:
                 (now,),
             )
         }
+        used = dict(
+            self._read("SELECT account_id, max(last_used_at) FROM api_keys GROUP BY account_id")
+        )
         out = []
         for account_id, name, plan, created_at in accounts:
             memories, sessions, last = held.get(account_id, (0, 0, None))
@@ -85,6 +90,11 @@ class InstallStats:
                     memories=int(memories),
                     sessions=int(sessions),
                     last_write_at=None if last is None else float(last),
+                    last_key_use_at=_float(used.get(account_id)),
                 )
             )
         return out
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

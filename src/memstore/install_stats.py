@@ -24,6 +24,9 @@ class AccountStats(BaseModel):
     last_write_at: datetime | None = Field(
         description="When one of its live memories was last stored or updated."
     )
+    last_activity_at: datetime | None = Field(
+        description="Its last write or the last request with one of its keys (to the minute)."
+    )
 
 
 class InstallTotals(BaseModel):
@@ -55,6 +58,11 @@ def install_stats(store: Store, now: float) -> InstallStatsResponse:
             sessions=r.sessions,
             created_at=to_datetime(r.created_at),
             last_write_at=to_datetime(r.last_write_at),
+            last_activity_at=to_datetime(
+                max(
+                    (t for t in (r.last_write_at, r.last_key_use_at) if t is not None), default=None
+                )
+            ),
         )
         for r in rows
     ]
