@@ -76,6 +76,8 @@ def test_a_scrape_counts_a_known_sequence_of_requests(metered):
         assert client.get("/v1/memory/mem_000000000000000000000000").status_code == 404
         assert client.get("/v1/usage", headers=auth("am_live_wrong")).status_code == 401
         assert client.get("/no/such/route").status_code == 404
+        big = b"x" * (2 * 1024 * 1024)  # refused before routing, still named by its route
+        assert client.post("/v1/memory/remember", content=big).status_code == 413
     after = scrape(metered)
 
     def delta(name: str, **labels: str) -> float:
@@ -89,6 +91,7 @@ def test_a_scrape_counts_a_known_sequence_of_requests(metered):
         ("/v1/memory/{memory_id}", "GET", "404"): 1,
         ("/v1/usage", "GET", "401"): 1,
         ("unmatched", "GET", "404"): 1,
+        ("/v1/memory/remember", "POST", "413"): 1,
     }
     for (route, method, status), count in expected.items():
         labels = {"route": route, "method": method, "status": status}

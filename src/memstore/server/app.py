@@ -48,8 +48,12 @@ def _unreadable_body(exc: BaseException | None) -> str:
     return "request body could not be parsed as JSON"
 
 
+def _request_id(request: Request) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
+
+
 def _error(request: Request, status: int, code: str, message: str, headers=None) -> JSONResponse:
-    request_id = request.scope.get("state", {}).get("request_id")
+    request_id = _request_id(request)
     return JSONResponse(
         {"error": {"code": code, "message": message, "request_id": request_id}},
         status_code=status,
@@ -156,7 +160,7 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
+        log.exception("unexpected error", extra={"fields": {"request_id": _request_id(request)}})
         return _error(request, 500, "internal_error", "internal error; see the server log")
 
     return app

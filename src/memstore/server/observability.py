@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
+from starlette.routing import Match
 
 from memstore import metrics
 from memstore.server.middleware import ASGIApp, Message, Receive, Scope, Send
@@ -25,12 +26,32 @@ UNMATCHED = "unmatched"  # any path no route matched (a 404): never the path its
 
 
 def route_template(scope: Scope) -> str:
-    """The template of the route that served ``scope`` (under its mount's path, if any)."""
+    """The template of the route that served ``scope`` (under its mount's path, if any).
+
+    A request refused before routing (a body too large, a rate limit) is named by the
+    route its path and method would have reached."""
     root = scope.get("root_path") or ""
     path = getattr(scope.get("route"), "path", None)
     if isinstance(path, str):
         return root + path
-    return f"{root}/*" if root else UNMATCHED
+    if root:
+        return f"{root}/*"
+    router = getattr(scope.get("app"), "router", None)
+    return _would_route(scope, getattr(router, "routes", ())) or UNMATCHED
+
+
+def _would_route(scope: Scope, routes: Iterable[Any]) -> str | None:
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # FastAPI >= 0.16x keeps routers whole
+        if inner is not None:
+            found = _would_route(scope, inner.routes)
+            if found:
+                return found
+        elif isinstance(getattr(route, "path", None), str):
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return route.path
+    return None
 
 
 class Observe:
