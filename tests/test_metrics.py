@@ -183,10 +183,9 @@ def served_by(server: ServerProcess, request_ids: set[str]) -> set[int]:
     return {e["pid"] for e in entries if e.get("request_id") in request_ids}
 
 
-def test_counters_add_up_across_workers(tmp_path):
-    server = ServerProcess(
-        tmp_path / "data", workers=2, args=["--metrics", "--log-format", "json"]
-    ).start()
+def test_counters_add_up_across_workers(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMSTORE_METRICS", "true")  # the same as --metrics
+    server = ServerProcess(tmp_path / "data", workers=2, args=["--log-format", "json"]).start()
     try:
         sent: set[str] = set()
         while len(sent) < 300:
