@@ -280,6 +280,10 @@ def serve(
     from memstore.server.auth import issue_key
     from memstore.server.observability import log_config
 
+    try:
+        logging_config = log_config(log_format, log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-format") from None
     store = _store(data_dir, database_url)
     try:
         if not store.list_keys():
@@ -294,10 +298,6 @@ def serve(
     os.environ["MEMSTORE_DATA_DIR"] = str(data_dir)
     if database_url:
         os.environ["MEMSTORE_DATABASE_URL"] = database_url
-    try:
-        logging_config = log_config(log_format, log_level)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--log-format") from None
     os.environ.update(
         MEMSTORE_METRICS=str(metrics).lower(),
         MEMSTORE_LOG_FORMAT=log_format,
