@@ -405,7 +405,7 @@ def measure_level(
 
     # (a) SDK local mode
     ms = Memstore.local(data_dir, embedder=embedder)
-    engine = ms._transport.engine
+    engine = ms.backend.engine
     engine.recall(LOCAL_ACCOUNT, "warm up the index", session=SESSION)
     cache.clear()
     local = lambda q: ms.recall(q, session=SESSION, limit=K)  # noqa: E731

@@ -133,7 +133,7 @@ def test_import_re_embeds_when_the_embedder_differs(tmp_path):
         + "\n"
     )
     ms = Memstore.local(tmp_path / "d")
-    engine = ms._transport.engine
+    engine = ms.backend.engine
     with file.open() as f:
         imported, skipped, reembedded = import_jsonl(engine, "local", f)
     assert (imported, skipped, reembedded) == (1, 0, True)

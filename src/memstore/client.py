@@ -1,78 +1,24 @@
-"""The SDK: ``Memstore`` (and ``AsyncMemstore``) have one set of methods over two transports.
+"""The SDK: ``Memstore`` (and ``AsyncMemstore``) have one set of methods over two backends.
 
 ``Memstore.local(path)`` runs the engine in-process on an embedded SQLite store;
-``Memstore(api_key=..., base_url=...)`` talks to a memstore server over HTTP. Both return
-the same models and raise the same errors, because each method is one named operation
-that a transport either runs on the engine or sends as an HTTP request.
+``Memstore(api_key=..., base_url=...)`` talks to a memstore server over HTTP. Both hold a
+typed backend (``memstore.backend``) with one method per operation, return the same models
+and raise the same errors.
 """
 
 from __future__ import annotations
 
-import asyncio
+import builtins
 import os
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from memstore.backend import AsyncBackend, Backend, Metadata, RememberItem, SessionsArg
+from memstore.local import open_local_engine
 from memstore.models import Memory, MemoryPage, RecalledMemory, RememberResult, SessionInfo, Usage
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8420"
-SessionsArg = str | Iterable[str | None] | None
-
-
-class Transport(Protocol):
-    def call(self, op: str, **kw: Any) -> Any: ...
-    def close(self) -> None: ...
-
-
-class LocalTransport:
-    """Runs operations on a MemoryEngine in this process, as one account."""
-
-    def __init__(self, engine: Any, account_id: str) -> None:
-        self.engine = engine
-        self.account_id = account_id
-
-    def call(self, op: str, **kw: Any) -> Any:
-        return getattr(self.engine, op)(self.account_id, **kw)
-
-    def close(self) -> None:
-        self.engine.store.close()
-
-
-class AsyncLocalTransport:
-    """The local transport for AsyncMemstore: engine calls run in a worker thread."""
-
-    def __init__(self, local: LocalTransport) -> None:
-        self.local = local
-
-    async def call(self, op: str, **kw: Any) -> Any:
-        return await asyncio.to_thread(self.local.call, op, **kw)
-
-    async def close(self) -> None:
-        self.local.close()
-
-
-def open_local_engine(path: str | Path, embedder: Any = None) -> Any:
-    """A MemoryEngine over the SQLite store in directory ``path``."""
-    from memstore.embedding import load_embedder
-    from memstore.engine import LOCAL_ACCOUNT, MemoryEngine
-    from memstore.stores.sqlite import SQLiteStore
-
-    store = SQLiteStore.open_dir(path)
-    try:
-        engine = MemoryEngine(store, embedder or load_embedder())
-    except Exception:
-        store.close()
-        raise
-    engine.ensure_account(LOCAL_ACCOUNT)
-    return engine
-
-
-def _local(path: str | Path | None, embedder: Any) -> LocalTransport:
-    from memstore.engine import LOCAL_ACCOUNT
-
-    path = path or os.environ.get("MEMSTORE_DATA_DIR") or "memstore-data"
-    return LocalTransport(open_local_engine(path, embedder), LOCAL_ACCOUNT)
+__all__ = ["DEFAULT_BASE_URL", "AsyncMemstore", "Memstore", "open_local_engine"]
 
 
 def _remote_args(api_key: str | None, base_url: str | None) -> tuple[str | None, str]:
@@ -82,8 +28,8 @@ def _remote_args(api_key: str | None, base_url: str | None) -> tuple[str | None,
     )
 
 
-def _item(item: dict[str, Any] | str) -> dict[str, Any]:
-    return {"content": item} if isinstance(item, str) else dict(item)
+def _items(items: builtins.list[RememberItem | str]) -> builtins.list[RememberItem]:
+    return [{"content": i} if isinstance(i, str) else dict(i) for i in items]
 
 
 class Memstore:
@@ -97,35 +43,37 @@ class Memstore:
         *,
         timeout: float = 30.0,
         max_retries: int = 3,
-        transport: Transport | None = None,
+        backend: Backend | None = None,
     ) -> None:
-        if transport is None:
-            from memstore.remote import HTTPTransport
+        if backend is None:
+            from memstore.remote import HTTPBackend
 
-            key, url = _remote_args(api_key, base_url)
-            transport = HTTPTransport(key, url, timeout, max_retries)
-        self._transport = transport
+            backend = HTTPBackend(*_remote_args(api_key, base_url), timeout, max_retries)
+        self.backend = backend
 
     @classmethod
     def local(cls, path: str | Path | None = None, *, embedder: Any = None) -> Memstore:
         """Open the embedded store in directory ``path`` (default ``$MEMSTORE_DATA_DIR`` or
         ``./memstore-data``): no server, no network, no API key."""
-        return cls(transport=_local(path, embedder))
+        from memstore.local import LocalBackend
+
+        return cls(backend=LocalBackend.open(path, embedder=embedder))
 
     def remember(
         self,
         content: str,
         session: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        metadata: Metadata | None = None,
         ttl: float | None = None,
     ) -> Memory:
         """Store ``content``; identical content already in the session is returned instead."""
-        item = {"content": content, "session": session, "metadata": metadata, "ttl": ttl}
-        return self._transport.call("remember_many", items=[item])[0].memory
+        return self.backend.remember(content, session, metadata, ttl).memory
 
-    def remember_many(self, items: list[dict[str, Any] | str]) -> list[RememberResult]:
+    def remember_many(
+        self, items: builtins.list[RememberItem | str]
+    ) -> builtins.list[RememberResult]:
         """Store up to 100 memories at once (strings, or dicts with content/session/...)."""
-        return self._transport.call("remember_many", items=[_item(i) for i in items])
+        return self.backend.remember_many(_items(items))
 
     def recall(
         self,
@@ -133,48 +81,42 @@ class Memstore:
         session: SessionsArg = None,
         limit: int = 5,
         min_score: float | None = None,
-        filters: dict[str, Any] | None = None,
-    ) -> list[RecalledMemory]:
+        filters: Metadata | None = None,
+    ) -> builtins.list[RecalledMemory]:
         """Memories most relevant to ``query``, best first, scored in [0, 1]. ``session`` is
         one name, a list, ``"*"`` for all, or None for the shared session."""
-        return self._transport.call(
-            "recall",
-            query=query,
-            session=session,
-            limit=limit,
-            min_score=min_score,
-            filters=filters,
-        )
+        return self.backend.recall(query, session, limit, min_score, filters)
 
     def get(self, id: str) -> Memory:
-        return self._transport.call("get", memory_id=id)
+        return self.backend.get(id)
 
     def list(
         self, session: SessionsArg = None, limit: int = 50, cursor: str | None = None
     ) -> MemoryPage:
         """A page of memories, newest first; pass ``page.next_cursor`` for the next one."""
-        return self._transport.call("list", session=session, limit=limit, cursor=cursor)
+        return self.backend.list(session, limit, cursor)
 
     def update(
-        self, id: str, content: str | None = None, metadata: dict[str, Any] | None = None
+        self, id: str, content: str | None = None, metadata: Metadata | None = None
     ) -> Memory:
-        return self._transport.call("update", memory_id=id, content=content, metadata=metadata)
+        """Replace a memory's content and/or metadata (metadata is replaced, not merged)."""
+        return self.backend.update(id, content, metadata)
 
     def forget(self, id: str) -> None:
-        self._transport.call("forget", memory_id=id)
+        self.backend.forget(id)
 
     def forget_session(self, session: str | None) -> int:
         """Forget every memory of ``session`` (None: the shared session); returns how many."""
-        return self._transport.call("forget_session", session=session)
+        return self.backend.forget_session(session)
 
-    def sessions(self) -> list[SessionInfo]:
-        return self._transport.call("sessions")
+    def sessions(self) -> builtins.list[SessionInfo]:
+        return self.backend.sessions()
 
     def usage(self) -> Usage:
-        return self._transport.call("usage")
+        return self.backend.usage()
 
     def close(self) -> None:
-        self._transport.close()
+        self.backend.close()
 
     def __enter__(self) -> Memstore:
         return self
@@ -184,7 +126,8 @@ class Memstore:
 
 
 class AsyncMemstore:
-    """The asyncio twin of Memstore: the same methods, awaited."""
+    """The asyncio twin of Memstore: the same methods, awaited. Local mode runs the engine
+    in worker threads, so it never blocks the event loop."""
 
     def __init__(
         self,
@@ -193,31 +136,34 @@ class AsyncMemstore:
         *,
         timeout: float = 30.0,
         max_retries: int = 3,
-        transport: Any = None,
+        backend: AsyncBackend | None = None,
     ) -> None:
-        if transport is None:
-            from memstore.remote import AsyncHTTPTransport
+        if backend is None:
+            from memstore.remote import AsyncHTTPBackend
 
-            key, url = _remote_args(api_key, base_url)
-            transport = AsyncHTTPTransport(key, url, timeout, max_retries)
-        self._transport = transport
+            backend = AsyncHTTPBackend(*_remote_args(api_key, base_url), timeout, max_retries)
+        self.backend = backend
 
     @classmethod
     def local(cls, path: str | Path | None = None, *, embedder: Any = None) -> AsyncMemstore:
-        return cls(transport=AsyncLocalTransport(_local(path, embedder)))
+        """Open the embedded store in directory ``path``, as Memstore.local does."""
+        from memstore.local import AsyncLocalBackend, LocalBackend
+
+        return cls(backend=AsyncLocalBackend(LocalBackend.open(path, embedder=embedder)))
 
     async def remember(
         self,
         content: str,
         session: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        metadata: Metadata | None = None,
         ttl: float | None = None,
     ) -> Memory:
-        item = {"content": content, "session": session, "metadata": metadata, "ttl": ttl}
-        return (await self._transport.call("remember_many", items=[item]))[0].memory
+        return (await self.backend.remember(content, session, metadata, ttl)).memory
 
-    async def remember_many(self, items: list[dict[str, Any] | str]) -> list[RememberResult]:
-        return await self._transport.call("remember_many", items=[_item(i) for i in items])
+    async def remember_many(
+        self, items: builtins.list[RememberItem | str]
+    ) -> builtins.list[RememberResult]:
+        return await self.backend.remember_many(_items(items))
 
     async def recall(
         self,
@@ -225,46 +171,37 @@ class AsyncMemstore:
         session: SessionsArg = None,
         limit: int = 5,
         min_score: float | None = None,
-        filters: dict[str, Any] | None = None,
-    ) -> list[RecalledMemory]:
-        return await self._transport.call(
-            "recall",
-            query=query,
-            session=session,
-            limit=limit,
-            min_score=min_score,
-            filters=filters,
-        )
+        filters: Metadata | None = None,
+    ) -> builtins.list[RecalledMemory]:
+        return await self.backend.recall(query, session, limit, min_score, filters)
 
     async def get(self, id: str) -> Memory:
-        return await self._transport.call("get", memory_id=id)
+        return await self.backend.get(id)
 
     async def list(
         self, session: SessionsArg = None, limit: int = 50, cursor: str | None = None
     ) -> MemoryPage:
-        return await self._transport.call("list", session=session, limit=limit, cursor=cursor)
+        return await self.backend.list(session, limit, cursor)
 
     async def update(
-        self, id: str, content: str | None = None, metadata: dict[str, Any] | None = None
+        self, id: str, content: str | None = None, metadata: Metadata | None = None
     ) -> Memory:
-        return await self._transport.call(
-            "update", memory_id=id, content=content, metadata=metadata
-        )
+        return await self.backend.update(id, content, metadata)
 
     async def forget(self, id: str) -> None:
-        await self._transport.call("forget", memory_id=id)
+        await self.backend.forget(id)
 
     async def forget_session(self, session: str | None) -> int:
-        return await self._transport.call("forget_session", session=session)
+        return await self.backend.forget_session(session)
 
-    async def sessions(self) -> list[SessionInfo]:
-        return await self._transport.call("sessions")
+    async def sessions(self) -> builtins.list[SessionInfo]:
+        return await self.backend.sessions()
 
     async def usage(self) -> Usage:
-        return await self._transport.call("usage")
+        return await self.backend.usage()
 
     async def close(self) -> None:
-        await self._transport.close()
+        await self.backend.close()
 
     async def __aenter__(self) -> AsyncMemstore:
         return self

@@ -1,108 +1,173 @@
-"""HTTP transports for the SDK: how each operation maps to a request, sync and async.
+"""The HTTP backends: the SDK talking to a memstore server, sync (``HTTPBackend``) and async.
 
-Each operation is described once (``_request_for`` / ``_parse``); the sync and async
-transports only differ in how they send. Retries use exponential backoff with jitter on
-connection errors, 5xx and 429 (honouring Retry-After), but never wait out a monthly quota.
+Each operation is described once, as a ``Call`` (method, path, body, how to read the answer)
+built by ``Routes``; the two backends only differ in how they send it. Only httpx,
+pydantic and memstore's own light modules are imported here: no numpy, FastAPI or model.
+
+Retries: connection errors and the statuses in ``RETRY_STATUSES`` (408, 429, 500, 502, 503,
+504, and 409 when the server sends Retry-After: an identical request still in progress) are
+retried with exponential backoff and jitter, honouring Retry-After up to ``MAX_RETRY_WAIT``
+(a monthly quota, which resets in days, raises QuotaExceededError at once). Every POST,
+PATCH and DELETE carries an ``Idempotency-Key``, one per logical request and the same on
+each of its retries, so the server applies a retried write once and replays its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import random
+import secrets
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
-from memstore.errors import (
-    APIConnectionError,
-    AuthenticationError,
-    error_from_response,
-)
-from memstore.models import (
-    Memory,
-    MemoryPage,
-    RecalledMemory,
-    RememberResult,
-    SessionInfo,
-    Usage,
-)
+from memstore import validation as check
+from memstore.backend import Metadata, RememberItem, SessionsArg
+from memstore.errors import APIConnectionError, AuthenticationError, error_from_response
+from memstore.models import Memory, MemoryPage, RecalledMemory, RememberResult, SessionInfo, Usage
 
-RETRY_STATUSES = {429, 502, 503, 504}
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_WAIT = 30.0
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+T = TypeVar("T")
 
 
-def _sessions_param(session: Any) -> Any:
-    if session is None:
-        return None
-    if isinstance(session, str):
-        return session
-    return [s for s in session if s is not None] or None
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request and how to read its successful answer."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def request_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"params": self.params} if self.params else {}
+        if self.json is not None:
+            kw["json"] = self.json
+        return kw
 
 
-def _request_for(op: str, kw: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    """(method, path, httpx request kwargs) for one SDK operation."""
-    if op == "remember_many":
-        items = [{k: v for k, v in i.items() if v is not None} for i in kw["items"]]
-        if len(items) == 1:
-            return "POST", "/v1/memory/remember", {"json": items[0]}
-        return "POST", "/v1/memory/remember/batch", {"json": {"memories": items}}
-    if op == "recall":
-        body = {"query": kw["query"], "limit": kw["limit"], "session": kw["session"]}
-        if kw.get("min_score") is not None:
-            body["min_score"] = kw["min_score"]
-        if kw.get("filters"):
-            body["filters"] = kw["filters"]
-        return "POST", "/v1/memory/recall", {"json": body}
-    if op == "get":
-        return "GET", f"/v1/memory/{kw['memory_id']}", {}
-    if op == "list":
-        params = {"limit": kw["limit"], "session": _sessions_param(kw["session"])}
-        if kw.get("cursor"):
-            params["cursor"] = kw["cursor"]
-        return "GET", "/v1/memory", {"params": {k: v for k, v in params.items() if v is not None}}
-    if op == "update":
-        body = {k: kw[k] for k in ("content", "metadata") if kw.get(k) is not None}
-        return "PATCH", f"/v1/memory/{kw['memory_id']}", {"json": body}
-    if op == "forget":
-        return "DELETE", f"/v1/memory/{kw['memory_id']}", {}
-    if op == "forget_session":
-        shared = kw["session"] is None
-        params = {"shared": "true"} if shared else {"session": kw["session"]}
-        return "DELETE", "/v1/memory", {"params": params}
-    if op == "sessions":
-        return "GET", "/v1/sessions", {}
-    if op == "usage":
-        return "GET", "/v1/usage", {}
-    raise ValueError(f"unknown operation {op!r}")
+def _item(item: RememberItem) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if v is not None}
 
 
-def _parse(op: str, kw: dict[str, Any], data: Any) -> Any:
-    if op == "remember_many":
-        rows = [data] if len(kw["items"]) == 1 else data["memories"]
-        return [
-            RememberResult(memory=Memory.model_validate(r), deduplicated=r["deduplicated"])
-            for r in rows
-        ]
-    if op == "recall":
-        return [RecalledMemory.model_validate(m) for m in data["memories"]]
-    if op in ("get", "update"):
-        return Memory.model_validate(data)
-    if op == "list":
-        return MemoryPage.model_validate(data)
-    if op == "forget":
-        return None
-    if op == "forget_session":
-        return int(data["deleted"])
-    if op == "sessions":
-        return [SessionInfo.model_validate(s) for s in data["sessions"]]
-    if op == "usage":
-        return Usage.model_validate(data)
-    raise ValueError(f"unknown operation {op!r}")
+def _remembered(data: Any) -> RememberResult:
+    return RememberResult(memory=Memory.model_validate(data), deduplicated=data["deduplicated"])
 
 
-class _Retrying:
-    """Shared retry policy and response handling of both HTTP transports."""
+def _memory_path(memory_id: str) -> str:
+    return "/v1/memory/" + quote(check.memory_id(memory_id), safe="")
+
+
+def _sessions_body(session: SessionsArg) -> str | list[str | None] | None:
+    return session if session is None or isinstance(session, str) else list(session)
+
+
+def _list_params(session: SessionsArg, limit: int, cursor: str | None) -> dict[str, Any]:
+    """Query parameters of a listing: repeated ``session``, plus ``shared=true`` when the
+    shared session is among several (a query string cannot carry a null)."""
+    sessions = check.sessions(session)  # None: all; "" is the shared session
+    params: dict[str, Any] = {"limit": limit}
+    if sessions is None:
+        params["session"] = "*"
+    elif sessions != [""]:
+        params["session"] = [s for s in sessions if s]
+        if "" in sessions:
+            params["shared"] = "true"
+    if cursor:
+        params["cursor"] = cursor
+    return params
+
+
+class Routes:
+    """How each operation maps to an HTTP request and back (a namespace of builders)."""
+
+    @staticmethod
+    def remember(
+        content: str, session: str | None, metadata: Metadata | None, ttl: float | None
+    ) -> Call[RememberResult]:
+        body = _item({"content": content, "session": session, "metadata": metadata, "ttl": ttl})
+        return Call("POST", "/v1/memory/remember", _remembered, json=body)
+
+    @staticmethod
+    def remember_many(items: list[RememberItem]) -> Call[list[RememberResult]]:
+        body = {"memories": [_item(i) for i in items]}
+        return Call(
+            "POST",
+            "/v1/memory/remember/batch",
+            lambda data: [_remembered(r) for r in data["memories"]],
+            json=body,
+        )
+
+    @staticmethod
+    def recall(
+        query: str,
+        session: SessionsArg,
+        limit: int,
+        min_score: float | None,
+        filters: Metadata | None,
+    ) -> Call[list[RecalledMemory]]:
+        body: dict[str, Any] = {"query": query, "limit": limit, "session": _sessions_body(session)}
+        if min_score is not None:
+            body["min_score"] = min_score
+        if filters is not None:
+            body["filters"] = filters
+        return Call(
+            "POST",
+            "/v1/memory/recall",
+            lambda data: [RecalledMemory.model_validate(m) for m in data["memories"]],
+            json=body,
+        )
+
+    @staticmethod
+    def get(memory_id: str) -> Call[Memory]:
+        return Call("GET", _memory_path(memory_id), Memory.model_validate)
+
+    @staticmethod
+    def list(session: SessionsArg, limit: int, cursor: str | None) -> Call[MemoryPage]:
+        return Call(
+            "GET",
+            "/v1/memory",
+            MemoryPage.model_validate,
+            params=_list_params(session, limit, cursor),
+        )
+
+    @staticmethod
+    def update(memory_id: str, content: str | None, metadata: Metadata | None) -> Call[Memory]:
+        body = {k: v for k, v in (("content", content), ("metadata", metadata)) if v is not None}
+        return Call("PATCH", _memory_path(memory_id), Memory.model_validate, json=body)
+
+    @staticmethod
+    def forget(memory_id: str) -> Call[None]:
+        return Call("DELETE", _memory_path(memory_id), lambda data: None)
+
+    @staticmethod
+    def forget_session(session: str | None) -> Call[int]:
+        params = {"shared": "true"} if session is None else {"session": session}
+        return Call("DELETE", "/v1/memory", lambda data: int(data["deleted"]), params=params)
+
+    @staticmethod
+    def sessions() -> Call[builtins.list[SessionInfo]]:
+        return Call(
+            "GET",
+            "/v1/sessions",
+            lambda data: [SessionInfo.model_validate(s) for s in data["sessions"]],
+        )
+
+    @staticmethod
+    def usage() -> Call[Usage]:
+        return Call("GET", "/v1/usage", Usage.model_validate)
+
+
+class _HTTPBase:
+    """What both HTTP backends share: headers, the retry policy, reading answers."""
 
     def __init__(self, api_key: str | None, base_url: str, max_retries: int) -> None:
         if not api_key:
@@ -114,79 +179,182 @@ class _Retrying:
         self.headers = {"Authorization": f"Bearer {api_key}", "User-Agent": "memstore-python"}
         self.max_retries = max_retries
 
+    @staticmethod
+    def _attempt_headers(call: Call[Any]) -> dict[str, str]:
+        """Headers of every attempt of ``call``: writes get one idempotency key for all."""
+        if call.method == "GET":
+            return {}
+        return {IDEMPOTENCY_HEADER: "ms_" + secrets.token_hex(16)}
+
     def _wait(self, attempt: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before retrying, or None to give up."""
         if attempt >= self.max_retries:
             return None
         if response is not None:
-            if response.status_code not in RETRY_STATUSES:
-                return None
             retry_after = response.headers.get("retry-after", "")
+            in_progress = response.status_code == 409 and retry_after
+            if response.status_code not in RETRY_STATUSES and not in_progress:
+                return None
             if retry_after.isdigit():
                 wait = float(retry_after)
                 return wait if wait <= MAX_RETRY_WAIT else None
-        return min(MAX_RETRY_WAIT, 0.25 * 2**attempt) * (0.5 + random.random() / 2)
+        return min(MAX_RETRY_WAIT, 0.25 * 2.0**attempt) * (0.5 + random.random() / 2)
 
     @staticmethod
-    def _result(op: str, kw: dict[str, Any], response: httpx.Response) -> Any:
+    def _result(call: Call[T], response: httpx.Response) -> T:
         try:
             data = response.json() if response.content else None
         except ValueError:
             data = response.text
         if response.status_code >= 400:
             raise error_from_response(response.status_code, data, dict(response.headers))
-        return _parse(op, kw, data)
+        return call.parse(data)
+
+    def _unreachable(self, exc: httpx.TransportError) -> APIConnectionError:
+        return APIConnectionError(f"cannot reach {self.base_url}: {exc}")
 
 
-class HTTPTransport(_Retrying):
-    def __init__(self, api_key: str | None, base_url: str, timeout: float, max_retries: int):
+class HTTPBackend(_HTTPBase):
+    """Sends each operation to a memstore server with httpx."""
+
+    def __init__(
+        self, api_key: str | None, base_url: str, timeout: float = 30.0, max_retries: int = 3
+    ) -> None:
         super().__init__(api_key, base_url, max_retries)
         self.client = httpx.Client(base_url=self.base_url, headers=self.headers, timeout=timeout)
 
-    def call(self, op: str, **kw: Any) -> Any:
-        method, path, request = _request_for(op, kw)
+    def _send(self, call: Call[T]) -> T:
+        headers = self._attempt_headers(call)
         attempt = 0
         while True:
             try:
-                response = self.client.request(method, path, **request)
+                response = self.client.request(
+                    call.method, call.path, headers=headers, **call.request_kwargs()
+                )
             except httpx.TransportError as exc:
                 wait = self._wait(attempt, None)
                 if wait is None:
-                    raise APIConnectionError(f"cannot reach {self.base_url}: {exc}") from exc
+                    raise self._unreachable(exc) from exc
             else:
                 wait = self._wait(attempt, response)
                 if wait is None:
-                    return self._result(op, kw, response)
+                    return self._result(call, response)
             time.sleep(wait)
             attempt += 1
+
+    def remember(
+        self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None
+    ) -> RememberResult:
+        return self._send(Routes.remember(content, session, metadata, ttl))
+
+    def remember_many(self, items: list[RememberItem]) -> list[RememberResult]:
+        return self._send(Routes.remember_many(items))
+
+    def recall(
+        self,
+        query: str,
+        session: SessionsArg,
+        limit: int,
+        min_score: float | None,
+        filters: Metadata | None,
+    ) -> list[RecalledMemory]:
+        return self._send(Routes.recall(query, session, limit, min_score, filters))
+
+    def get(self, memory_id: str) -> Memory:
+        return self._send(Routes.get(memory_id))
+
+    def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage:
+        return self._send(Routes.list(session, limit, cursor))
+
+    def update(self, memory_id: str, content: str | None, metadata: Metadata | None) -> Memory:
+        return self._send(Routes.update(memory_id, content, metadata))
+
+    def forget(self, memory_id: str) -> None:
+        self._send(Routes.forget(memory_id))
+
+    def forget_session(self, session: str | None) -> int:
+        return self._send(Routes.forget_session(session))
+
+    def sessions(self) -> builtins.list[SessionInfo]:
+        return self._send(Routes.sessions())
+
+    def usage(self) -> Usage:
+        return self._send(Routes.usage())
 
     def close(self) -> None:
         self.client.close()
 
 
-class AsyncHTTPTransport(_Retrying):
-    def __init__(self, api_key: str | None, base_url: str, timeout: float, max_retries: int):
+class AsyncHTTPBackend(_HTTPBase):
+    """The asyncio twin of HTTPBackend (httpx.AsyncClient; waits with asyncio.sleep)."""
+
+    def __init__(
+        self, api_key: str | None, base_url: str, timeout: float = 30.0, max_retries: int = 3
+    ) -> None:
         super().__init__(api_key, base_url, max_retries)
         self.client = httpx.AsyncClient(
             base_url=self.base_url, headers=self.headers, timeout=timeout
         )
 
-    async def call(self, op: str, **kw: Any) -> Any:
-        method, path, request = _request_for(op, kw)
+    async def _send(self, call: Call[T]) -> T:
+        headers = self._attempt_headers(call)
         attempt = 0
         while True:
             try:
-                response = await self.client.request(method, path, **request)
+                response = await self.client.request(
+                    call.method, call.path, headers=headers, **call.request_kwargs()
+                )
             except httpx.TransportError as exc:
                 wait = self._wait(attempt, None)
                 if wait is None:
-                    raise APIConnectionError(f"cannot reach {self.base_url}: {exc}") from exc
+                    raise self._unreachable(exc) from exc
             else:
                 wait = self._wait(attempt, response)
                 if wait is None:
-                    return self._result(op, kw, response)
+                    return self._result(call, response)
             await asyncio.sleep(wait)
             attempt += 1
+
+    async def remember(
+        self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None
+    ) -> RememberResult:
+        return await self._send(Routes.remember(content, session, metadata, ttl))
+
+    async def remember_many(self, items: list[RememberItem]) -> list[RememberResult]:
+        return await self._send(Routes.remember_many(items))
+
+    async def recall(
+        self,
+        query: str,
+        session: SessionsArg,
+        limit: int,
+        min_score: float | None,
+        filters: Metadata | None,
+    ) -> list[RecalledMemory]:
+        return await self._send(Routes.recall(query, session, limit, min_score, filters))
+
+    async def get(self, memory_id: str) -> Memory:
+        return await self._send(Routes.get(memory_id))
+
+    async def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage:
+        return await self._send(Routes.list(session, limit, cursor))
+
+    async def update(
+        self, memory_id: str, content: str | None, metadata: Metadata | None
+    ) -> Memory:
+        return await self._send(Routes.update(memory_id, content, metadata))
+
+    async def forget(self, memory_id: str) -> None:
+        await self._send(Routes.forget(memory_id))
+
+    async def forget_session(self, session: str | None) -> int:
+        return await self._send(Routes.forget_session(session))
+
+    async def sessions(self) -> builtins.list[SessionInfo]:
+        return await self._send(Routes.sessions())
+
+    async def usage(self) -> Usage:
+        return await self._send(Routes.usage())
 
     async def close(self) -> None:
         await self.client.aclose()

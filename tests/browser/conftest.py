@@ -42,9 +42,13 @@ def screenshot_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the session; tests open their own pages (contexts)."""
+    """One headless Chromium per test module; tests open their own pages (contexts).
+
+    Module scope, not session: playwright's sync API keeps an event loop running while it is
+    open, and ``asyncio.run`` in later test modules would fail beside it.
+    """
     executable = chromium_path()
     if executable is None:
         pytest.fail("chromium is not installed (scripts/test.sh installs Debian's package)")

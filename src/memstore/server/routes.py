@@ -24,6 +24,8 @@ from memstore.models import (
     Usage,
 )
 from memstore.server.auth import authenticate
+from memstore.server.idempotency import IdempotencyKey, answer_once
+from memstore.validation import SessionsArg
 
 _errors = {
     status: {"model": ErrorResponse, "description": description}
@@ -39,6 +41,12 @@ _errors = {
 }
 
 router = APIRouter(responses=_errors)
+_in_progress = {
+    409: {
+        "model": ErrorResponse,
+        "description": "A request with this Idempotency-Key is still in progress (Retry-After)",
+    }
+}
 
 
 def engine_of(request: Request) -> MemoryEngine:
@@ -72,26 +80,50 @@ def _sessions_arg(session: list[str] | None) -> str | list[str] | None:
         200: {
             "model": RememberResponse,
             "description": "Identical content was already in that session; nothing was added",
-        }
+        },
+        **_in_progress,
     },
 )
-def remember(body: RememberRequest, response: Response, account: Account, engine: Engine):
+def remember(
+    body: RememberRequest,
+    request: Request,
+    account: Account,
+    engine: Engine,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Remember one memory. 201 when stored, 200 when identical content was already there."""
-    result = engine.remember(account, body.content, body.session, body.metadata, body.ttl)
-    if result.deduplicated:
-        response.status_code = 200
-    return RememberResponse(**result.memory.model_dump(), deduplicated=result.deduplicated)
+
+    def run() -> tuple[int, RememberResponse]:
+        result = engine.remember(account, body.content, body.session, body.metadata, body.ttl)
+        shaped = RememberResponse(**result.memory.model_dump(), deduplicated=result.deduplicated)
+        return (200 if result.deduplicated else 201), shaped
+
+    return answer_once(request, engine, account, idempotency_key, body, run)
 
 
-@router.post("/v1/memory/remember/batch", status_code=201, response_model=RememberBatchResponse)
-def remember_batch(body: RememberBatchRequest, account: Account, engine: Engine):
+@router.post(
+    "/v1/memory/remember/batch",
+    status_code=201,
+    response_model=RememberBatchResponse,
+    responses=_in_progress,
+)
+def remember_batch(
+    body: RememberBatchRequest,
+    request: Request,
+    account: Account,
+    engine: Engine,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Remember up to 100 memories in one transaction; each counts as one operation."""
-    results = engine.remember_many(account, [m.model_dump() for m in body.memories])
-    return RememberBatchResponse(
-        memories=[
+
+    def run() -> tuple[int, RememberBatchResponse]:
+        results = engine.remember_many(account, [m.model_dump() for m in body.memories])
+        memories = [
             RememberResponse(**r.memory.model_dump(), deduplicated=r.deduplicated) for r in results
         ]
-    )
+        return 201, RememberBatchResponse(memories=memories)
+
+    return answer_once(request, engine, account, idempotency_key, body, run)
 
 
 @router.get("/v1/memory/recall", response_model=RecallResponse)
@@ -124,22 +156,31 @@ def list_memories(
     account: Account,
     engine: Engine,
     session: Annotated[list[str] | None, Query(description="Repeatable; '*' for all.")] = None,
+    shared: Annotated[
+        bool, Query(description="Also list the shared session (memories stored without one).")
+    ] = False,
     limit: int = 50,
     cursor: str | None = None,
 ):
-    """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page."""
-    return engine.list(account, _sessions_arg(session), limit, cursor)
+    """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page.
+    No ``session``: the shared session; ``session=x&shared=true``: x and the shared one."""
+    sessions: SessionsArg = _sessions_arg(session)
+    if shared and session:
+        sessions = [None, *session]
+    return engine.list(account, sessions, limit, cursor)
 
 
-@router.delete("/v1/memory", response_model=DeletedResponse)
+@router.delete("/v1/memory", response_model=DeletedResponse, responses=_in_progress)
 def forget_session(
+    request: Request,
     account: Account,
     engine: Engine,
     session: Annotated[str | None, Query(description="The session to forget.")] = None,
     shared: Annotated[
         bool, Query(description="Forget the shared session (memories stored without one).")
     ] = False,
-):
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Forget every memory of one session: ``?session=NAME``, or ``?shared=true`` for the
     shared session."""
     if shared and session is not None:
@@ -149,7 +190,12 @@ def forget_session(
             "give ?session=NAME, or ?shared=true for the shared session: forgetting a whole "
             "account is not supported"
         )
-    return DeletedResponse(deleted=engine.forget_session(account, None if shared else session))
+    name = None if shared else session
+
+    def run() -> tuple[int, DeletedResponse]:
+        return 200, DeletedResponse(deleted=engine.forget_session(account, name))
+
+    return answer_once(request, engine, account, idempotency_key, None, run)
 
 
 @router.get("/v1/memory/{memory_id}", response_model=Memory)
@@ -161,18 +207,44 @@ def get_memory(memory_id: str, account: Account, engine: Engine):
     "/v1/memory/{memory_id}",
     response_model=Memory,
     responses={
-        409: {"model": ErrorResponse, "description": "The session already has that content"}
+        409: {
+            "model": ErrorResponse,
+            "description": "The session already has that content, or a request with this "
+            "Idempotency-Key is still in progress (Retry-After)",
+        }
     },
 )
-def update_memory(memory_id: str, body: UpdateRequest, account: Account, engine: Engine):
+def update_memory(
+    memory_id: str,
+    body: UpdateRequest,
+    request: Request,
+    account: Account,
+    engine: Engine,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Replace a memory's content and/or metadata."""
-    return engine.update(account, memory_id, body.content, body.metadata)
+
+    def run() -> tuple[int, Memory]:
+        return 200, engine.update(account, memory_id, body.content, body.metadata)
+
+    return answer_once(request, engine, account, idempotency_key, body, run)
 
 
-@router.delete("/v1/memory/{memory_id}", response_model=DeletedResponse)
-def forget_memory(memory_id: str, account: Account, engine: Engine):
-    engine.forget(account, memory_id)
-    return DeletedResponse(deleted=1)
+@router.delete("/v1/memory/{memory_id}", response_model=DeletedResponse, responses=_in_progress)
+def forget_memory(
+    memory_id: str,
+    request: Request,
+    account: Account,
+    engine: Engine,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Forget one memory. Retried with the same Idempotency-Key, it answers as the first time."""
+
+    def run() -> tuple[int, DeletedResponse]:
+        engine.forget(account, memory_id)
+        return 200, DeletedResponse(deleted=1)
+
+    return answer_once(request, engine, account, idempotency_key, None, run)
 
 
 @router.get("/v1/sessions", response_model=SessionsResponse)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
+    from memstore.stores.idempotency import IdempotentAnswer
     from memstore.stores.stats import AccountActivity, StoreSize
 
 
@@ -96,6 +97,15 @@ class Store(Protocol):
         ...
 
     def get_usage(self, account_id: str, period: str) -> int: ...
+
+    # -- answers to writes sent with an Idempotency-Key (memstore.stores.idempotency)
+    def claim_request(
+        self, account_id: str, key: str, fingerprint: str, now: float, free_before: float
+    ) -> bool: ...
+    def answer_request(self, account_id: str, key: str, status: int, body: str) -> None: ...
+    def release_request(self, account_id: str, key: str) -> None: ...
+    def find_request(self, account_id: str, key: str) -> IdempotentAnswer | None: ...
+    def purge_requests(self, before: float) -> int: ...
 
     # -- memories
     def find_duplicates(

@@ -23,6 +23,8 @@ from psycopg_pool import ConnectionPool
 
 from memstore.stores.accounts import AccountsAndKeys
 from memstore.stores.base import Filters, MemoryRow, context_offsets
+from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
+from memstore.stores.idempotency import IdempotencyRecords
 from memstore.stores.stats import InstallStats
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
@@ -77,7 +79,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX memories_tsv ON memories USING gin (tsv);
     CREATE AGGREGATE tsquery_any (tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
     """,
-    # 2: admin keys (the console's key management) and when each key was last used
+    # 2: answers to writes sent with an Idempotency-Key
+    IDEMPOTENCY_SCHEMA.format(real="double precision"),
+    # 3: admin keys (the console's key management) and when each key was last used
     """
     ALTER TABLE api_keys ADD COLUMN admin boolean NOT NULL DEFAULT false,
         ADD COLUMN last_used_at double precision;
@@ -126,7 +130,7 @@ def _scope(
     return sql, args
 
 
-class PostgresStore(AccountsAndKeys, InstallStats):
+class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats):
     """Store over a PostgreSQL database with pgvector (see module docstring)."""
 
     param = "%s"

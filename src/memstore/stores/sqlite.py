@@ -19,6 +19,8 @@ import numpy as np
 
 from memstore.stores.accounts import AccountsAndKeys
 from memstore.stores.base import Filters, MemoryRow, context_offsets
+from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
+from memstore.stores.idempotency import IdempotencyRecords
 from memstore.stores.stats import InstallStats
 from memstore.stores.vector_index import VectorIndex
 
@@ -93,7 +95,9 @@ MIGRATIONS: list[str] = [
         INSERT INTO changes (account_id, memory_seq) VALUES (new.account_id, new.seq);
     END;
     """,
-    # 2: admin keys (the console's key management) and when each key was last used
+    # 2: answers to writes sent with an Idempotency-Key
+    IDEMPOTENCY_SCHEMA.format(real="REAL"),
+    # 3: admin keys (the console's key management) and when each key was last used
     """
     ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE api_keys ADD COLUMN last_used_at REAL;
@@ -142,7 +146,7 @@ def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, li
     return sql, args
 
 
-class SQLiteStore(AccountsAndKeys, InstallStats):
+class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats):
     """Store over one SQLite database file (see module docstring)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:

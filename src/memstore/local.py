@@ -1,0 +1,158 @@
+"""The in-process backends: the SDK's local mode runs the engine itself, as one account.
+
+``AsyncLocalBackend`` runs each engine call in a worker thread (``asyncio.to_thread``), so
+embedding and SQLite never block the event loop. The engine, numpy and the model are
+imported only when a local backend is opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from memstore.backend import Metadata, RememberItem, SessionsArg
+from memstore.models import Memory, MemoryPage, RecalledMemory, RememberResult, SessionInfo, Usage
+
+if TYPE_CHECKING:
+    from memstore.engine import MemoryEngine
+
+DEFAULT_DATA_DIR = "memstore-data"
+
+
+def open_local_engine(
+    path: str | Path, embedder: Any = None, account_id: str | None = None
+) -> MemoryEngine:
+    """A MemoryEngine over the SQLite store in directory ``path``, with ``account_id``
+    (default: the local account) created if new."""
+    from memstore.embedding import load_embedder
+    from memstore.engine import LOCAL_ACCOUNT, MemoryEngine
+    from memstore.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore.open_dir(path)
+    try:
+        engine = MemoryEngine(store, embedder or load_embedder())
+    except Exception:
+        store.close()
+        raise
+    engine.ensure_account(account_id or LOCAL_ACCOUNT)
+    return engine
+
+
+class LocalBackend:
+    """Runs every operation on a MemoryEngine in this process, as ``account_id``."""
+
+    def __init__(self, engine: MemoryEngine, account_id: str) -> None:
+        self.engine = engine
+        self.account_id = account_id
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        *,
+        embedder: Any = None,
+        account_id: str | None = None,
+    ) -> LocalBackend:
+        """Open the store in ``path`` (default ``$MEMSTORE_DATA_DIR`` or ./memstore-data) as
+        ``account_id`` (default: the local account), creating the account if needed."""
+        from memstore.engine import LOCAL_ACCOUNT
+
+        account = account_id or LOCAL_ACCOUNT
+        directory = path or os.environ.get("MEMSTORE_DATA_DIR") or DEFAULT_DATA_DIR
+        return cls(open_local_engine(directory, embedder, account), account)
+
+    def remember(
+        self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None
+    ) -> RememberResult:
+        return self.engine.remember(self.account_id, content, session, metadata, ttl)
+
+    def remember_many(self, items: list[RememberItem]) -> list[RememberResult]:
+        return self.engine.remember_many(self.account_id, items)
+
+    def recall(
+        self,
+        query: str,
+        session: SessionsArg,
+        limit: int,
+        min_score: float | None,
+        filters: Metadata | None,
+    ) -> list[RecalledMemory]:
+        return self.engine.recall(self.account_id, query, session, limit, min_score, filters)
+
+    def get(self, memory_id: str) -> Memory:
+        return self.engine.get(self.account_id, memory_id)
+
+    def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage:
+        return self.engine.list(self.account_id, session, limit, cursor)
+
+    def update(self, memory_id: str, content: str | None, metadata: Metadata | None) -> Memory:
+        return self.engine.update(self.account_id, memory_id, content, metadata)
+
+    def forget(self, memory_id: str) -> None:
+        self.engine.forget(self.account_id, memory_id)
+
+    def forget_session(self, session: str | None) -> int:
+        return self.engine.forget_session(self.account_id, session)
+
+    def sessions(self) -> builtins.list[SessionInfo]:
+        return self.engine.sessions(self.account_id)
+
+    def usage(self) -> Usage:
+        return self.engine.usage(self.account_id)
+
+    def close(self) -> None:
+        self.engine.store.close()
+
+
+class AsyncLocalBackend:
+    """The local backend for AsyncMemstore: each call runs in a worker thread."""
+
+    def __init__(self, local: LocalBackend) -> None:
+        self.local = local
+
+    async def remember(
+        self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None
+    ) -> RememberResult:
+        return await asyncio.to_thread(self.local.remember, content, session, metadata, ttl)
+
+    async def remember_many(self, items: list[RememberItem]) -> list[RememberResult]:
+        return await asyncio.to_thread(self.local.remember_many, items)
+
+    async def recall(
+        self,
+        query: str,
+        session: SessionsArg,
+        limit: int,
+        min_score: float | None,
+        filters: Metadata | None,
+    ) -> list[RecalledMemory]:
+        return await asyncio.to_thread(self.local.recall, query, session, limit, min_score, filters)
+
+    async def get(self, memory_id: str) -> Memory:
+        return await asyncio.to_thread(self.local.get, memory_id)
+
+    async def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage:
+        return await asyncio.to_thread(self.local.list, session, limit, cursor)
+
+    async def update(
+        self, memory_id: str, content: str | None, metadata: Metadata | None
+    ) -> Memory:
+        return await asyncio.to_thread(self.local.update, memory_id, content, metadata)
+
+    async def forget(self, memory_id: str) -> None:
+        await asyncio.to_thread(self.local.forget, memory_id)
+
+    async def forget_session(self, session: str | None) -> int:
+        return await asyncio.to_thread(self.local.forget_session, session)
+
+    async def sessions(self) -> builtins.list[SessionInfo]:
+        return await asyncio.to_thread(self.local.sessions)
+
+    async def usage(self) -> Usage:
+        return await asyncio.to_thread(self.local.usage)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.local.close)
