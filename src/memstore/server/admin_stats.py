@@ -7,12 +7,13 @@ from fastapi import APIRouter, Request
 from memstore.install_stats import InstallStatsResponse, install_stats
 from memstore.models import ErrorResponse
 from memstore.server.auth import AdminKey
+from memstore.server.routes import router as v1_router
 
 router = APIRouter(
     prefix="/v1/admin",
     tags=["admin"],
     responses={
-        401: {"model": ErrorResponse, "description": "Missing, invalid or revoked API key"},
+        **v1_router.responses,
         403: {"model": ErrorResponse, "description": "The key is not an admin key"},
     },
 )

@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     )
     app.state.engine = engine
     app.include_router(router)
-    app.include_router(admin_router)
+    app.include_router(admin_router, responses=router.responses)  # 400 etc., as on /v1
     app.include_router(admin_stats_router)
 
     def quota_headers(account_id: str) -> dict[str, str]:
