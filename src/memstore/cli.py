@@ -339,6 +339,37 @@ def _metrics_dir(multiprocess: bool) -> Iterator[None]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@app.command("mcp")
+def mcp_(
+    session: Annotated[
+        str | None, typer.Option(help="Default session for the tools (the model may pass one).")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url", envvar="MEMSTORE_BASE_URL", help="A memstore server to use instead."
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="MEMSTORE_API_KEY", help="API key for --base-url."),
+    ] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """Run an MCP server over stdio: the embedded store, or a server with --base-url/--api-key."""
+    from memstore import Memstore
+    from memstore.mcp_server import run_stdio
+
+    if base_url or api_key:
+        client = Memstore(api_key=api_key, base_url=base_url)
+    else:
+        client = _run(lambda: Memstore.local(data_dir))
+    try:
+        run_stdio(client, session)
+    finally:
+        client.close()
+
+
 keys_app = typer.Typer(help="Manage API keys (only their hashes are stored).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 

@@ -16,6 +16,7 @@ from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
 from memstore.server.admin import router as admin_router
 from memstore.server.admin_stats import router as admin_stats_router
+from memstore.server.mcp import MCPEndpoint
 from memstore.server.middleware import RequestContext
 from memstore.server.observability import Observe, StoreSizeCollector
 from memstore.server.routes import router
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
+        async with mcp_endpoint.session_manager.run():
+            yield
         if owns_engine:
             app.state.engine.store.close()
 
@@ -98,6 +100,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     app.include_router(router)
     app.include_router(admin_router, responses=router.responses)  # 400 etc., as on /v1
     app.include_router(admin_stats_router)
+    mcp_endpoint = MCPEndpoint(engine)  # MCP over streamable HTTP, same keys as /v1
+    app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)
 
     def quota_headers(account_id: str) -> dict[str, str]:
         usage = engine.usage(account_id)

@@ -1,0 +1,321 @@
+"""memstore as an MCP server: five tools built with the official SDK's FastMCP, served over
+stdio by ``memstore mcp`` and over streamable HTTP at ``/mcp`` (``memstore.server.mcp``).
+
+Over stdio the tools run on one ``Memstore`` (the embedded store, or a server through the
+SDK). Over HTTP they run on the server's engine as the account of the request's Bearer key,
+so quotas, validation and isolation are exactly the API's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Protocol, TypeVar
+
+import anyio
+from mcp.server.fastmcp import Context, FastMCP
+from mcp.server.fastmcp.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from memstore.errors import MemstoreError
+from memstore.models import MemoryPage, MetadataValue, RecalledMemory, RememberResult, SessionInfo
+
+log = logging.getLogger("memstore.mcp")
+T = TypeVar("T")
+
+INSTRUCTIONS = """\
+Long-term memory that persists across conversations and runs. Call `recall` before \
+starting a task to learn what earlier work found (decisions, facts, user preferences), and \
+`remember` afterwards to store what a later run should know: one self-contained fact per \
+memory, written so it makes sense without this conversation. Sessions scope memories (a \
+project, a user, an agent role); leave `session` out to use this server's default."""
+
+
+# -- what the tools run on --------------------------------------------------------------------
+
+
+class Memories(Protocol):
+    """The five operations the tools need, for one account."""
+
+    def remember(
+        self, content: str, session: str | None, metadata: dict | None, ttl: float | None
+    ) -> RememberResult: ...
+    def recall(
+        self,
+        query: str,
+        session: str | list[str] | None,
+        limit: int,
+        min_score: float | None,
+        filters: dict | None,
+    ) -> list[RecalledMemory]: ...
+    def forget(self, memory_id: str) -> None: ...
+    def list(self, session: str | None, limit: int, cursor: str | None) -> MemoryPage: ...
+    def sessions(self) -> list[SessionInfo]: ...
+
+
+class SDKMemories:
+    """The operations through a ``Memstore`` (embedded store or a server)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def remember(
+        self, content: str, session: str | None, metadata: dict | None, ttl: float | None
+    ) -> RememberResult:
+        item = {"content": content, "session": session, "metadata": metadata, "ttl": ttl}
+        return self.client.remember_many([item])[0]
+
+    def recall(
+        self,
+        query: str,
+        session: str | list[str] | None,
+        limit: int,
+        min_score: float | None,
+        filters: dict | None,
+    ) -> list[RecalledMemory]:
+        return self.client.recall(query, session, limit, min_score, filters)
+
+    def forget(self, memory_id: str) -> None:
+        self.client.forget(memory_id)
+
+    def list(self, session: str | None, limit: int, cursor: str | None) -> MemoryPage:
+        return self.client.list(session, limit, cursor)
+
+    def sessions(self) -> list[SessionInfo]:
+        return self.client.sessions()
+
+
+class AccountMemories:
+    """The operations on a server's engine, as one account (the HTTP mount)."""
+
+    def __init__(self, engine: Any, account_id: str) -> None:
+        self.engine = engine
+        self.account_id = account_id
+
+    def remember(
+        self, content: str, session: str | None, metadata: dict | None, ttl: float | None
+    ) -> RememberResult:
+        return self.engine.remember(self.account_id, content, session, metadata, ttl)
+
+    def recall(
+        self,
+        query: str,
+        session: str | list[str] | None,
+        limit: int,
+        min_score: float | None,
+        filters: dict | None,
+    ) -> list[RecalledMemory]:
+        return self.engine.recall(self.account_id, query, session, limit, min_score, filters)
+
+    def forget(self, memory_id: str) -> None:
+        self.engine.forget(self.account_id, memory_id)
+
+    def list(self, session: str | None, limit: int, cursor: str | None) -> MemoryPage:
+        return self.engine.list(self.account_id, session, limit, cursor)
+
+    def sessions(self) -> list[SessionInfo]:
+        return self.engine.sessions(self.account_id)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one tool call goes: the account's memories and the default session."""
+
+    memories: Memories
+    default_session: str | None
+
+
+Resolve = Callable[[Context], Target]
+
+
+# -- tool results (the output schemas the client sees) ----------------------------------------
+
+
+class MemoryOut(BaseModel):
+    id: str = Field(description="Pass to `forget` to delete this memory.")
+    content: str
+    session: str | None = Field(description="The memory's session; null is the shared session.")
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class RecalledOut(MemoryOut):
+    score: float = Field(description="Relevance in [0, 1]; higher is better.")
+
+
+class Remembered(BaseModel):
+    memory: MemoryOut
+    deduplicated: bool = Field(
+        description="True if identical content was already in that session (nothing added)."
+    )
+
+
+class Recalled(BaseModel):
+    memories: list[RecalledOut] = Field(description="Best first.")
+
+
+class Forgotten(BaseModel):
+    forgotten: str = Field(description="The id of the memory that was deleted.")
+
+
+class Page(BaseModel):
+    memories: list[MemoryOut] = Field(description="Newest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+class SessionOut(BaseModel):
+    session: str | None = Field(description="null is the shared session.")
+    count: int
+
+
+class Sessions(BaseModel):
+    sessions: list[SessionOut]
+
+
+def _out(memory: Any, cls: type[MemoryOut] = MemoryOut) -> Any:
+    return cls.model_validate(memory.model_dump(include=set(cls.model_fields)))
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+async def _run(fn: Callable[[], T]) -> T:
+    """Run a blocking operation off the event loop; turn memstore errors into tool errors
+    with the API's message."""
+    try:
+        return await anyio.to_thread.run_sync(fn)
+    except MemstoreError as exc:
+        raise ToolError(f"{exc.message} ({exc.code})") from exc
+    except Exception as exc:
+        log.exception("MCP tool failed")
+        raise ToolError("internal error; see the server log") from exc
+
+
+SessionArg = Annotated[
+    str | None,
+    Field(description="Session name (a project, user or agent role). Omit for the default."),
+]
+Limit = Annotated[int, Field(description="How many memories at most.")]
+
+
+def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
+    """A FastMCP server whose tools run on the ``Target`` that ``resolve`` gives per call."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    mcp = FastMCP("memstore", instructions=INSTRUCTIONS, **settings)
+    # FastMCP calls logging.basicConfig; the process's logging is the host's to configure.
+    root.handlers[:], root.level = handlers, level
+
+    def tool(**annotations: Any) -> Callable[[Callable], Callable]:
+        """Register a tool; its docstring, dedented, is the description the model reads."""
+
+        def register(fn: Callable) -> Callable:
+            description = inspect.cleandoc(fn.__doc__ or "")
+            hints = ToolAnnotations(**annotations)
+            return mcp.tool(description=description, annotations=hints)(fn)
+
+        return register
+
+    def session_or_default(target: Target, session: str | None) -> str | None:
+        return target.default_session if session is None else session
+
+    @tool(title="Remember", readOnlyHint=False, destructiveHint=False, idempotentHint=True)
+    async def remember(
+        content: Annotated[str, Field(description="The fact to store, self-contained.")],
+        ctx: Context,
+        session: SessionArg = None,
+        metadata: Annotated[
+            dict[str, MetadataValue] | None,
+            Field(description='Flat JSON object of tags, e.g. {"kind": "decision"}.'),
+        ] = None,
+        ttl: Annotated[
+            float | None, Field(description="Seconds until the memory expires; omit to keep it.")
+        ] = None,
+    ) -> Remembered:
+        """Store a memory for later runs and conversations. Storing the same content twice
+        in one session keeps a single copy."""
+        target = resolve(ctx)
+        where = session_or_default(target, session)
+        result = await _run(lambda: target.memories.remember(content, where, metadata, ttl))
+        return Remembered(memory=_out(result.memory), deduplicated=result.deduplicated)
+
+    @tool(title="Recall", readOnlyHint=True)
+    async def recall(
+        query: Annotated[str, Field(description="What you need to know, in plain words.")],
+        ctx: Context,
+        session: Annotated[
+            str | None,
+            Field(description="One session to search; '*' searches all. Omit for the default."),
+        ] = None,
+        sessions: Annotated[
+            list[str] | None, Field(description="Several sessions to search instead of one.")
+        ] = None,
+        limit: Limit = 5,
+        min_score: Annotated[
+            float | None, Field(description="Drop memories scoring below this (0 to 1).")
+        ] = None,
+        filters: Annotated[
+            dict[str, MetadataValue] | None,
+            Field(description="Keep only memories whose metadata has these exact values."),
+        ] = None,
+    ) -> Recalled:
+        """Find the stored memories most relevant to a query, best first, each with a score
+        in [0, 1]."""
+        if session is not None and sessions is not None:
+            raise ToolError("give either session or sessions, not both (invalid_request)")
+        target = resolve(ctx)
+        where = sessions if sessions is not None else session_or_default(target, session)
+        found = await _run(lambda: target.memories.recall(query, where, limit, min_score, filters))
+        return Recalled(memories=[_out(m, RecalledOut) for m in found])
+
+    @tool(title="Forget", readOnlyHint=False, destructiveHint=True)
+    async def forget(
+        id: Annotated[str, Field(description="The memory's id (mem_...), from recall or list.")],
+        ctx: Context,
+    ) -> Forgotten:
+        """Delete one memory by id, e.g. one that turned out wrong or outdated. To correct a
+        memory, forget it and remember the corrected fact."""
+        target = resolve(ctx)
+        await _run(lambda: target.memories.forget(id))
+        return Forgotten(forgotten=id)
+
+    @tool(title="List memories", readOnlyHint=True)
+    async def list_memories(
+        ctx: Context,
+        session: Annotated[
+            str | None,
+            Field(description="Session to list; '*' lists all. Omit for the default."),
+        ] = None,
+        limit: Limit = 20,
+        cursor: Annotated[
+            str | None, Field(description="next_cursor from the previous page.")
+        ] = None,
+    ) -> Page:
+        """List stored memories, newest first, a page at a time (to browse, not to search:
+        use recall to find what is relevant)."""
+        target = resolve(ctx)
+        where = session_or_default(target, session)
+        page = await _run(lambda: target.memories.list(where, limit, cursor))
+        return Page(memories=[_out(m) for m in page.memories], next_cursor=page.next_cursor)
+
+    @tool(title="List sessions", readOnlyHint=True)
+    async def list_sessions(ctx: Context) -> Sessions:
+        """List the sessions that hold memories, with how many each holds."""
+        target = resolve(ctx)
+        found = await _run(target.memories.sessions)
+        return Sessions(sessions=[SessionOut(session=s.session, count=s.count) for s in found])
+
+    return mcp
+
+
+# -- stdio -----------------------------------------------------------------------------------
+
+
+def run_stdio(client: Any, default_session: str | None = None) -> None:
+    """Serve the tools over stdio on one ``Memstore`` until the client disconnects."""
+    target = Target(SDKMemories(client), default_session)
+    build_server(lambda ctx: target, log_level="WARNING").run("stdio")
