@@ -3,12 +3,16 @@
 Two crews share one project session: the research crew (researcher + writer) stores what
 it found, and the strategy crew starts from it; the next run of either starts from both.
 
-    pip install 'memstore[crewai]'
-    OPENAI_API_KEY=... python examples/crewai_research.py --llm gpt-4o-mini --topic "agent memory"
-    python examples/crewai_research.py --offline --topic "AI agent memory"   # scripted LLM
+    scripts/bootstrap.sh crewai            # or: pip install 'memstore-ai[crewai]' in your venv
+    .venv/bin/python examples/crewai_research.py --offline               # scripted LLM, no key
+    OPENAI_API_KEY=... .venv/bin/python examples/crewai_research.py --llm gpt-4o-mini
 
-Memory is local (``--data DIR``, default ./memstore-data) unless MEMSTORE_API_KEY is set,
-in which case it goes to the server at MEMSTORE_BASE_URL.
+Run it with the python that has crewai installed (``.venv/bin/python``; a plain ``python``
+fails with ``ModuleNotFoundError: crewai``). Each crew's recalled memories are printed before
+its result. Memory is local (``--data-dir DIR``, default ``$MEMSTORE_DATA_DIR`` or
+./memstore-data, as for the CLI) unless MEMSTORE_API_KEY is set, in which case it goes to the
+server at MEMSTORE_BASE_URL. ``--record FILE`` writes every prompt the LLM received to FILE
+(JSON), to see where the memories landed.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from crewai.llms.base_llm import BaseLLM  # noqa: E402
 from pydantic import PrivateAttr  # noqa: E402
 
 from memstore import Memstore  # noqa: E402
-from memstore.integrations.crewai import kickoff_with_memory  # noqa: E402
+from memstore.integrations.crewai import CrewMemory  # noqa: E402
 
 
 class ScriptedLLM(BaseLLM):
@@ -146,7 +150,15 @@ def strategy_crew(llm: Any) -> Crew:
 def open_memstore(data: str | None) -> Memstore:
     if data is None and os.environ.get("MEMSTORE_API_KEY"):
         return Memstore()  # remote: MEMSTORE_API_KEY and MEMSTORE_BASE_URL
-    return Memstore.local(data or "memstore-data")
+    return Memstore.local(data or os.environ.get("MEMSTORE_DATA_DIR") or "memstore-data")
+
+
+def show_recalled(memory: CrewMemory) -> None:
+    """Print what each agent was given from earlier runs."""
+    for who, memories in memory.recalled.items():
+        print(f"-- recalled for {who}: {len(memories) or 'nothing yet'}")
+        for m in memories:
+            print(f"   {m.score:.2f}  {m.content[:100]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,10 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", default="AI agent memory")
     parser.add_argument("--project", default="alpha", help="session shared by both crews")
     parser.add_argument("--crew", choices=["research", "strategy", "both"], default="both")
-    parser.add_argument("--data", help="local memstore directory (default ./memstore-data)")
+    parser.add_argument(
+        "--data-dir",
+        "--data",
+        dest="data",
+        help="local memstore directory (default $MEMSTORE_DATA_DIR or ./memstore-data)",
+    )
     parser.add_argument("--llm", default="gpt-4o-mini", help="any model crewai's LLM accepts")
     parser.add_argument("--offline", action="store_true", help="use a scripted LLM")
-    parser.add_argument("--record", help="write the prompts the LLM received to this JSON file")
+    parser.add_argument(
+        "--record", metavar="FILE", help="write every prompt the LLM received to FILE (JSON)"
+    )
     args = parser.parse_args(argv)
 
     llm: Any = (
@@ -171,8 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for build in crews:
         crew = build(llm)
-        output = kickoff_with_memory(crew, ms, session=session, inputs=inputs)
-        print(f"== {crew.name} crew ==\n{output.raw}\n")
+        memory = CrewMemory(ms, session=session)
+        output = memory.kickoff(crew, inputs)
+        print(f"== {crew.name} crew ==")
+        show_recalled(memory)
+        print(f"{output.raw}\n")
     if args.record:
         with open(args.record, "w") as fh:
             json.dump(getattr(llm, "calls", []), fh, indent=1)

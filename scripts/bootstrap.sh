@@ -24,6 +24,9 @@ want="$(cat pyproject.toml | sha256sum | cut -c1-16) ${extras}"
 if [ ! -f "$stamp" ] || ! grep -qxF -- "$want" "$stamp"; then
   echo "bootstrap: installing memstore${extras:+[$extras]} into .venv" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  # The distribution was called "memstore" before it became "memstore-ai": drop the old one.
+  .venv/bin/python -m pip uninstall --quiet --disable-pip-version-check -y memstore 2>/dev/null || true
+  rm -rf src/memstore.egg-info
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
   .venv/bin/python -c "import memstore" # fail loudly if the install did not work
   echo "$want" >> "$stamp"

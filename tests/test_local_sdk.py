@@ -89,10 +89,10 @@ def test_cli_forgets_a_session_or_the_shared_one(tmp_path):
     ms.remember("chat note", session="chat")
     ms.close()
     assert run_cli("forget-session", "--data-dir", d).returncode == 2  # neither given
-    out = run_cli("forget-session", "--shared", "--data-dir", d)
-    assert out.returncode == 0 and "forgot 1 memories of the shared session" in out.stdout
-    out = run_cli("forget-session", "chat", "--data-dir", d)
-    assert out.returncode == 0 and "forgot 1 memories of session 'chat'" in out.stdout
+    out = run_cli("forget-session", "--shared", "--yes", "--data-dir", d)
+    assert out.returncode == 0 and "forgot 1 memory of the shared session" in out.stdout
+    out = run_cli("forget-session", "chat", "--yes", "--data-dir", d)
+    assert out.returncode == 0 and "forgot 1 memory of session 'chat'" in out.stdout
 
 
 def test_cli_reports_bad_input_without_a_traceback(tmp_path):

@@ -1,27 +1,77 @@
-"""The ``memstore`` command: the SDK's local mode from the shell, plus the server."""
+"""The ``memstore`` command: the SDK from the shell (local store or a server), plus the server."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
+from memstore import __version__
 from memstore.errors import MemstoreError
 
+if TYPE_CHECKING:
+    from memstore.client import Memstore
+
+
+class CLIError(Exception):
+    """A problem the user can fix, told in one line (no traceback)."""
+
+
+class _Commands(TyperGroup):
+    """Turns an expected failure into one line on stderr and exit status 2, not a traceback."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MemstoreError as exc:
+            _fail(f"({exc.code}) {exc.message}")
+        except CLIError as exc:
+            _fail(str(exc))
+        except BrokenPipeError:
+            raise  # output piped into `head`: click exits quietly
+        except OSError as exc:
+            _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+        except (ValueError, sqlite3.Error) as exc:
+            _fail(str(exc))
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"memstore {__version__}")
+        raise typer.Exit()
+
+
 app = typer.Typer(
-    help="Persistent memory for AI agents. Local commands work on --data-dir directly.",
+    cls=_Commands,
+    help="Persistent memory for AI agents. Memory commands work on --data-dir, or on a server "
+    "with --base-url/--api-key (or MEMSTORE_BASE_URL/MEMSTORE_API_KEY).",
     no_args_is_help=True,
     add_completion=False,
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Persistent memory for AI agents."""
+
 
 DataDir = Annotated[
     Path,
@@ -34,51 +84,131 @@ DataDir = Annotated[
 ]
 DEFAULT_DIR = Path("memstore-data")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+BaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        envvar="MEMSTORE_BASE_URL",
+        metavar="URL",
+        help="A memstore server to use instead of --data-dir (default port 8420).",
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="MEMSTORE_API_KEY",
+        metavar="KEY",
+        help="API key for the server; with it alone the server is http://127.0.0.1:8420.",
+    ),
+]
+Sessions = Annotated[
+    list[str] | None,
+    typer.Option("--session", metavar="NAME", help="Session to search (repeatable; '*' for all)."),
+]
 
 
-def _engine(data_dir: Path) -> Any:
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _check_data_dir(data_dir: Path, must_exist: bool) -> None:
+    """Refuse a --data-dir that is a file, and (for commands that only read) one without a
+    store, rather than silently creating an empty store there."""
+    from memstore.stores.sqlite import DB_FILENAME
+
+    if data_dir.exists() and not data_dir.is_dir():
+        raise CLIError(f"--data-dir {data_dir} is a file, not a directory")
+    if must_exist and not (data_dir / DB_FILENAME).is_file():
+        raise CLIError(
+            f"no memstore store in {data_dir} (no {DB_FILENAME}); check --data-dir or "
+            "MEMSTORE_DATA_DIR (memstore remember or memstore serve creates one)"
+        )
+
+
+@contextmanager
+def _opening(data_dir: Path) -> Iterator[None]:
+    """Name the file when the database in ``data_dir`` cannot be read."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        from memstore.stores.sqlite import DB_FILENAME
+
+        raise CLIError(f"{data_dir / DB_FILENAME} is not a memstore database ({exc})") from None
+
+
+def _engine(data_dir: Path, must_exist: bool = False) -> Any:
     from memstore.client import open_local_engine
 
-    return open_local_engine(data_dir)
+    _check_data_dir(data_dir, must_exist)
+    with _opening(data_dir):
+        return open_local_engine(data_dir)
+
+
+def _memstore(
+    data_dir: Path, base_url: str | None, api_key: str | None, must_exist: bool = False
+) -> Memstore:
+    """The SDK over a server (when --base-url or --api-key is given) or over --data-dir."""
+    from memstore.client import Memstore
+
+    if base_url or api_key:
+        return Memstore(api_key=api_key, base_url=base_url)
+    _check_data_dir(data_dir, must_exist)
+    with _opening(data_dir):
+        return Memstore.local(data_dir)
 
 
 def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, ensure_ascii=False, default=str))
 
 
-def _fail(exc: MemstoreError) -> None:
-    err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
-    raise typer.Exit(2)
+def _memories(count: int) -> str:
+    return "1 memory" if count == 1 else f"{count} memories"
 
 
-def _run(fn: Any) -> Any:
+def _memory_table(*columns: str) -> Table:
+    """A table whose ``id`` column is never cut, so ids can be pasted into forget/get."""
+    table = Table()
+    for name in columns:
+        if name == "id":
+            table.add_column(name, no_wrap=True, min_width=28)
+        elif name == "content":
+            table.add_column(name, ratio=1)
+        else:
+            table.add_column(name)
+    return table
+
+
+def _metadata(value: str | None) -> dict[str, Any] | None:
     try:
-        return fn()
-    except MemstoreError as exc:
-        _fail(exc)
+        return json.loads(value) if value else None
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"--metadata is not JSON: {exc.msg}") from None
 
 
 @app.command()
 def remember(
-    content: Annotated[str, typer.Argument(help="Text to remember.")],
-    session: Annotated[str | None, typer.Option(help="Session (omit for shared).")] = None,
-    metadata: Annotated[
-        str | None, typer.Option(help="Flat JSON object, e.g. '{\"k\": 1}'.")
+    content: Annotated[str, typer.Argument(metavar="TEXT", help="Text to remember.")],
+    session: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Session (omit for shared).")
     ] = None,
-    ttl: Annotated[int | None, typer.Option(help="Seconds until the memory expires.")] = None,
+    metadata: Annotated[
+        str | None, typer.Option(metavar="JSON", help="Flat JSON object, e.g. '{\"k\": 1}'.")
+    ] = None,
+    ttl: Annotated[
+        int | None, typer.Option(metavar="SECONDS", help="Seconds until the memory expires.")
+    ] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Remember TEXT."""
-    from memstore.engine import LOCAL_ACCOUNT
-
-    try:
-        meta = json.loads(metadata) if metadata else None
-    except json.JSONDecodeError as exc:
-        err_console.print(f"[red]error[/red]: --metadata is not JSON: {exc.msg}")
-        raise typer.Exit(2) from None
-    engine = _engine(data_dir)
-    result = _run(lambda: engine.remember(LOCAL_ACCOUNT, content, session, meta, ttl))
+    meta = _metadata(metadata)
+    with _memstore(data_dir, base_url, api_key) as ms:
+        item = {"content": content, "session": session, "metadata": meta, "ttl": ttl}
+        result = ms.remember_many([item])[0]
     if as_json:
         _print_json(result.model_dump(mode="json"))
     else:
@@ -88,25 +218,25 @@ def remember(
 
 @app.command()
 def recall(
-    query: Annotated[str, typer.Argument(help="What to look for.")],
-    session: Annotated[
-        list[str] | None, typer.Option(help="Session to search (repeatable; '*' for all).")
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="What to look for.")],
+    session: Sessions = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="How many memories at most.")] = 5,
+    min_score: Annotated[
+        float | None, typer.Option(metavar="SCORE", help="Drop results scoring below (0-1).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many memories at most.")] = 5,
-    min_score: Annotated[float | None, typer.Option(help="Drop results scoring below.")] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Recall the memories most relevant to QUERY, best first."""
-    from memstore.engine import LOCAL_ACCOUNT
-
-    engine = _engine(data_dir)
     sessions = session[0] if session and len(session) == 1 else session
-    found = _run(lambda: engine.recall(LOCAL_ACCOUNT, query, sessions, limit, min_score))
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        found = ms.recall(query, sessions, limit, min_score)
     if as_json:
         _print_json({"memories": [m.model_dump(mode="json") for m in found]})
         return
-    table = Table("score", "content", "session", "id")
+    table = _memory_table("score", "content", "session", "id")
     for m in found:
         table.add_row(f"{m.score:.3f}", m.content, m.session or "", m.id)
     console.print(table)
@@ -114,72 +244,118 @@ def recall(
 
 @app.command("list")
 def list_(
-    session: Annotated[str, typer.Option(help="Session to list ('*' for all).")] = "*",
-    limit: Annotated[int, typer.Option(help="Page size.")] = 50,
-    cursor: Annotated[str | None, typer.Option(help="Cursor from the previous page.")] = None,
+    session: Annotated[
+        str, typer.Option(metavar="NAME", help="Session to list ('*' for all).")
+    ] = "*",
+    limit: Annotated[int, typer.Option(metavar="N", help="Page size.")] = 50,
+    cursor: Annotated[
+        str | None, typer.Option(metavar="CURSOR", help="Cursor from the previous page.")
+    ] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List memories, newest first."""
-    from memstore.engine import LOCAL_ACCOUNT
-
-    engine = _engine(data_dir)
-    page = _run(lambda: engine.list(LOCAL_ACCOUNT, session or None, limit, cursor))
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        page = ms.list(session or None, limit, cursor)
     if as_json:
         _print_json(page.model_dump(mode="json"))
         return
-    table = Table("id", "session", "created", "content")
+    table = _memory_table("id", "session", "created", "content")
     for m in page.memories:
-        table.add_row(m.id, m.session or "", m.created_at.isoformat(timespec="seconds"), m.content)
+        table.add_row(m.id, m.session or "", m.created_at.strftime("%Y-%m-%d %H:%M"), m.content)
     console.print(table)
     if page.next_cursor:
         console.print(f"more: --cursor {page.next_cursor}")
 
 
+MemoryId = Annotated[str, typer.Argument(metavar="ID", help="A memory id (mem_...).")]
+
+
 @app.command()
-def get(memory_id: str, data_dir: DataDir = DEFAULT_DIR) -> None:
+def get(
+    memory_id: MemoryId,
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
     """Print one memory as JSON."""
-    from memstore.engine import LOCAL_ACCOUNT
-
-    engine = _engine(data_dir)
-    _print_json(_run(lambda: engine.get(LOCAL_ACCOUNT, memory_id)).model_dump(mode="json"))
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        _print_json(ms.get(memory_id).model_dump(mode="json"))
 
 
 @app.command()
-def forget(memory_id: str, data_dir: DataDir = DEFAULT_DIR) -> None:
-    """Forget one memory by id."""
-    from memstore.engine import LOCAL_ACCOUNT
+def update(
+    memory_id: MemoryId,
+    content: Annotated[str | None, typer.Option(metavar="TEXT", help="New content.")] = None,
+    metadata: Annotated[
+        str | None, typer.Option(metavar="JSON", help="New metadata (replaces it).")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replace a memory's content and/or metadata."""
+    if content is None and metadata is None:
+        raise CLIError("give --content, --metadata or both")
+    meta = _metadata(metadata)
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        memory = ms.update(memory_id, content=content, metadata=meta)
+    if as_json:
+        _print_json(memory.model_dump(mode="json"))
+    else:
+        console.print(f"updated {memory.id}")
 
-    engine = _engine(data_dir)
-    _run(lambda: engine.forget(LOCAL_ACCOUNT, memory_id))
+
+@app.command()
+def forget(
+    memory_id: MemoryId,
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Forget one memory by id."""
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        ms.forget(memory_id)
     console.print(f"forgot {memory_id}")
 
 
 @app.command("forget-session")
 def forget_session(
-    session: Annotated[str | None, typer.Argument(help="The session to forget.")] = None,
+    session: Annotated[
+        str | None, typer.Argument(metavar="SESSION", help="The session to forget.")
+    ] = None,
     shared: Annotated[
         bool, typer.Option("--shared", help="Forget the shared session instead.")
     ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Forget every memory of SESSION, or of the shared session with --shared."""
-    from memstore.engine import LOCAL_ACCOUNT
-
     if (session is None) == (not shared):
         raise typer.BadParameter("give a SESSION or --shared (one of them)")
-    engine = _engine(data_dir)
-    count = _run(lambda: engine.forget_session(LOCAL_ACCOUNT, session))
     where = "the shared session" if shared else f"session {session!r}"
-    console.print(f"forgot {count} memories of {where}")
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        if not yes:
+            typer.confirm(f"Forget every memory of {where}?", abort=True)
+        count = ms.forget_session(session)
+    console.print(f"forgot {_memories(count)} of {where}")
 
 
 @app.command()
-def sessions(data_dir: DataDir = DEFAULT_DIR, as_json: JsonFlag = False) -> None:
+def sessions(
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
     """List sessions with their memory counts."""
-    from memstore.engine import LOCAL_ACCOUNT
-
-    found = _engine(data_dir).sessions(LOCAL_ACCOUNT)
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        found = ms.sessions()
     if as_json:
         _print_json([s.model_dump() for s in found])
         return
@@ -189,28 +365,53 @@ def sessions(data_dir: DataDir = DEFAULT_DIR, as_json: JsonFlag = False) -> None
     console.print(table)
 
 
+@app.command()
+def usage(
+    data_dir: DataDir = DEFAULT_DIR,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """This month's operations: used, limit and when the count resets."""
+    with _memstore(data_dir, base_url, api_key, must_exist=True) as ms:
+        used = ms.usage()
+    if as_json:
+        _print_json(used.model_dump(mode="json"))
+        return
+    limit = "no limit" if used.ops_limit is None else f"of {used.ops_limit:,}"
+    console.print(
+        f"{used.ops_used:,} operations {limit} in {used.period} (plan {used.plan}); "
+        f"resets {used.resets_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
 @app.command("export")
 def export_(
-    file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' for stdout).")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="JSONL file to write ('-' for stdout).")
+    ],
     data_dir: DataDir = DEFAULT_DIR,
 ) -> None:
     """Export every memory (with its vector) as JSON Lines."""
     from memstore.engine import LOCAL_ACCOUNT
     from memstore.transfer import export_jsonl
 
-    engine = _engine(data_dir)
+    engine = _engine(data_dir, must_exist=True)
     if str(file) == "-":
         export_jsonl(engine, LOCAL_ACCOUNT, sys.stdout)
         return
     with open(file, "w", encoding="utf-8") as out:
         count = export_jsonl(engine, LOCAL_ACCOUNT, out)
-    err_console.print(f"exported {count} memories to {file}")
+    err_console.print(f"exported {_memories(count)} to {file}")
 
 
 @app.command("import")
 def import_(
     file: Annotated[
-        Path, typer.Argument(help="JSONL file written by export (or {content} lines).")
+        Path,
+        typer.Argument(
+            metavar="FILE", help="JSONL file written by export (or lines with a content field)."
+        ),
     ],
     data_dir: DataDir = DEFAULT_DIR,
 ) -> None:
@@ -220,13 +421,13 @@ def import_(
     from memstore.engine import LOCAL_ACCOUNT
     from memstore.transfer import import_jsonl
 
-    engine = _engine(data_dir)
     with open(file, encoding="utf-8") as f:
         total = max(0, sum(1 for line in f if line.strip()) - 1)
+    engine = _engine(data_dir)
     with open(file, encoding="utf-8") as f, Progress(console=err_console) as progress:
         task = progress.add_task("importing", total=total or None)
-        imported, skipped, reembedded = _run(
-            lambda: import_jsonl(engine, LOCAL_ACCOUNT, f, lambda n: progress.advance(task, n))
+        imported, skipped, reembedded = import_jsonl(
+            engine, LOCAL_ACCOUNT, f, lambda n: progress.advance(task, n)
         )
     how = "re-embedded" if reembedded else "vectors reused"
     err_console.print(f"imported {imported}, skipped {skipped} duplicates ({how})")
@@ -245,7 +446,10 @@ DatabaseUrl = Annotated[
 def _store(data_dir: Path, database_url: str | None) -> Any:
     from memstore.stores import open_store
 
-    return open_store(data_dir=str(data_dir), database_url=database_url)
+    if not database_url:
+        _check_data_dir(data_dir, must_exist=False)
+    with _opening(data_dir):
+        return open_store(data_dir=str(data_dir), database_url=database_url)
 
 
 @app.command()
@@ -292,6 +496,13 @@ def serve(
                 "No API keys yet; created an admin key for account 'default' (shown only once):\n"
                 f"  {issued.key}\n"
                 "Use it as 'Authorization: Bearer <key>'. More: memstore keys create --help"
+            )
+        else:
+            where = "--database-url URL" if database_url else f"--data-dir {data_dir}"
+            typer.echo(
+                "This store has API keys already. Lost yours? "
+                f"'memstore keys create {where}' makes another ('memstore keys list' shows them).",
+                err=True,
             )
     finally:
         store.close()
@@ -363,7 +574,7 @@ def mcp_(
     if base_url or api_key:
         client = Memstore(api_key=api_key, base_url=base_url)
     else:
-        client = _run(lambda: Memstore.local(data_dir))
+        client = Memstore.local(data_dir)
     try:
         run_stdio(client, session)
     finally:
@@ -392,7 +603,7 @@ def keys_create(
 
     store = _store(data_dir, database_url)
     try:
-        issued = _run(lambda: issue_key(store, account, plan, admin=admin))
+        issued = issue_key(store, account, plan, admin=admin)
     finally:
         store.close()
     if as_json:

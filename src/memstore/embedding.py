@@ -156,7 +156,7 @@ def default_handles() -> int:
 
 
 class SentenceTransformerEmbedder:
-    """Any sentence-transformers model (``pip install memstore[minilm]``), e.g. all-MiniLM-L6-v2.
+    """Any sentence-transformers model (``pip install 'memstore-ai[minilm]'``), e.g. MiniLM.
 
     The model must already be on disk or in a package: memstore never downloads one.
     """

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
 
 MetadataValue = str | int | float | bool | None
 
@@ -96,6 +96,9 @@ class Usage(_Record):
 # -- HTTP request and response bodies (the OpenAPI document is generated from these)
 
 Scalar = str | int | float | bool | None
+# Documented as a flat object of scalars, but checked by memstore.validation (as in every face),
+# so a nested value gets one clear message instead of pydantic's dump of the union.
+FlatObject = Annotated[dict[str, Any], WithJsonSchema(TypeAdapter(dict[str, Scalar]).json_schema())]
 
 
 class _Body(BaseModel):
@@ -105,7 +108,7 @@ class _Body(BaseModel):
 class RememberRequest(_Body):
     content: str = Field(description="Text to remember (1 byte to 32 KiB of UTF-8).")
     session: str | None = Field(None, description="Session; omit for the shared session.")
-    metadata: dict[str, Scalar] | None = Field(None, description="Flat JSON object.")
+    metadata: FlatObject | None = Field(None, description="Flat JSON object.")
     ttl: float | None = Field(None, description="Seconds until the memory expires.")
 
 
@@ -120,14 +123,14 @@ class RecallRequest(_Body):
     )
     limit: int = 5
     min_score: float | None = None
-    filters: dict[str, Scalar] | None = Field(
+    filters: FlatObject | None = Field(
         None, description="Metadata values the memories must have (exact match)."
     )
 
 
 class UpdateRequest(_Body):
     content: str | None = None
-    metadata: dict[str, Scalar] | None = Field(None, description="Replaces the metadata.")
+    metadata: FlatObject | None = Field(None, description="Replaces the metadata.")
 
 
 class RememberResponse(Memory):

@@ -37,6 +37,11 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 T = TypeVar("T")
 
 
+def server_root(base_url: str) -> str:
+    """The server's root URL; a base URL ending in the API prefix ``/v1`` is accepted too."""
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
 @dataclass(frozen=True)
 class Call(Generic[T]):
     """One request and how to read its successful answer."""
@@ -175,7 +180,7 @@ class _HTTPBase:
                 "no API key: pass Memstore(api_key=...) or set MEMSTORE_API_KEY "
                 "(or use Memstore.local(path) for the embedded store)"
             )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = server_root(base_url)
         self.headers = {"Authorization": f"Bearer {api_key}", "User-Agent": "memstore-python"}
         self.max_retries = max_retries
 

@@ -9,7 +9,7 @@ Three ways in, all over the public ``Memstore`` methods, so they work the same w
 * ``MemstoreStorage``: ``crewai.Memory(storage=MemstoreStorage(ms))`` keeps CrewAI's own
   memory in memstore.
 
-Needs ``pip install memstore[crewai]``; ``import memstore`` never imports crewai.
+Needs ``pip install 'memstore-ai[crewai]'``; ``import memstore`` never imports crewai.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ try:
     from crewai.tools import BaseTool
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "memstore.integrations.crewai needs crewai: pip install 'memstore[crewai]'"
+        "memstore.integrations.crewai needs crewai: pip install 'memstore-ai[crewai]'"
     ) from exc
 
 from memstore.client import Memstore

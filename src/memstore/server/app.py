@@ -16,10 +16,11 @@ from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError
 from memstore.server.admin import router as admin_router
 from memstore.server.admin_stats import router as admin_stats_router
+from memstore.server.docs import add_docs
 from memstore.server.mcp import MCPEndpoint
 from memstore.server.middleware import RequestContext
 from memstore.server.observability import Observe, StoreSizeCollector
-from memstore.server.routes import router
+from memstore.server.routes import health_router, router
 from memstore.server.settings import Settings
 from memstore.stores import open_store
 
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         version="1",
         summary="Persistent, shared memory for AI agents.",
         lifespan=lifespan,
+        docs_url=None,  # served by add_docs from the package's own Swagger UI
+        redoc_url=None,
     )
     app.state.engine = engine
     app.include_router(router)
@@ -102,6 +105,8 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     app.include_router(admin_stats_router)
     mcp_endpoint = MCPEndpoint(engine)  # MCP over streamable HTTP, same keys as /v1
     app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)
+    app.include_router(health_router)
+    add_docs(app)
 
     def quota_headers(account_id: str) -> dict[str, str]:
         usage = engine.usage(account_id)

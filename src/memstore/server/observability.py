@@ -31,8 +31,8 @@ def route_template(scope: Scope) -> str:
     A request refused before routing (a body too large, a rate limit) is named by the
     route its path and method would have reached."""
     root = scope.get("root_path") or ""
-    path = getattr(scope.get("route"), "path", None)
-    if isinstance(path, str):
+    path = _template(scope.get("route"))
+    if path is not None:
         return root + path
     if root:
         return f"{root}/*"
@@ -47,11 +47,17 @@ def _would_route(scope: Scope, routes: Iterable[Any]) -> str | None:
             found = _would_route(scope, inner.routes)
             if found:
                 return found
-        elif isinstance(getattr(route, "path", None), str):
+        elif _template(route) is not None:
             match, _ = route.matches(scope)
             if match == Match.FULL:
-                return route.path
+                return _template(route)
     return None
+
+
+def _template(route: Any) -> str | None:
+    """A route's path without convertor names: ``/v1/memory/{memory_id}``."""
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) else None
 
 
 class Observe:

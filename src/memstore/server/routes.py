@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response, Security
+from fastapi.security import HTTPBearer
+from starlette.convertors import Convertor, register_url_convertor
 
 from memstore.engine import MemoryEngine
 from memstore.errors import ServiceUnavailableError, ValidationError
@@ -41,6 +43,29 @@ _errors = {
 }
 
 router = APIRouter(responses=_errors)
+health_router = APIRouter()  # /healthz and /readyz: no key, no body, no quota
+
+
+class MemoryIdConvertor(Convertor):
+    """A memory id segment that is not one of the fixed routes beside it, so that
+    ``GET /v1/memory/remember`` is a 405 (wrong method) rather than "no memory 'remember'"."""
+
+    regex = "(?!(?:remember|recall)$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("memory_id", MemoryIdConvertor())
+
+# Declares HTTP Bearer in the OpenAPI document (the Authorize button of /docs); the header
+# itself is checked by authenticate(), which gives the precise 401 messages.
+bearer = HTTPBearer(
+    auto_error=False, bearerFormat="am_live_...", description="An API key: am_live_..."
+)
 _in_progress = {
     409: {
         "model": ErrorResponse,
@@ -53,11 +78,8 @@ def engine_of(request: Request) -> MemoryEngine:
     return request.app.state.engine
 
 
-def current_account(
-    request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer am_live_...")] = None,
-) -> str:
-    account = authenticate(engine_of(request).store, authorization)
+def current_account(request: Request, _: Annotated[object, Security(bearer)]) -> str:
+    account = authenticate(engine_of(request).store, request.headers.get("authorization"))
     request.scope["state"]["account"] = account
     return account
 
@@ -198,13 +220,13 @@ def forget_session(
     return answer_once(request, engine, account, idempotency_key, None, run)
 
 
-@router.get("/v1/memory/{memory_id}", response_model=Memory)
+@router.get("/v1/memory/{memory_id:memory_id}", response_model=Memory)
 def get_memory(memory_id: str, account: Account, engine: Engine):
     return engine.get(account, memory_id)
 
 
 @router.patch(
-    "/v1/memory/{memory_id}",
+    "/v1/memory/{memory_id:memory_id}",
     response_model=Memory,
     responses={
         409: {
@@ -230,7 +252,9 @@ def update_memory(
     return answer_once(request, engine, account, idempotency_key, body, run)
 
 
-@router.delete("/v1/memory/{memory_id}", response_model=DeletedResponse, responses=_in_progress)
+@router.delete(
+    "/v1/memory/{memory_id:memory_id}", response_model=DeletedResponse, responses=_in_progress
+)
 def forget_memory(
     memory_id: str,
     request: Request,
@@ -257,13 +281,16 @@ def usage(account: Account, engine: Engine):
     return engine.usage(account)
 
 
-@router.get("/healthz")
+@health_router.get("/healthz")
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@health_router.get(
+    "/readyz",
+    responses={503: {"model": ErrorResponse, "description": "The database does not answer"}},
+)
 def readyz(engine: Engine) -> dict[str, str]:
     """The process can serve: its database answers."""
     try:
