@@ -568,13 +568,9 @@ def mcp_(
     data_dir: DataDir = DEFAULT_DIR,
 ) -> None:
     """Run an MCP server over stdio: the embedded store, or a server with --base-url/--api-key."""
-    from memstore import Memstore
     from memstore.mcp_server import run_stdio
 
-    if base_url or api_key:
-        client = Memstore(api_key=api_key, base_url=base_url)
-    else:
-        client = Memstore.local(data_dir)
+    client = _memstore(data_dir, base_url, api_key)
     try:
         run_stdio(client, session)
     finally:
