@@ -38,7 +38,8 @@ class _Metrics:
             disable_created_metrics,
         )
 
-        disable_created_metrics()  # the *_created series double the output for little use
+        # The *_created series would double the output for little use.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
 
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         # In multi-process mode values live in files and a scrape builds its own registry.
@@ -191,7 +192,7 @@ def render(extra: Iterable[Any] = ()) -> tuple[bytes, str]:
     assert _metrics is not None
     registry = CollectorRegistry()
     if _metrics.multiprocess:
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(_Forward(_metrics.registry))
     for collector in extra:
@@ -206,4 +207,5 @@ class _Forward:
         self.source = source
 
     def collect(self) -> Iterable[Any]:
-        return self.source.collect()
+        metrics: Iterable[Any] = self.source.collect()
+        return metrics

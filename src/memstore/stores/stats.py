@@ -42,8 +42,11 @@ class AccountActivity:
 
 class InstallStats:
     def _read(self, sql: str, args: Any = ()) -> Any: ...  # provided by the store
-    def _q(self, sql: str) -> str: ...  # provided by AccountsAndKeys
-    def database_bytes(self) -> int: ...  # provided by the store
+    def _q(self, sql: str) -> str:  # provided by AccountsAndKeys
+        raise NotImplementedError
+
+    def database_bytes(self) -> int:  # provided by the store
+        raise NotImplementedError
 
     def size_stats(self) -> StoreSize:
         memories = self._read("SELECT count(*) FROM memories")[0][0]
