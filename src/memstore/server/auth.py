@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPBearer
 
 from memstore.errors import AuthenticationError, PermissionDeniedError, ValidationError
 from memstore.stores.base import ApiKeyRow, Store
@@ -86,12 +87,15 @@ def authenticate_key(store: Store, authorization: str | None) -> ApiKeyRow:
     return row
 
 
-def require_admin(
-    request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer am_live_...")] = None,
-) -> ApiKeyRow:
+# The same HTTP Bearer scheme as /v1's (server/routes.py), so OpenAPI declares one scheme.
+bearer = HTTPBearer(
+    auto_error=False, bearerFormat="am_live_...", description="An API key: am_live_..."
+)
+
+
+def require_admin(request: Request, _: Annotated[object, Security(bearer)]) -> ApiKeyRow:
     """FastAPI dependency: the caller's key, which must be an admin key (401 / 403 if not)."""
-    row = authenticate_key(request.app.state.engine.store, authorization)
+    row = authenticate_key(request.app.state.engine.store, request.headers.get("authorization"))
     request.scope["state"]["account"] = row.account_id
     if not row.admin:
         raise PermissionDeniedError(
