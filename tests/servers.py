@@ -34,6 +34,7 @@ class ServerProcess:
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra MEMSTORE_* settings
+    args: list[str] = field(default_factory=list)  # more `memstore serve` options
 
     @property
     def url(self) -> str:
@@ -53,6 +54,7 @@ class ServerProcess:
         ]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
+        cmd += self.args
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from memstore import metrics
 from memstore.errors import AuthenticationError, QuotaExceededError, ValidationError
 from memstore.models import Usage
 from memstore.stores.base import AccountRow, ApiKeyRow, DuplicateError, Store
@@ -251,6 +252,7 @@ class Accounts:
         used = self.store.add_usage(account_id, period, ops, limit)
         meter = current_meter.get()
         if used is None:
+            metrics.quota_refused(plan)
             if meter is not None:
                 got = self.store.get_usage(account_id, period)
                 meter.usage = _usage(account_id, plan, period, resets, got)

@@ -535,12 +535,33 @@ def serve(
     data_dir: DataDir = DEFAULT_DIR,
     database_url: DatabaseUrl = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    # -- operations (docs/operations.md)
+    metrics: Annotated[
+        bool, typer.Option("--metrics", envvar="MEMSTORE_METRICS", help="Serve GET /metrics.")
+    ] = False,
+    log_format: Annotated[
+        str, typer.Option(envvar="MEMSTORE_LOG_FORMAT", help="text, or json (one object a line).")
+    ] = "text",
+    log_user_data: Annotated[
+        bool,
+        typer.Option(
+            "--log-user-data",
+            envvar="MEMSTORE_LOG_USER_DATA",
+            help="Debug: log full URLs (query text, session names) and client addresses.",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API. On a store with no API keys, creates one and prints it once."""
     import os
 
     import uvicorn
 
+    from memstore.server.observability import log_config
+
+    try:
+        logging_config = log_config(log_format, log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-format") from None
     with _accounts(data_dir, database_url) as accounts:
         if not accounts.has_keys():
             issued = accounts.create_key(DEFAULT_ACCOUNT, "unlimited", admin=True)
@@ -559,25 +580,55 @@ def serve(
     os.environ["MEMSTORE_DATA_DIR"] = str(data_dir)
     if database_url:
         os.environ["MEMSTORE_DATABASE_URL"] = database_url
+    os.environ.update(
+        MEMSTORE_METRICS=str(metrics).lower(),
+        MEMSTORE_LOG_FORMAT=log_format,
+        MEMSTORE_LOG_USER_DATA=str(log_user_data).lower(),
+    )
     from memstore.server.protocol import MemstoreH11Protocol
-    from memstore.server.settings import Settings
+    from memstore.settings import Settings
 
     settings = Settings()
-    uvicorn.run(
-        "memstore.server.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        timeout_graceful_shutdown=10,
-        # Slow and hostile clients (docs/limits.md): header timeout and JSON 400s in the
-        # protocol class, body timeout in the app, and these.
-        http=MemstoreH11Protocol,
-        timeout_keep_alive=max(1, int(settings.keep_alive_seconds)),
-        limit_concurrency=settings.limit_concurrency or None,
-        h11_max_incomplete_event_size=16 * 1024,
-    )
+    with _metrics_dir(metrics and workers > 1):
+        uvicorn.run(
+            "memstore.server.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            log_config=logging_config,
+            access_log=False,  # ours (memstore.access) names routes, not URLs with user data
+            timeout_graceful_shutdown=10,
+            # Slow and hostile clients (docs/limits.md): header timeout and JSON 400s in the
+            # protocol class, body timeout in the app, and these.
+            http=MemstoreH11Protocol,
+            timeout_keep_alive=max(1, int(settings.keep_alive_seconds)),
+            limit_concurrency=settings.limit_concurrency or None,
+            h11_max_incomplete_event_size=16 * 1024,
+        )
+
+
+@contextmanager
+def _metrics_dir(multiprocess: bool) -> Iterator[None]:
+    """With several workers, a fresh PROMETHEUS_MULTIPROC_DIR for their metric files,
+    removed on exit."""
+    if not multiprocess:
+        yield
+        return
+    import os
+    import shutil
+    import tempfile
+
+    from memstore.metrics import MULTIPROC_ENV
+
+    path = tempfile.mkdtemp(prefix="memstore-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @app.command("mcp")
@@ -700,6 +751,50 @@ def keys_revoke(
         err_console.print(f"[red]error[/red]: no active key {key!r}")
         raise typer.Exit(2)
     console.print(f"revoked {key}")
+
+
+admin_app = typer.Typer(help="Operate an install: figures across accounts.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+@admin_app.command("stats")
+def admin_stats(
+    data_dir: DataDir = DEFAULT_DIR, database_url: DatabaseUrl = None, as_json: JsonFlag = False
+) -> None:
+    """Per account: plan, ops this month, memories, sessions, last activity; install totals."""
+    import time
+
+    from memstore.install_stats import install_stats
+
+    store = _store(data_dir, database_url)
+    try:
+        stats = install_stats(store, time.time())
+    finally:
+        store.close()
+    if as_json:
+        _print_json(stats.model_dump(mode="json"))
+        return
+    table = Table(
+        "account", "id", "plan", f"ops {stats.period}", "memories", "sessions", "last active"
+    )
+    for a in stats.accounts:
+        limit = "" if a.ops_limit is None else f" / {a.ops_limit:,}"
+        last = a.last_activity_at.isoformat(timespec="seconds") if a.last_activity_at else "-"
+        table.add_row(
+            a.name,
+            a.id,
+            a.plan,
+            f"{a.ops_used:,}{limit}",
+            f"{a.memories:,}",
+            f"{a.sessions:,}",
+            last,
+        )
+    console.print(table)
+    t = stats.totals
+    console.print(
+        f"{t.accounts} accounts, {t.memories:,} memories in {t.sessions:,} sessions, "
+        f"{t.ops_used:,} ops in {stats.period}; database {t.database_bytes / 2**20:,.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

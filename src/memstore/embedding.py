@@ -19,6 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from memstore import metrics
+
 DEFAULT_EMBEDDER = "e5-small-q4"
 MAX_TOKENS = 510  # e5-small reads 512 positions, two of them special tokens
 
@@ -111,7 +113,8 @@ class E5Embedder:
     @contextmanager
     def _model(self) -> Iterator[Any]:
         """A handle no other thread is using, for the duration of one call."""
-        model = self._free.get()
+        with metrics.embedding_wait():
+            model = self._free.get()
         try:
             yield model
         finally:

@@ -13,6 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
+from memstore import metrics
 from memstore import validation as check
 from memstore.accounts import DEFAULT_PLAN, Accounts, month_bounds
 from memstore.cursors import Cursors
@@ -156,7 +157,7 @@ class MemoryEngine:
         with self._purge_lock:
             if now - self._last_purge.get(account_id, 0.0) >= PURGE_INTERVAL_SECONDS:
                 self._last_purge[account_id] = now
-                self.store.purge_expired(account_id, now)
+                metrics.purge_ran(self.store.purge_expired(account_id, now))
 
     # -- operations
     def remember(
@@ -201,7 +202,7 @@ class MemoryEngine:
                 )
             )
         if charge:
-            self.charge(account_id, len(rows))
+            metrics.count_ops("remember", self.charge(account_id, len(rows)).plan, len(rows))
         self._maybe_purge(account_id, now)
         return self._store_rows(account_id, rows, None, refresh=True)
 
@@ -273,10 +274,13 @@ class MemoryEngine:
         threshold = check.min_score(min_score)
         where = check.filters(filters)
         if charge:
-            self.charge(account_id)
+            metrics.count_ops("recall", self.charge(account_id).plan)
+        lap = metrics.laps()
+        vector = self._query_vector(account_id, query)
+        lap("embedding")
         return run_recall(
             self.store,
-            self._query_vector(account_id, query),
+            vector,
             RecallQuery(account_id, query, sessions, limit, threshold, where, self.clock()),
         )
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memstore import metrics
 from memstore.models import RecalledMemory, to_memory
 from memstore.ranking import (
     CONTEXT_RADIUS,
@@ -56,11 +57,14 @@ def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMem
     """The memories most relevant to ``q.query`` (whose embedding is ``vector``), best first,
     each with a score in [0, 1]."""
     account, now, where = q.account_id, q.now, q.filters
+    lap = metrics.laps()  # times each stage when metrics are on
 
     # 1. candidates
     k = max(CANDIDATES, q.limit * 4)
     dense = store.dense_search(account, q.sessions, vector, k, now, where)
+    lap("dense")
     keyword = store.keyword_search(account, q.sessions, keyword_terms(q.query), k, now, where)
+    lap("keyword")
     first = rrf([dense, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
     candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, q.limit)]
 
@@ -73,6 +77,7 @@ def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMem
     fetched = store.vectors(account, list(pool | unscored))
     cosines = {**dict(dense), **{mid: float(np.dot(v, vector)) for mid, v in fetched.items()}}
     in_context = context_cosines(vector, {m: v for m, v in fetched.items() if m in pool}, context)
+    lap("context")
 
     # 3. fusion (the period list, last, only adds to the fused relevance of the others)
     fused = rrf([in_context, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
@@ -96,6 +101,7 @@ def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMem
         min_score=q.min_score,
     )
     rows = store.get_many(account, [mid for mid, _ in ranked], now)
+    lap("fusion")
     return [
         RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)
         for mid, score in ranked

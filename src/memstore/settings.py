@@ -51,3 +51,10 @@ class Settings(BaseSettings):
     concurrency_wait_seconds: float = Field(
         10.0, description="How long a request waits for its account's slot before a 429."
     )
+    # Operating it (memstore serve --metrics / --log-format / --log-user-data; see
+    # docs/operations.md).
+    metrics: bool = Field(False, description="Serve GET /metrics (Prometheus); 404 when off.")
+    log_format: str = Field("text", description="Access log format: text or json.")
+    log_user_data: bool = Field(
+        False, description="Debug only: the access log adds the full URL and client address."
+    )

@@ -10,21 +10,24 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from memstore import metrics
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.errors import MemstoreError, QuotaExceededError, RateLimitError
 from memstore.models import Usage
 from memstore.server.account_routes import router as account_router
 from memstore.server.admin import router as admin_router
+from memstore.server.admin_stats import router as admin_stats_router
 from memstore.server.console import router as console_router
 from memstore.server.docs import add_docs
 from memstore.server.limits import AccountLimits
 from memstore.server.mcp import MCPEndpoint
 from memstore.server.middleware import RequestContext
+from memstore.server.observability import Observe, StoreSizeCollector
 from memstore.server.routes import health_router, router
 from memstore.server.settings import Settings
 from memstore.stores import open_store
@@ -55,6 +58,11 @@ def _unreadable_body(exc: BaseException | None) -> str:
     return "request body could not be parsed as JSON"
 
 
+def _request_id(request: Request) -> str | None:
+    request_id: str | None = request.scope.get("state", {}).get("request_id")
+    return request_id
+
+
 def _error(
     request: Request,
     status: int,
@@ -62,7 +70,7 @@ def _error(
     message: str,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    request_id = request.scope.get("state", {}).get("request_id")
+    request_id = _request_id(request)
     return JSONResponse(
         {"error": {"code": code, "message": message, "request_id": request_id}},
         status_code=status,
@@ -128,6 +136,7 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
     app.include_router(account_router)
     app.include_router(admin_router)
     app.include_router(console_router)
+    app.include_router(admin_stats_router)
     mcp_endpoint = MCPEndpoint(engine)  # MCP over streamable HTTP, same keys as /v1
     # an ASGI app as the endpoint (Starlette's stubs only describe request handlers)
     app.router.add_route("/mcp", mcp_endpoint, include_in_schema=False)  # type: ignore[arg-type]
@@ -147,6 +156,17 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         quota_headers=quota_headers,
         body_timeout=settings.body_timeout_seconds,
     )
+    # Outermost: the access log and request metrics see every response, 413s and 500s too.
+    app.add_middleware(Observe, log_user_data=settings.log_user_data)
+    if settings.metrics:
+        metrics.enable()
+        store_size = StoreSizeCollector(engine.store)
+
+        @app.get("/metrics", include_in_schema=False)
+        def prometheus_metrics() -> Response:
+            """Prometheus text format, summed over worker processes."""
+            body, content_type = metrics.render([store_size])
+            return Response(body, media_type=content_type)
 
     @app.exception_handler(MemstoreError)
     async def memstore_error(request: Request, exc: MemstoreError) -> JSONResponse:
@@ -195,7 +215,7 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
+        log.exception("unexpected error", extra={"fields": {"request_id": _request_id(request)}})
         return _error(request, 500, "internal_error", "internal error; see the server log")
 
     return app

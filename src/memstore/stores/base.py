@@ -16,6 +16,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from memstore.stores.idempotency import IdempotentAnswer
+    from memstore.stores.stats import AccountActivity, StoreSize
 
 
 @dataclass(frozen=True)
@@ -207,5 +208,10 @@ class Store(Protocol):
     def check(self) -> None:
         """Raise if the database cannot serve (used by /readyz)."""
         ...
+
+    # -- install-wide figures for operators (stores/stats.py): counts and times only
+    def database_bytes(self) -> int: ...
+    def size_stats(self) -> StoreSize: ...
+    def account_activity(self, period: str, now: float) -> list[AccountActivity]: ...
 
     def close(self) -> None: ...

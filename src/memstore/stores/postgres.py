@@ -24,6 +24,7 @@ from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
 from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
+from memstore.stores.stats import InstallStats
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
 SCHEMA_LOCK = 0x6D656D73746F7265
@@ -155,7 +156,7 @@ def _scope(
     return sql, args
 
 
-class PostgresStore(AccountsAndKeys, IdempotencyRecords):
+class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats):
     """Store over a PostgreSQL database with pgvector (see module docstring)."""
 
     param = "%s"
@@ -201,6 +202,9 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords):
 
     def check(self) -> None:
         self._read("SELECT 1")
+
+    def database_bytes(self) -> int:
+        return int(self._read("SELECT pg_database_size(current_database())")[0][0])
 
     # -- store identity
     def embedder_info(self) -> tuple[str, int] | None:

@@ -22,6 +22,7 @@ from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
 from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
+from memstore.stores.stats import InstallStats
 from memstore.stores.vector_index import VectorIndex
 
 DB_FILENAME = "memstore.db"
@@ -208,7 +209,7 @@ def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, li
     return sql, args
 
 
-class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
+class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats):
     """Store over one SQLite database file (see module docstring)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
@@ -306,6 +307,14 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords):
 
     def check(self) -> None:
         self._read("SELECT 1")
+
+    def database_bytes(self) -> int:
+        """The database file plus its write-ahead log, as on disk now."""
+        ((pages, size),) = self._read(
+            "SELECT page_count, page_size FROM pragma_page_count, pragma_page_size"
+        )
+        wal = Path(self.path + "-wal")
+        return int(pages) * int(size) + (wal.stat().st_size if wal.exists() else 0)
 
     # -- store identity
     def embedder_info(self) -> tuple[str, int] | None:
