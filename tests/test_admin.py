@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from memstore.client import open_local_engine
-from memstore.engine import LOCAL_ACCOUNT, month_bounds
+from memstore.accounts import DEFAULT_ACCOUNT, month_bounds
 from memstore.install_stats import install_stats
 from memstore.server.auth import issue_key
 from tests.servers import BIN
@@ -49,7 +49,7 @@ def test_store_size_counts_rows_until_they_are_purged(engine, clock):
     size = engine.store.size_stats()
     assert (size.memories, size.sessions) == (3, 3)
     assert size.accounts_by_plan == {"unlimited": 2}
-    engine.store.purge_expired(clock.now)
+    engine.store.purge_expired("acct_a", clock.now)
     assert (engine.store.size_stats().memories, engine.store.size_stats().sessions) == (2, 2)
 
 
@@ -57,7 +57,8 @@ def test_admin_stats_cli_prints_figures_never_content(tmp_path):
     data = tmp_path / "data"
     engine = open_local_engine(data)
     try:
-        engine.remember(LOCAL_ACCOUNT, "Secret content Narwhal", "session Narwhal")
+        default = engine.accounts.ensure(DEFAULT_ACCOUNT)
+        engine.remember(default.id, "Secret content Narwhal", "session Narwhal")
         issue_key(engine.store, "team-b", "free")
     finally:
         engine.store.close()
@@ -69,7 +70,7 @@ def test_admin_stats_cli_prints_figures_never_content(tmp_path):
     ).stdout
     stats = json.loads(out)
     by_name = {a["name"]: a for a in stats["accounts"]}
-    assert by_name[LOCAL_ACCOUNT]["memories"] == 1 and by_name[LOCAL_ACCOUNT]["ops_used"] == 1
+    assert by_name[DEFAULT_ACCOUNT]["memories"] == 1 and by_name[DEFAULT_ACCOUNT]["ops_used"] == 1
     assert by_name["team-b"]["plan"] == "free" and by_name["team-b"]["ops_limit"] == 1000
     assert stats["totals"]["memories"] == 1 and stats["totals"]["accounts"] == 2
     table = subprocess.run(
