@@ -10,8 +10,8 @@ import uuid
 import httpx
 import pytest
 
-from memstore.client import open_local_engine
 from memstore.accounts import DEFAULT_ACCOUNT, month_bounds
+from memstore.client import open_local_engine
 from memstore.install_stats import install_stats
 from memstore.server.auth import issue_key
 from tests.servers import BIN
