@@ -225,7 +225,7 @@ def test_the_migration_repairs_metadata_holding_a_lone_surrogate(tmp_path, embed
 
     store = SQLiteStore.open_dir(tmp_path)
     engine = MemoryEngine(store, embedder)
-    memory = engine.remember("local", "poisoned", "poison", {"k": "fine"}).memory
+    memory = engine.remember(A, "poisoned", "poison", {"k": "fine"}).memory
     store.close()
     # What an older version wrote for {"k": "\ud800"}: ASCII-escaped JSON.
     conn = sqlite3.connect(tmp_path / "memstore.db")
@@ -236,7 +236,7 @@ def test_the_migration_repairs_metadata_holding_a_lone_surrogate(tmp_path, embed
     store = SQLiteStore.open_dir(tmp_path)
     try:
         engine = MemoryEngine(store, embedder)
-        assert engine.get("local", memory.id).metadata == {"k": "a\ufffd"}
-        readable(engine, "local")
+        assert engine.get(A, memory.id).metadata == {"k": "a\ufffd"}
+        readable(engine, A)
     finally:
         store.close()
