@@ -89,38 +89,6 @@ class SDKMemories:
         return self.client.sessions()
 
 
-class AccountMemories:
-    """The operations on a server's engine, as one account (the HTTP mount)."""
-
-    def __init__(self, engine: Any, account_id: str) -> None:
-        self.engine = engine
-        self.account_id = account_id
-
-    def remember(
-        self, content: str, session: str | None, metadata: dict | None, ttl: float | None
-    ) -> RememberResult:
-        return self.engine.remember(self.account_id, content, session, metadata, ttl)
-
-    def recall(
-        self,
-        query: str,
-        session: str | list[str] | None,
-        limit: int,
-        min_score: float | None,
-        filters: dict | None,
-    ) -> list[RecalledMemory]:
-        return self.engine.recall(self.account_id, query, session, limit, min_score, filters)
-
-    def forget(self, memory_id: str) -> None:
-        self.engine.forget(self.account_id, memory_id)
-
-    def list(self, session: str | None, limit: int, cursor: str | None) -> MemoryPage:
-        return self.engine.list(self.account_id, session, limit, cursor)
-
-    def sessions(self) -> list[SessionInfo]:
-        return self.engine.sessions(self.account_id)
-
-
 @dataclass(frozen=True)
 class Target:
     """Where one tool call goes: the account's memories and the default session."""

@@ -12,8 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from memstore.client import Memstore
 from memstore.errors import AuthenticationError
-from memstore.mcp_server import AccountMemories, Target, build_server
+from memstore.local import LocalBackend
+from memstore.mcp_server import SDKMemories, Target, build_server
 from memstore.server.auth import authenticate
 
 
@@ -44,7 +46,9 @@ class MCPEndpoint:
         if account is None:  # only reachable if the endpoint is mounted without __call__
             raise ToolError("not authenticated (unauthorized)")
         session = request.query_params.get("session") or None
-        return Target(AccountMemories(self.engine, account), session)
+        # the SDK's own in-process backend, as this key's account (the same calls as stdio)
+        client = Memstore(backend=LocalBackend(self.engine, account))
+        return Target(SDKMemories(client), session)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
