@@ -86,9 +86,13 @@ class KeyInfo:
     account: str
     plan: str
     created_at: float
-    revoked: bool
+    revoked_at: float | None = None
     admin: bool = False
     last_used_at: float | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
 
 
 class Accounts:
@@ -166,7 +170,7 @@ class Accounts:
                 account=accounts[k.account_id].name,
                 plan=accounts[k.account_id].plan,
                 created_at=k.created_at,
-                revoked=k.revoked_at is not None,
+                revoked_at=k.revoked_at,
                 admin=k.admin,
                 last_used_at=k.last_used_at,
             )

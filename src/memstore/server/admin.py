@@ -9,7 +9,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from memstore.accounts import PLANS
+from memstore.accounts import PLANS, Accounts
 from memstore.errors import NotFoundError, ValidationError
 from memstore.models import DeletedResponse, ErrorResponse, to_datetime
 from memstore.server.auth import AdminKey, issue_key
@@ -65,22 +65,20 @@ def _store(request: Request) -> Store:
 @router.get("/keys", response_model=KeysResponse)
 def list_keys(request: Request, _admin: AdminKey) -> KeysResponse:
     """Every key of the install, oldest first."""
-    store = _store(request)
-    accounts = {a.id: a for a in store.list_accounts()}
     return KeysResponse(
         keys=[
             KeyInfo(
-                key_id=k.id,
+                key_id=k.key_id,
                 prefix=k.prefix,
                 account_id=k.account_id,
-                account=accounts[k.account_id].name,
-                plan=accounts[k.account_id].plan,
+                account=k.account,
+                plan=k.plan,
                 admin=k.admin,
                 created_at=to_datetime(k.created_at),
                 last_used_at=to_datetime(k.last_used_at),
                 revoked_at=to_datetime(k.revoked_at),
             )
-            for k in store.list_keys()
+            for k in Accounts(_store(request)).list_keys()
         ]
     )
 
