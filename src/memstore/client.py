@@ -83,10 +83,15 @@ class Memstore:
         limit: int = 5,
         min_score: float | None = None,
         filters: Metadata | None = None,
+        *,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> builtins.list[RecalledMemory]:
         """Memories most relevant to ``query``, best first, scored in [0, 1]. ``session`` is
-        one name, a list, ``"*"`` for all, or None for the shared session."""
-        return self.backend.recall(query, session, limit, min_score, filters)
+        one name, a list, ``"*"`` for all, or None for the shared session. Near-duplicates
+        of one session come back once, as the newest (``collapse=False``: every version);
+        ``explain=True`` adds ``why`` to each result."""
+        return self.backend.recall(query, session, limit, min_score, filters, collapse, explain)
 
     def get(self, id: str) -> Memory:
         return self.backend.get(id)
@@ -176,8 +181,13 @@ class AsyncMemstore:
         limit: int = 5,
         min_score: float | None = None,
         filters: Metadata | None = None,
+        *,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> builtins.list[RecalledMemory]:
-        return await self.backend.recall(query, session, limit, min_score, filters)
+        return await self.backend.recall(
+            query, session, limit, min_score, filters, collapse, explain
+        )
 
     async def get(self, id: str) -> Memory:
         return await self.backend.get(id)

@@ -266,8 +266,11 @@ class MemoryEngine:
         filters: dict[str, Any] | None = None,
         *,
         charge: bool = True,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]:
-        """The memories most relevant to ``query``, best first, each with a score in [0, 1]."""
+        """The memories most relevant to ``query``, best first, each with a score in [0, 1];
+        near-duplicates shown once unless ``collapse`` is off; ``explain`` adds ``why``."""
         query = check.content(query, "query")
         sessions = check.sessions(session)
         limit = check.limit(limit, MAX_RECALL_LIMIT)
@@ -281,7 +284,17 @@ class MemoryEngine:
         return run_recall(
             self.store,
             vector,
-            RecallQuery(account_id, query, sessions, limit, threshold, where, self.clock()),
+            RecallQuery(
+                account_id,
+                query,
+                sessions,
+                limit,
+                threshold,
+                where,
+                self.clock(),
+                collapse,
+                explain,
+            ),
         )
 
     def get(self, account_id: str, memory_id: str) -> Memory:

@@ -80,8 +80,19 @@ class LocalBackend:
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]:
-        return self.engine.recall(self.account_id, query, session, limit, min_score, filters)
+        return self.engine.recall(
+            self.account_id,
+            query,
+            session,
+            limit,
+            min_score,
+            filters,
+            collapse=collapse,
+            explain=explain,
+        )
 
     def get(self, memory_id: str) -> Memory:
         return self.engine.get(self.account_id, memory_id)
@@ -129,8 +140,12 @@ class AsyncLocalBackend:
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]:
-        return await asyncio.to_thread(self.local.recall, query, session, limit, min_score, filters)
+        return await asyncio.to_thread(
+            self.local.recall, query, session, limit, min_score, filters, collapse, explain
+        )
 
     async def get(self, memory_id: str) -> Memory:
         return await asyncio.to_thread(self.local.get, memory_id)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from memstore import metrics
+from memstore.collapse import collapse
+from memstore.explain import Trace
 from memstore.models import RecalledMemory, to_memory
 from memstore.ranking import (
     CONTEXT_RADIUS,
@@ -51,6 +53,8 @@ class RecallQuery:
     min_score: float | None
     filters: Filters | None
     now: float
+    collapse: bool = True  # near-duplicates of one session shown once (collapse.py)
+    explain: bool = False  # each result says why it came back (explain.py)
 
 
 def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMemory]:
@@ -93,17 +97,35 @@ def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMem
         fused = rrf([[(mid, 0.0) for mid in in_period]], [PERIOD_WEIGHT], into=fused)
 
     # 4. spreading, 5. scores
+    relevance, own = spread(fused, context), {**dict(in_context), **cosines}
     ranked = scores(
-        spread(fused, context),
-        cosines={**dict(in_context), **cosines},
+        relevance,
+        cosines=own,
         keyword=keyword,
-        limit=q.limit,
+        limit=None if q.collapse else q.limit,
         min_score=q.min_score,
     )
+    similar: dict[str, list[str]] = {}
+    if q.collapse:  # over every candidate, so that ``limit`` distinct ones are shown
+        groups = {g.members[0]: g for g in collapse(store, account, ranked, fetched, q.limit, now)}
+        best = scores({m: relevance[m] for m in groups}, cosines=own, keyword=keyword)
+        ranked = [(groups[m].shown, score) for m, score in best]
+        similar = {g.shown: g.similar_ids for g in groups.values()}
     rows = store.get_many(account, [mid for mid, _ in ranked], now)
     lap("fusion")
+    trace = (
+        Trace(keyword_terms(q.query), cosines, keyword, fused, context, periods)
+        if q.explain
+        else None
+    )
     return [
-        RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)
+        RecalledMemory(
+            **to_memory(rows[mid]).model_dump(),
+            score=score,
+            similar=len(similar.get(mid, ())),
+            similar_ids=similar.get(mid, []),
+            why=None if trace is None else trace.why(rows[mid], len(similar.get(mid, ()))),
+        )
         for mid, score in ranked
         if mid in rows
     ]

@@ -118,12 +118,18 @@ class Routes:
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> Call[list[RecalledMemory]]:
         body: dict[str, Any] = {"query": query, "limit": limit, "session": _sessions_body(session)}
         if min_score is not None:
             body["min_score"] = min_score
         if filters is not None:
             body["filters"] = filters
+        if not collapse:
+            body["collapse"] = False
+        if explain:
+            body["explain"] = True
         return Call(
             "POST",
             "/v1/memory/recall",
@@ -262,8 +268,12 @@ class HTTPBackend(_HTTPBase):
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]:
-        return self._send(Routes.recall(query, session, limit, min_score, filters))
+        return self._send(
+            Routes.recall(query, session, limit, min_score, filters, collapse, explain)
+        )
 
     def get(self, memory_id: str) -> Memory:
         return self._send(Routes.get(memory_id))
@@ -335,8 +345,12 @@ class AsyncHTTPBackend(_HTTPBase):
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]:
-        return await self._send(Routes.recall(query, session, limit, min_score, filters))
+        return await self._send(
+            Routes.recall(query, session, limit, min_score, filters, collapse, explain)
+        )
 
     async def get(self, memory_id: str) -> Memory:
         return await self._send(Routes.get(memory_id))

@@ -175,9 +175,15 @@ def recall(
     ] = None,
     limit: int = 5,
     min_score: float | None = None,
+    collapse: Annotated[
+        bool, Query(description="Near-duplicates of one session shown once; false: all.")
+    ] = True,
+    explain: Annotated[bool, Query(description="Add `why` to each result.")] = False,
 ) -> RecallResponse:
     """The memories most relevant to ``q``, best first, each with a score in [0, 1]."""
-    found = engine.recall(account, q, _sessions_arg(session), limit, min_score)
+    found = engine.recall(
+        account, q, _sessions_arg(session), limit, min_score, collapse=collapse, explain=explain
+    )
     return RecallResponse(memories=found)
 
 
@@ -185,7 +191,14 @@ def recall(
 def recall_post(body: RecallRequest, account: Account, engine: Engine) -> RecallResponse:
     """Recall with a JSON body, which can also carry metadata ``filters``."""
     found = engine.recall(
-        account, body.query, body.session, body.limit, body.min_score, body.filters
+        account,
+        body.query,
+        body.session,
+        body.limit,
+        body.min_score,
+        body.filters,
+        collapse=body.collapse,
+        explain=body.explain,
     )
     return RecallResponse(memories=found)
 
