@@ -53,16 +53,18 @@ class Trace:
         )
 
     def _neighbor_of(self, mid: str) -> str | None:
-        """The neighbour that gave ``mid`` the largest share of relevance, when neighbours
-        gave it more than its own lists (dense, keyword, period) did."""
+        """The neighbour that passed ``mid`` the largest share of relevance, when that
+        neighbour matched the query better than ``mid`` did on its own."""
         shares = [
             (SPREAD[abs(offset)] * self.fused.get(other, 0.0), other)
             for offset, other in self.context.around.get(mid, ())
         ]
-        received = sum(share for share, _ in shares)
-        if not shares or received <= self.fused.get(mid, 0.0):
+        if not shares:
             return None
-        return max(shares)[1]
+        share, other = max(shares)
+        return (
+            other if share > 0 and self.fused.get(other, 0.0) > self.fused.get(mid, 0.0) else None
+        )
 
 
 def matched_terms(terms: list[str], content: str) -> list[str]:

@@ -94,8 +94,8 @@ class RecallWhy(_Record):
     )
     neighbor_of: str | None = Field(
         None,
-        description="Id of the memory stored next to it whose relevance brought it here "
-        "(set when its neighbours gave it more relevance than its own match did).",
+        description="Id of the memory stored next to it that matched the query better and "
+        "passed part of its relevance to it (context spreading).",
     )
     period: RecallPeriod | None = Field(
         None, description="The period named by the query in which it was created."
