@@ -31,8 +31,9 @@ class Trace:
     context: Context = field(default_factory=Context)
     periods: list[tuple[float, float]] = field(default_factory=list)
 
-    def why(self, row: MemoryRow, similar: int) -> RecallWhy:
-        """The parts of one returned memory's rank."""
+    def why(self, row: MemoryRow, similar_ids: list[str]) -> RecallWhy:
+        """The parts of one returned memory's rank (``similar_ids``: the versions collapsed
+        into it, which are not named as its neighbour)."""
         mid = row.id
         ranks = {m: r for r, (m, _) in enumerate(self.keyword, start=1)}
         cosine = self.cosines.get(mid)
@@ -40,7 +41,7 @@ class Trace:
             cosine=None if cosine is None else round(float(cosine), 4),
             keywords=matched_terms(self.terms, row.content) if mid in ranks else [],
             keyword_rank=ranks.get(mid),
-            neighbor_of=self._neighbor_of(mid),
+            neighbor_of=self._neighbor_of(mid, set(similar_ids)),
             period=next(
                 (
                     RecallPeriod(start=to_datetime(start), end=to_datetime(end))
@@ -49,15 +50,16 @@ class Trace:
                 ),
                 None,
             ),
-            similar=similar,
+            similar=len(similar_ids),
         )
 
-    def _neighbor_of(self, mid: str) -> str | None:
+    def _neighbor_of(self, mid: str, versions: set[str]) -> str | None:
         """The neighbour that passed ``mid`` the largest share of relevance, when that
         neighbour matched the query better than ``mid`` did on its own."""
         shares = [
             (SPREAD[abs(offset)] * self.fused.get(other, 0.0), other)
             for offset, other in self.context.around.get(mid, ())
+            if other not in versions
         ]
         if not shares:
             return None

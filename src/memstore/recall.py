@@ -124,7 +124,7 @@ def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMem
             score=score,
             similar=len(similar.get(mid, ())),
             similar_ids=similar.get(mid, []),
-            why=None if trace is None else trace.why(rows[mid], len(similar.get(mid, ()))),
+            why=None if trace is None else trace.why(rows[mid], similar.get(mid, [])),
         )
         for mid, score in ranked
         if mid in rows
