@@ -7,8 +7,8 @@ candidates are walked best first: a candidate whose e5 vector has a cosine of at
 group, any other candidate starts a group. Each group is shown once, where its best member
 ranked and with that member's score (so scores stay non-increasing), as its newest member
 (latest ``created_at``); the others are its ``similar_ids``, best first. Only recall's
-candidates are grouped (a few hundred at most), never the whole session. See
-docs/memory-over-time.md.
+best ``depth(limit)`` candidates are grouped, never the whole session, and each is compared
+with the groups' heads only (at most ``limit`` of them). See docs/memory-over-time.md.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from memstore.stores.base import Store
 # Passage-passage cosine of e5-small: the same run summary with other dates and figures sits
 # at 0.95-0.99, two different facts of one project at 0.80-0.92 (bench/runlog.py, LoCoMo dev).
 SIMILAR_COSINE = 0.95
+# Only the best candidates are grouped: enough to fill ``limit`` when each thing has many
+# versions, few enough to stay cheap.
+DEPTH = 100
+DEPTH_PER_RESULT = 10
 
 
 @dataclass
@@ -37,6 +41,11 @@ class Group:
         return [mid for mid in self.members if mid != self.shown]
 
 
+def depth(limit: int) -> int:
+    """How many of recall's best candidates are grouped for a result of ``limit``."""
+    return max(DEPTH, DEPTH_PER_RESULT * limit)
+
+
 def collapse(
     store: Store,
     account_id: str,
@@ -44,26 +53,34 @@ def collapse(
     vectors: dict[str, np.ndarray],
     limit: int,
     now: float,
+    *,
+    one_session: bool,
 ) -> list[Group]:
-    """The first ``limit`` groups of near-duplicates among ``ranked`` (best first, scores
-    non-increasing). ``vectors`` are those recall already fetched; missing ones are read."""
+    """The first ``limit`` groups of near-duplicates among ``ranked`` (best first).
+    ``vectors`` are those recall already fetched; missing ones are read. ``one_session``:
+    every candidate is of one session (else their sessions are read first)."""
     missing = [mid for mid, _ in ranked if mid not in vectors]
     if missing:
         vectors = {**vectors, **store.vectors(account_id, missing)}
     ids = [mid for mid, _ in ranked if mid in vectors]
-    near = _near_pairs(ids, vectors)
-    # Only candidates with a near twin can share a group: read just their session and time.
-    twins = [ids[i] for i in np.flatnonzero(near.any(axis=1))] if len(ids) else []
-    rows = store.get_many(account_id, twins, now) if twins else {}
-    row_of = {mid: i for i, mid in enumerate(ids)}
+    rows = {} if one_session or not ids else store.get_many(account_id, ids, now)
+    session_of = None if one_session else {mid: row.session for mid, row in rows.items()}
+    near = _near_heads(ids, vectors, limit, session_of)
+    if one_session:  # only candidates near a group's head, and the heads, need their time
+        involved = {ids[i] for i, heads in near.items() for i in (i, *heads)}
+        rows = store.get_many(account_id, list(involved), now) if involved else {}
+    at = {mid: i for i, mid in enumerate(ids)}
     groups: list[Group] = []
-    heads: list[tuple[int, Group]] = []  # (row in ``near``, group) of groups with a twin
+    group_at: dict[int, Group] = {}  # groups by the index of their head in ``ids``
     for mid, _ in ranked:
-        i = row_of.get(mid)
-        row = rows.get(mid)
+        i, row = at.get(mid), rows.get(mid)
         if i is not None and row is not None:
             joined = next(
-                (g for h, g in heads if near[i, h] and rows[g.members[0]].session == row.session),
+                (
+                    group_at[h]
+                    for h in near.get(i, ())
+                    if h in group_at and (head := rows.get(ids[h])) and head.session == row.session
+                ),
                 None,
             )
             if joined is not None:
@@ -73,8 +90,8 @@ def collapse(
             continue  # later candidates may still join a shown group, none starts one
         group = Group(members=[mid])
         groups.append(group)
-        if i is not None and row is not None:
-            heads.append((i, group))
+        if i is not None:
+            group_at[i] = group
     for group in groups:
         group.shown = max(
             group.members,
@@ -83,11 +100,40 @@ def collapse(
     return groups
 
 
-def _near_pairs(ids: list[str], vectors: dict[str, np.ndarray]) -> np.ndarray:
-    """Boolean matrix: ``[i, j]`` when candidates i and j (i != j) are near-duplicates."""
+def _near_heads(
+    ids: list[str],
+    vectors: dict[str, np.ndarray],
+    limit: int,
+    session_of: dict[str, str] | None,
+) -> dict[int, list[int]]:
+    """For each candidate (by index) that is a near-duplicate of an earlier group's head of
+    its session, the indices of those heads, in order; the first ``limit`` candidates that
+    are not start the groups. ``session_of`` None: all are of one session."""
+
+    def same(i: int, h: int) -> bool:
+        return session_of is None or session_of.get(ids[i]) == session_of.get(ids[h])
+
     if not ids:
-        return np.zeros((0, 0), dtype=bool)
-    matrix = np.stack([vectors[mid] for mid in ids])
-    near = (matrix @ matrix.T) >= SIMILAR_COSINE
-    np.fill_diagonal(near, False)
+        return {}
+    first = vectors[ids[0]]
+    heads_matrix = np.empty((limit, first.shape[0]), dtype=first.dtype)
+    heads: list[int] = []
+    near: dict[int, list[int]] = {}
+    i = 0
+    while i < len(ids) and len(heads) < limit:
+        vector = vectors[ids[i]]
+        hit = np.flatnonzero(heads_matrix[: len(heads)] @ vector >= SIMILAR_COSINE)
+        matched = [heads[j] for j in hit if same(i, heads[j])]
+        if matched:
+            near[i] = matched
+        else:
+            heads_matrix[len(heads)] = vector
+            heads.append(i)
+        i += 1
+    if i < len(ids):  # the groups are all started: the rest can only join one
+        rest = np.stack([vectors[mid] for mid in ids[i:]])
+        rows, cols = np.nonzero(rest @ heads_matrix[: len(heads)].T >= SIMILAR_COSINE)
+        for r, j in zip(rows, cols, strict=True):
+            if same(i + int(r), heads[int(j)]):
+                near.setdefault(i + int(r), []).append(heads[int(j)])
     return near

@@ -20,6 +20,7 @@ import numpy as np
 
 from memstore import metrics
 from memstore.collapse import collapse
+from memstore.collapse import depth as collapse_depth
 from memstore.explain import Trace
 from memstore.models import RecalledMemory, to_memory
 from memstore.ranking import (
@@ -102,12 +103,14 @@ def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMem
         relevance,
         cosines=own,
         keyword=keyword,
-        limit=None if q.collapse else q.limit,
+        limit=collapse_depth(q.limit) if q.collapse else q.limit,
         min_score=q.min_score,
     )
     similar: dict[str, list[str]] = {}
     if q.collapse:  # over every candidate, so that ``limit`` distinct ones are shown
-        groups = {g.members[0]: g for g in collapse(store, account, ranked, fetched, q.limit, now)}
+        one = q.sessions is not None and len(q.sessions) == 1
+        found = collapse(store, account, ranked, fetched, q.limit, now, one_session=one)
+        groups = {g.members[0]: g for g in found}
         best = scores({m: relevance[m] for m in groups}, cosines=own, keyword=keyword)
         ranked = [(groups[m].shown, score) for m, score in best]
         similar = {g.shown: g.similar_ids for g in groups.values()}
