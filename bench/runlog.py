@@ -85,10 +85,12 @@ GOALS = [
     ),
 ]
 STATES = ["still lacks", "has partial", "now publishes", "updated its", "deprecated its"]
+# The crew and its tasks are the same every run (memstore's summarize_run writes the head
+# and the task lines); what its agents wrote changes wording, figures and dates each time.
 OPENERS = [
     "Crew run for {inputs}.",
+    "Crew run for {inputs}, {date}.",
     "Crew run for {inputs} (run {run}).",
-    "Research completed for {inputs} on {date}.",
 ]
 STEPS = [
     "What was done:\n- Researcher: gather sources on {topic} → {sources} sources read, "

@@ -1,31 +1,39 @@
 """Near-duplicate collapse at recall: versions of one thing show up once, as the newest.
 
 A project session that stores a summary after every run holds many near-identical texts;
-without collapse recall's top 5 would be five versions of one run. Recall's ranked
-candidates are walked best first: a candidate whose e5 vector has a cosine of at least
-``SIMILAR_COSINE`` with the best member of an earlier group *of the same session* joins that
-group, any other candidate starts a group. Each group is shown once, where its best member
-ranked and with that member's score (so scores stay non-increasing), as its newest member
-(latest ``created_at``); the others are its ``similar_ids``, best first. Only recall's
-best ``depth(limit)`` candidates are grouped, never the whole session, and each is compared
-with the groups' heads only (at most ``limit`` of them). See docs/memory-over-time.md.
+without collapse recall's top 5 would be five versions of one run. Recall's best
+candidates are walked best first: a candidate joins the first earlier group whose head
+(its best-ranked member) is a near-duplicate of it, any other candidate starts a group.
+Two memories are near-duplicates when they are of the same session, their e5 vectors have
+a cosine of at least ``SIMILAR_COSINE`` and their content words (stopwords and numbers left
+out) overlap by at least ``SIMILAR_WORDS`` (Jaccard): e5 alone puts short chit-chat ("Thanks,
+Mel!" / "Thanks, Caroline!") as close as two versions of a run summary. Each group is shown
+once, where its head ranked, as its newest member (latest ``created_at``); the others are
+its ``similar_ids``, best first. Only recall's best ``depth(limit)`` candidates are grouped,
+never the whole session. See docs/memory-over-time.md.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from memstore.stores.base import Store
+from memstore.ranking import STOPWORDS
+from memstore.stores.base import MemoryRow, Store
 
-# Passage-passage cosine of e5-small: the same run summary with other dates and figures sits
-# at 0.95-0.99, two different facts of one project at 0.80-0.92 (bench/runlog.py, LoCoMo dev).
+# Measured with bench/runlog.py and the LoCoMo dev file (docs/memory-over-time.md): versions
+# of one run summary sit at cosine 0.95-0.99 and share 30-80% of their words; LoCoMo's
+# chit-chat reaches cosine 0.98 but rarely shares 40% of its words.
 SIMILAR_COSINE = 0.95
+SIMILAR_WORDS = 0.4
 # Only the best candidates are grouped: enough to fill ``limit`` when each thing has many
 # versions, few enough to stay cheap.
 DEPTH = 100
-DEPTH_PER_RESULT = 10
+DEPTH_PER_RESULT = 4
+
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass
@@ -46,6 +54,21 @@ def depth(limit: int) -> int:
     return max(DEPTH, DEPTH_PER_RESULT * limit)
 
 
+def content_words(text: str) -> frozenset[str]:
+    """The words that say what a text is about: lower-cased, no stopwords, no numbers."""
+    return frozenset(
+        w
+        for w in (m.lower() for m in _WORD.findall(text))
+        if w not in STOPWORDS and not w.isdigit()
+    )
+
+
+def same_words(a: MemoryRow, b: MemoryRow) -> bool:
+    """Whether two memories share at least SIMILAR_WORDS of their content words."""
+    wa, wb = content_words(a.content), content_words(b.content)
+    return len(wa & wb) >= SIMILAR_WORDS * max(1, len(wa | wb))
+
+
 def collapse(
     store: Store,
     account_id: str,
@@ -53,33 +76,28 @@ def collapse(
     vectors: dict[str, np.ndarray],
     limit: int,
     now: float,
-    *,
-    one_session: bool,
 ) -> list[Group]:
     """The first ``limit`` groups of near-duplicates among ``ranked`` (best first).
-    ``vectors`` are those recall already fetched; missing ones are read. ``one_session``:
-    every candidate is of one session (else their sessions are read first)."""
+    ``vectors`` are those recall already fetched; missing ones are read."""
     missing = [mid for mid, _ in ranked if mid not in vectors]
     if missing:
         vectors = {**vectors, **store.vectors(account_id, missing)}
     ids = [mid for mid, _ in ranked if mid in vectors]
-    rows = {} if one_session or not ids else store.get_many(account_id, ids, now)
-    session_of = None if one_session else {mid: row.session for mid, row in rows.items()}
-    near = _near_heads(ids, vectors, limit, session_of)
-    if one_session:  # only candidates near a group's head, and the heads, need their time
-        involved = {ids[i] for i, heads in near.items() for i in (i, *heads)}
-        rows = store.get_many(account_id, list(involved), now) if involved else {}
+    near = _near_pairs(ids, vectors)
+    # Only candidates with a near twin can share a group: read just those.
+    twins = [ids[i] for i in np.flatnonzero(near.any(axis=1))] if ids else []
+    rows = store.get_many(account_id, twins, now) if twins else {}
     at = {mid: i for i, mid in enumerate(ids)}
     groups: list[Group] = []
-    group_at: dict[int, Group] = {}  # groups by the index of their head in ``ids``
+    heads: list[tuple[int, MemoryRow, Group]] = []  # groups whose head has a near twin
     for mid, _ in ranked:
         i, row = at.get(mid), rows.get(mid)
         if i is not None and row is not None:
             joined = next(
                 (
-                    group_at[h]
-                    for h in near.get(i, ())
-                    if h in group_at and (head := rows.get(ids[h])) and head.session == row.session
+                    group
+                    for h, head, group in heads
+                    if near[i, h] and head.session == row.session and same_words(head, row)
                 ),
                 None,
             )
@@ -90,8 +108,8 @@ def collapse(
             continue  # later candidates may still join a shown group, none starts one
         group = Group(members=[mid])
         groups.append(group)
-        if i is not None:
-            group_at[i] = group
+        if i is not None and row is not None:
+            heads.append((i, row, group))
     for group in groups:
         group.shown = max(
             group.members,
@@ -100,40 +118,12 @@ def collapse(
     return groups
 
 
-def _near_heads(
-    ids: list[str],
-    vectors: dict[str, np.ndarray],
-    limit: int,
-    session_of: dict[str, str] | None,
-) -> dict[int, list[int]]:
-    """For each candidate (by index) that is a near-duplicate of an earlier group's head of
-    its session, the indices of those heads, in order; the first ``limit`` candidates that
-    are not start the groups. ``session_of`` None: all are of one session."""
-
-    def same(i: int, h: int) -> bool:
-        return session_of is None or session_of.get(ids[i]) == session_of.get(ids[h])
-
+def _near_pairs(ids: list[str], vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """Boolean matrix: ``[i, j]`` when the vectors of candidates i and j (i != j) have a
+    cosine of at least SIMILAR_COSINE."""
     if not ids:
-        return {}
-    first = vectors[ids[0]]
-    heads_matrix = np.empty((limit, first.shape[0]), dtype=first.dtype)
-    heads: list[int] = []
-    near: dict[int, list[int]] = {}
-    i = 0
-    while i < len(ids) and len(heads) < limit:
-        vector = vectors[ids[i]]
-        hit = np.flatnonzero(heads_matrix[: len(heads)] @ vector >= SIMILAR_COSINE)
-        matched = [heads[j] for j in hit if same(i, heads[j])]
-        if matched:
-            near[i] = matched
-        else:
-            heads_matrix[len(heads)] = vector
-            heads.append(i)
-        i += 1
-    if i < len(ids):  # the groups are all started: the rest can only join one
-        rest = np.stack([vectors[mid] for mid in ids[i:]])
-        rows, cols = np.nonzero(rest @ heads_matrix[: len(heads)].T >= SIMILAR_COSINE)
-        for r, j in zip(rows, cols, strict=True):
-            if same(i + int(r), heads[int(j)]):
-                near.setdefault(i + int(r), []).append(heads[int(j)])
+        return np.zeros((0, 0), dtype=bool)
+    matrix = np.stack([vectors[mid] for mid in ids])
+    near = (matrix @ matrix.T) >= SIMILAR_COSINE
+    np.fill_diagonal(near, False)
     return near

@@ -108,9 +108,7 @@ def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMem
     )
     similar: dict[str, list[str]] = {}
     if q.collapse:  # over every candidate, so that ``limit`` distinct ones are shown
-        one = q.sessions is not None and len(q.sessions) == 1
-        found = collapse(store, account, ranked, fetched, q.limit, now, one_session=one)
-        groups = {g.members[0]: g for g in found}
+        groups = {g.members[0]: g for g in collapse(store, account, ranked, fetched, q.limit, now)}
         best = scores({m: relevance[m] for m in groups}, cosines=own, keyword=keyword)
         ranked = [(groups[m].shown, score) for m, score in best]
         similar = {g.shown: g.similar_ids for g in groups.values()}
