@@ -3,6 +3,7 @@ the newest, with the others counted (SQLite and PostgreSQL, HTTP, both SDK modes
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -149,3 +150,21 @@ def test_the_sdk_takes_collapse_in_both_modes(mode, server, key, embedder, tmp_p
         every = ms.recall(QUERY, session="alpha", limit=10, collapse=False)
     assert [m.similar for m in collapsed if m.id in ids] == [2]
     assert set(ids) <= {m.id for m in every}
+
+
+def test_the_cli_collapses_unless_told_not_to_and_explains(tmp_path, embedder):
+    from tests.test_cli import run_cli
+
+    data = tmp_path / "data"
+    with Memstore.local(data, embedder=embedder) as ms:
+        ids = remember_versions(ms)
+    args = ["recall", QUERY, "--session", "alpha", "--data-dir", str(data), "--json"]
+    shown = json.loads(run_cli(*args).stdout)["memories"]
+    every = json.loads(run_cli(*args, "--no-collapse").stdout)["memories"]
+    explained = json.loads(run_cli(*args, "--explain").stdout)["memories"]
+    table = run_cli(*args[:-1], "--explain", COLUMNS="400").stdout
+    assert [m["similar"] for m in shown if m["id"] in ids] == [2]
+    assert set(ids) <= {m["id"] for m in every}
+    assert all(m["why"] is None for m in shown)
+    assert explained[0]["why"]["cosine"] > 0.7
+    assert "(+2 similar)" in table and "cosine 0." in table
