@@ -63,10 +63,9 @@ def content_words(text: str) -> frozenset[str]:
     )
 
 
-def same_words(a: MemoryRow, b: MemoryRow) -> bool:
-    """Whether two memories share at least SIMILAR_WORDS of their content words."""
-    wa, wb = content_words(a.content), content_words(b.content)
-    return len(wa & wb) >= SIMILAR_WORDS * max(1, len(wa | wb))
+def same_words(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Whether two memories' content words overlap by at least SIMILAR_WORDS (Jaccard)."""
+    return len(a & b) >= SIMILAR_WORDS * max(1, len(a | b))
 
 
 def collapse(
@@ -87,6 +86,7 @@ def collapse(
     # Only candidates with a near twin can share a group: read just those.
     twins = [ids[i] for i in np.flatnonzero(near.any(axis=1))] if ids else []
     rows = store.get_many(account_id, twins, now) if twins else {}
+    words = {mid: content_words(row.content) for mid, row in rows.items()}
     at = {mid: i for i, mid in enumerate(ids)}
     groups: list[Group] = []
     heads: list[tuple[int, MemoryRow, Group]] = []  # groups whose head has a near twin
@@ -97,7 +97,9 @@ def collapse(
                 (
                     group
                     for h, head, group in heads
-                    if near[i, h] and head.session == row.session and same_words(head, row)
+                    if near[i, h]
+                    and head.session == row.session
+                    and same_words(words[head.id], words[mid])
                 ),
                 None,
             )
@@ -124,6 +126,8 @@ def _near_pairs(ids: list[str], vectors: dict[str, np.ndarray]) -> np.ndarray:
     if not ids:
         return np.zeros((0, 0), dtype=bool)
     matrix = np.stack([vectors[mid] for mid in ids])
-    near = (matrix @ matrix.T) >= SIMILAR_COSINE
+    # Row by row: a matrix-vector product runs on one thread, where BLAS would spread a
+    # 100 x 100 product over threads and wait for them on a busy machine (10x slower).
+    near = np.stack([matrix @ row for row in matrix]) >= SIMILAR_COSINE
     np.fill_diagonal(near, False)
     return near
