@@ -6,7 +6,8 @@ weeks, the wording, dates and figures changing from run to run, plus distinct fa
 goal is asked for (a paraphrase of it) and each fact too; recall runs with collapse on and
 off, through the real default engine (SQLite store, e5 embedder). Reports:
 
-- distinct@5: distinct items (a goal's runs count as one item, each fact as one) in the top 5;
+- distinct@5: distinct items (a goal's runs count as one item, each fact as one) in the top 5,
+  over all queries and over the goal queries alone;
 - newest@1: share of goal queries whose best-ranked version of the goal is its newest run;
 - goal hit@5 / fact hit@5: share of queries whose goal (any run) / fact is in the top 5;
 - the cosines of runs of one goal with each other, and of different items, to show where
@@ -260,7 +261,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         queries = [(f"goal:{g}", GOALS[g][2]) for g in range(args.goals)]
         queries += [(f"fact:{f}", FACT_QUERIES[f]) for f in range(args.facts)]
         for collapse in (True, False):
-            distinct, newest_first, goal_hit, fact_hit = [], [], [], []
+            distinct, goal_distinct, newest_first, goal_hit, fact_hit = [], [], [], [], []
             for item, query in queries:
                 found = engine.recall(
                     ACCOUNT, query, session=SESSION, limit=5, collapse=collapse, charge=False
@@ -270,10 +271,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 hit = item in shown
                 (goal_hit if item.startswith("goal") else fact_hit).append(hit)
                 if item.startswith("goal"):
+                    goal_distinct.append(len(set(shown)))
                     first = next((m.id for m in found if item_of[m.id] == item), None)
                     newest_first.append(first == newest[item])
             out["on" if collapse else "off"] = {
                 "distinct@5": float(np.mean(distinct)),
+                "goal_distinct@5": float(np.mean(goal_distinct)),
                 "newest@1": float(np.mean(newest_first)),
                 "goal_hit@5": float(np.mean(goal_hit)),
                 "fact_hit@5": float(np.mean(fact_hit)) if fact_hit else None,
@@ -297,12 +300,15 @@ def main(argv: list[str] | None = None) -> None:
         f"{result['memories']} memories in one session: {args.goals} goals x {args.runs} runs "
         f"+ {args.facts} facts (seed {args.seed})"
     )
-    print(f"{'collapse':<10}{'distinct@5':>12}{'newest@1':>10}{'goal hit@5':>12}{'fact hit@5':>12}")
+    print(
+        f"{'collapse':<10}{'distinct@5':>12}{'(goal q)':>10}{'newest@1':>10}"
+        f"{'goal hit@5':>12}{'fact hit@5':>12}"
+    )
     for mode in ("on", "off"):
         r = result[mode]
         fact = "-" if r["fact_hit@5"] is None else f"{r['fact_hit@5']:.3f}"
         print(
-            f"{mode:<10}{r['distinct@5']:>12.2f}{r['newest@1']:>10.3f}"
+            f"{mode:<10}{r['distinct@5']:>12.2f}{r['goal_distinct@5']:>10.2f}{r['newest@1']:>10.3f}"
             f"{r['goal_hit@5']:>12.3f}{fact:>12}"
         )
     c = result["cosines"]
