@@ -81,27 +81,25 @@ def collapse(
     missing = [mid for mid, _ in ranked if mid not in vectors]
     if missing:
         vectors = {**vectors, **store.vectors(account_id, missing)}
-    ids = [mid for mid, _ in ranked if mid in vectors]
-    near = _near_pairs(ids, vectors)
-    # Only candidates with a near twin can share a group: read just those.
-    twins = [ids[i] for i in np.flatnonzero(near.any(axis=1))] if ids else []
-    rows = store.get_many(account_id, twins, now) if twins else {}
-    words = {mid: content_words(row.content) for mid, row in rows.items()}
-    at = {mid: i for i, mid in enumerate(ids)}
+    near = _Near([mid for mid, _ in ranked if mid in vectors], vectors)
+    # Rows (session, words, time) are read only for the candidates near a group's head:
+    # first for the heads the vectors alone would pick, then for any other head on the way.
+    rows = near.read(store, account_id, now, near.vector_heads(limit))
+    words: dict[str, frozenset[str]] = {}
+
+    def same(head: MemoryRow, row: MemoryRow) -> bool:
+        for r in (head, row):
+            if r.id not in words:
+                words[r.id] = content_words(r.content)
+        return head.session == row.session and same_words(words[head.id], words[row.id])
+
     groups: list[Group] = []
-    heads: list[tuple[int, MemoryRow, Group]] = []  # groups whose head has a near twin
+    heads: list[tuple[int, Group]] = []
     for mid, _ in ranked:
-        i, row = at.get(mid), rows.get(mid)
+        i, row = near.at.get(mid), rows.get(mid)
         if i is not None and row is not None:
             joined = next(
-                (
-                    group
-                    for h, head, group in heads
-                    if near[i, h]
-                    and head.session == row.session
-                    and same_words(words[head.id], words[mid])
-                ),
-                None,
+                (g for h, g in heads if near.of(h)[i] and same(rows[near.ids[h]], row)), None
             )
             if joined is not None:
                 joined.members.append(mid)
@@ -110,8 +108,10 @@ def collapse(
             continue  # later candidates may still join a shown group, none starts one
         group = Group(members=[mid])
         groups.append(group)
-        if i is not None and row is not None:
-            heads.append((i, row, group))
+        if i is not None:
+            rows.update(near.read(store, account_id, now, [i], have=rows))
+            if near.ids[i] in rows:
+                heads.append((i, group))
     for group in groups:
         group.shown = max(
             group.members,
@@ -120,14 +120,53 @@ def collapse(
     return groups
 
 
-def _near_pairs(ids: list[str], vectors: dict[str, np.ndarray]) -> np.ndarray:
-    """Boolean matrix: ``[i, j]`` when the vectors of candidates i and j (i != j) have a
-    cosine of at least SIMILAR_COSINE."""
-    if not ids:
-        return np.zeros((0, 0), dtype=bool)
-    matrix = np.stack([vectors[mid] for mid in ids])
-    # Row by row: a matrix-vector product runs on one thread, where BLAS would spread a
-    # 100 x 100 product over threads and wait for them on a busy machine (10x slower).
-    near = np.stack([matrix @ row for row in matrix]) >= SIMILAR_COSINE
-    np.fill_diagonal(near, False)
-    return near
+class _Near:
+    """Which candidates' vectors have a cosine of at least SIMILAR_COSINE, computed one
+    head at a time (a matrix-vector product runs on one thread; a full matrix product
+    would be spread over BLAS threads and wait for them on a busy machine)."""
+
+    def __init__(self, ids: list[str], vectors: dict[str, np.ndarray]) -> None:
+        self.ids = ids
+        self.at = {mid: i for i, mid in enumerate(ids)}
+        self.matrix = np.stack([vectors[mid] for mid in ids]) if ids else None
+        self._of: dict[int, np.ndarray] = {}
+
+    def of(self, h: int) -> np.ndarray:
+        """Boolean over the candidates: near-duplicates of candidate ``h`` (not itself)."""
+        if h not in self._of:
+            assert self.matrix is not None
+            near = self.matrix @ self.matrix[h] >= SIMILAR_COSINE
+            near[h] = False
+            self._of[h] = near
+        return self._of[h]
+
+    def vector_heads(self, limit: int) -> list[int]:
+        """The heads the vectors alone would pick: the first ``limit`` candidates not near
+        an earlier head."""
+        heads: list[int] = []
+        covered = np.zeros(len(self.ids), dtype=bool)
+        for i in range(len(self.ids)):
+            if len(heads) >= limit:
+                break
+            if not covered[i]:
+                heads.append(i)
+                covered |= self.of(i)
+        return heads
+
+    def read(
+        self,
+        store: Store,
+        account_id: str,
+        now: float,
+        heads: list[int],
+        have: dict[str, MemoryRow] | None = None,
+    ) -> dict[str, MemoryRow]:
+        """The rows of ``heads`` that have near-duplicates and of those, unless in ``have``."""
+        want = {
+            self.ids[j]
+            for h in heads
+            if self.of(h).any()
+            for j in (h, *np.flatnonzero(self.of(h)).tolist())
+        }
+        want.difference_update(have or ())
+        return store.get_many(account_id, list(want), now) if want else {}
