@@ -206,3 +206,60 @@ def test_an_old_export_without_the_fields_still_imports(engine):
     assert imported == 1
     (m,) = engine.list(A, "alpha").memories
     assert m.superseded_at is None and m.superseded_by is None
+
+
+def _old_row(store, account: str) -> None:
+    """One memory written as the schema before supersession had it (no new columns)."""
+    import numpy as np
+
+    vector = np.zeros(384, dtype=np.float32)
+    vector[0] = 1.0
+    from memstore.stores.base import MemoryRow
+
+    row = MemoryRow("mem_old", account, "alpha", OLD, "h1", {}, 1.0, 1.0)
+    store.insert([row], vector[None, :])
+
+
+def _check_upgraded(store) -> None:
+    (row,) = store.get_many("acc_old", ["mem_old"], 2.0).values()
+    assert row.superseded_at is None and row.superseded_by is None
+    assert store.set_superseded("acc_old", ["mem_old"], 5.0, None) == ["mem_old"]
+    assert store.not_current("acc_old", None, None) == {"mem_old"}
+    store.add_recall_hits({("acc_old", "mem_old"): 2}, 6.0)
+    (counts,) = store.session_counts("acc_old", None, 7.0)
+    assert (counts.memories, counts.superseded, counts.never_recalled) == (1, 1, 0)
+
+
+def test_a_sqlite_store_of_the_previous_schema_is_upgraded(tmp_path, monkeypatch):
+    from memstore.stores import sqlite
+
+    before = sqlite.MIGRATIONS.index("add_supersession_and_hygiene")
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlite, "MIGRATIONS", sqlite.MIGRATIONS[:before])
+        old = sqlite.SQLiteStore(tmp_path / "m.db")
+        _old_row(old, "acc_old")
+        old.close()
+    store = sqlite.SQLiteStore(tmp_path / "m.db")
+    try:
+        _check_upgraded(store)
+        assert store._read("PRAGMA user_version")[0][0] == len(sqlite.MIGRATIONS)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgres_database_of_the_previous_schema_is_upgraded(empty_pg_url, monkeypatch):
+    from memstore.stores import postgres
+
+    before = next(i for i, m in enumerate(postgres.MIGRATIONS) if "superseded_at" in m)
+    with monkeypatch.context() as patch:
+        patch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:before])
+        old = postgres.PostgresStore(empty_pg_url, pool_size=2)
+        old.set_embedder_info("test", 384)
+        _old_row(old, "acc_old")
+        old.close()
+    store = postgres.PostgresStore(empty_pg_url, pool_size=2)
+    try:
+        _check_upgraded(store)
+    finally:
+        store.close()

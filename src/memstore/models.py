@@ -184,6 +184,14 @@ class RememberRequest(_Body):
     session: str | None = Field(None, description="Session; omit for the shared session.")
     metadata: FlatObject | None = Field(None, description="Flat JSON object.")
     ttl: float | None = Field(None, description="Seconds until the memory expires.")
+    supersedes: list[str] | None = Field(
+        None, description="Ids of memories of this account that this one replaces."
+    )
+    on_similar: str | None = Field(
+        None,
+        description="'keep' (default), 'supersede' or 'skip': what to do when a current memory"
+        " of the session is a near-duplicate (docs/memory-over-time.md).",
+    )
 
 
 class RememberBatchRequest(_Body):
@@ -199,6 +207,10 @@ class RecallRequest(_Body):
     min_score: float | None = None
     filters: FlatObject | None = Field(
         None, description="Metadata values the memories must have (exact match)."
+    )
+    include_superseded: bool = Field(False, description="Also superseded memories.")
+    as_of: str | float | None = Field(
+        None, description="Memories current at this time (ISO 8601 or epoch seconds)."
     )
 
 
