@@ -52,6 +52,7 @@ from memstore.stores.base import DuplicateError, MemoryRow, Store
 __all__ = ["MemoryEngine", "content_hash", "new_memory_id", "to_memory"]
 
 PURGE_INTERVAL_SECONDS = 60.0
+MICROSECOND = 1e-6
 P = ParamSpec("P")
 R = TypeVar("R")
 # Operations charged by the engine call running in this context, as (period, ops).
@@ -529,4 +530,6 @@ def _over_time(include_superseded: Any, as_of: Any) -> tuple[bool, float | None]
     when = check.as_of(as_of)
     if include_superseded and when is not None:
         raise ValidationError("give include_superseded or as_of, not both")
-    return include_superseded, when
+    # Times are shown to the microsecond: a memory's own created_at, given back as as_of,
+    # must include it, so as_of covers the whole microsecond it names.
+    return include_superseded, None if when is None else when + MICROSECOND
