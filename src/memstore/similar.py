@@ -9,7 +9,7 @@ import numpy as np
 from memstore.current import current_view
 from memstore.stores.base import Store
 
-NEAR_DUPLICATE_COSINE = 0.95
+NEAR_DUPLICATE_COSINE = 0.96
 SIMILAR_CANDIDATES = 10  # current memories examined per remember(on_similar=...)
 
 
