@@ -263,3 +263,12 @@ def test_a_postgres_database_of_the_previous_schema_is_upgraded(empty_pg_url, mo
         _check_upgraded(store)
     finally:
         store.close()
+
+
+def test_a_retried_remember_applies_supersedes_to_the_stored_memory(engine):
+    """As after a crash between storing the new memory and marking the old one."""
+    old = engine.remember(A, OLD, "alpha").memory
+    new = engine.remember(A, NEW, "alpha").memory
+    again = engine.remember(A, NEW, "alpha", supersedes=[old.id])
+    assert again.deduplicated and again.memory.id == new.id
+    assert engine.get(A, old.id).superseded_by == new.id

@@ -488,11 +488,12 @@ class MemoryEngine:
     def _restore_supersession(
         self, account_id: str, rows: list[MemoryRow], results: list[RememberResult]
     ) -> None:
-        """Mark newly imported memories superseded as their file says; ``superseded_by``
-        names a memory of the file (its exported id), mapped to that memory's new id."""
+        """Mark imported memories superseded as their file says (also one already stored,
+        so a re-run import completes an interrupted one); ``superseded_by`` names a memory
+        of the file (its exported id), mapped to that memory's id here."""
         new_ids = {r.id: res.memory.id for r, res in zip(rows, results, strict=True) if r.id}
         for row, result in zip(rows, results, strict=True):
-            if row.superseded_at is not None and not result.deduplicated:
+            if row.superseded_at is not None:
                 by = new_ids.get(row.superseded_by or "")
                 self.store.set_superseded(account_id, [result.memory.id], row.superseded_at, by)
 
