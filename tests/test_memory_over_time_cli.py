@@ -70,3 +70,18 @@ def test_bad_values_are_one_line_errors(tmp_path, args):
     d = str(tmp_path / "d")
     assert run_cli("remember", "seed", "--data-dir", d).returncode == 0
     assert one_line_error(run_cli(*args, "--data-dir", d))
+
+
+@pytest.mark.parametrize("command", ["invalidate", "stats", "remember", "recall", "list"])
+def test_help_shows_the_new_flags_as_flags(command):
+    out = run_cli(command, "--help", COLUMNS="200")
+    assert out.returncode == 0, out.stderr
+    assert "<bool>" not in out.stdout and "<list" not in out.stdout
+    wanted = {
+        "remember": ["--supersedes", "--on-similar"],
+        "recall": ["--include-superseded", "--as-of"],
+        "list": ["--include-superseded", "--as-of"],
+        "stats": ["--session"],
+        "invalidate": ["ID"],
+    }[command]
+    assert all(flag in out.stdout for flag in wanted), out.stdout
