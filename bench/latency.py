@@ -501,6 +501,28 @@ def peer_remember(peer: Any, embedder: Any, texts: list[str], singles: int) -> d
 
 
 # -- report
+RECALL_BAR = 0.95  # a peer counts as a rival only if its recall@10 reaches this
+
+
+def ratios(lv: dict[str, Any], peer_names: list[str]) -> dict[str, Any]:
+    """memstore's cold recall over the fastest peer with recall@10 >= RECALL_BAR (p50, p99)
+    and over the query embedding alone, at one size."""
+    out: dict[str, Any] = {
+        "local_vs_embed_p50": lv["local_recall"]["p50"] / lv["query_embed"]["p50"],
+        "http_vs_embed_p50": lv["http_recall"]["p50"] / lv["query_embed"]["p50"],
+        "http_overhead_cached_p50_ms": lv["http_recall_cached"]["p50"]
+        - lv["local_recall_cached"]["p50"],
+    }
+    rivals = [p for p in peer_names if p in lv and lv[p]["recall_at_10"] >= RECALL_BAR]
+    if rivals:
+        best = min(rivals, key=lambda p: lv[p]["recall"]["p50"])
+        out["fastest_peer"] = best
+        for path in ("local", "http"):
+            for q in ("p50", "p99"):
+                out[f"{path}_vs_fastest_peer_{q}"] = lv[f"{path}_recall"][q] / lv[best]["recall"][q]
+    return out
+
+
 def table(levels: list[dict[str, Any]], peer_names: list[str]) -> str:
     head = (
         f"{'memories':>9}  {'path':<26} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
@@ -554,6 +576,20 @@ def table(levels: list[dict[str, Any]], peer_names: list[str]) -> str:
                 f"{p['remember_batch_per_s']:.0f}",
             )
             row(f"{name} search only", p["search"])
+        r = ratios(lv, peer_names)
+        rival = (
+            f"vs fastest peer with rec@10 >= {RECALL_BAR} ({r['fastest_peer']}): local "
+            f"{r['local_vs_fastest_peer_p50']:.2f}x p50 {r['local_vs_fastest_peer_p99']:.2f}x p99,"
+            f" HTTP {r['http_vs_fastest_peer_p50']:.2f}x p50 {r['http_vs_fastest_peer_p99']:.2f}x"
+            " p99; "
+            if "fastest_peer" in r
+            else ""
+        )
+        lines.append(
+            f"{'':>9}  {rival}vs query embed: local {r['local_vs_embed_p50']:.2f}x, HTTP "
+            f"{r['http_vs_embed_p50']:.2f}x p50; HTTP overhead (cached q) "
+            f"{r['http_overhead_cached_p50_ms']:.2f} ms p50"
+        )
         lines.append(
             f"{'':>9}  e5 passage embedding alone: {lv['passage_embed_per_s']:.0f} texts/s "
             f"(batches of 100); load average {lv['load_before']} -> {lv['load_after']}"
@@ -601,9 +637,15 @@ def summary(levels: list[dict[str, Any]], peer_names: list[str], meta: dict) -> 
             "http_recall_p50_ms": lv["http_recall"]["p50"],
             "local_dense_search_p50_ms": lv["local_dense_search"]["p50"],
             "server_rss_mb": lv["server_rss_mb"],
+            "query_embed_p50_ms": lv["query_embed"]["p50"],
+            "local_recall_p50_ms": lv["local_recall"]["p50"],
+            "local_recall_p99_ms": lv["local_recall"]["p99"],
+            "http_recall_p99_ms": lv["http_recall"]["p99"],
+            **ratios(lv, peer_names),
         }
         for lv in levels
     ]
+    s.update({f"{k}": v for k, v in ratios(top, peer_names).items()})
     s.update(meta)
     return s
 
