@@ -275,12 +275,11 @@ class MemoryEngine:
         where = check.filters(filters)
         if charge:
             metrics.count_ops("recall", self.charge(account_id).plan)
-        lap = metrics.laps()
-        vector = self._query_vector(account_id, query)
-        lap("embedding")
+        # A query not in the cache is embedded inside the pipeline, beside its keyword search.
+        cached = self._queries.get((account_id, query))
         return run_recall(
             self.store,
-            vector,
+            cached if cached is not None else lambda: self._query_vector(account_id, query),
             RecallQuery(account_id, query, sessions, limit, threshold, where, self.clock()),
         )
 
