@@ -356,14 +356,12 @@ class MemoryEngine:
         every, when = _over_time(include_superseded, as_of)
         if charge:
             metrics.count_ops("recall", self.charge(account_id).plan)
-        lap = metrics.laps()
-        vector = self._query_vector(account_id, query)
-        lap("embedding")
-        now = self.clock()
+        # A query not in the cache is embedded inside the pipeline, beside its keyword search.
+        cached = self._queries.get((account_id, query))
         found = run_recall(
             current_view(self.store, account_id, sessions, when, every),
-            vector,
-            RecallQuery(account_id, query, sessions, limit, threshold, where, now),
+            cached if cached is not None else lambda: self._query_vector(account_id, query),
+            RecallQuery(account_id, query, sessions, limit, threshold, where, self.clock()),
         )
         self.hits.add(account_id, [m.id for m in found])
         return found
