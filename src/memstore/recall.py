@@ -130,11 +130,7 @@ def recall(
         similar = {g.shown: g.similar_ids for g in groups.values()}
     rows = store.get_many(account, [mid for mid, _ in ranked], now)
     lap("fusion")
-    trace = (
-        Trace(keyword_terms(q.query), cosines, keyword, fused, context, periods)
-        if q.explain
-        else None
-    )
+    trace = Trace(terms, cosines, keyword, fused, context, periods) if q.explain else None
     return [
         RecalledMemory(
             **to_memory(rows[mid]).model_dump(),
