@@ -7,7 +7,8 @@
 3. fusion: rank fusion of the in-context dense list, the keyword list and, when the query
    names a month or year, the memories created in it;
 4. spreading: part of each memory's fused relevance goes to its neighbours;
-5. scores: the calibrated cosine (plus a keyword bonus) shown to users, best first.
+5. scores: the calibrated cosine, lifted by the share of the query's words the memory
+   contains, shown to users, best first.
 
 The pure functions live in ``ranking.py``; this module only fetches and wires them.
 """
@@ -33,8 +34,9 @@ from memstore.ranking import (
     rrf,
     scores,
     spread,
+    term_coverage,
 )
-from memstore.stores.base import Filters, Store
+from memstore.stores.base import Filters, MemoryRow, Store
 
 CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
 IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
@@ -92,18 +94,35 @@ def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMem
         ]
         fused = rrf([[(mid, 0.0) for mid in in_period]], [PERIOD_WEIGHT], into=fused)
 
-    # 4. spreading, 5. scores
+    # 4. spreading, 5. scores (each memory's own cosine and share of the query's words)
+    relevance = spread(fused, context)
+    rows = rows_to_score(store, q, relevance)
     ranked = scores(
-        spread(fused, context),
+        relevance,
         cosines={**dict(in_context), **cosines},
-        keyword=keyword,
+        coverage=word_coverage(q.query, rows),
         limit=q.limit,
         min_score=q.min_score,
     )
-    rows = store.get_many(account, [mid for mid, _ in ranked], now)
     lap("fusion")
     return [
         RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)
         for mid, score in ranked
         if mid in rows
     ]
+
+
+def rows_to_score(
+    store: Store, q: RecallQuery, relevance: dict[str, float]
+) -> dict[str, MemoryRow]:
+    """The rows the shown scores need (their words): the best ``q.limit``, or every
+    candidate when ``min_score`` may skip some of those."""
+    order = sorted(relevance, key=relevance.__getitem__, reverse=True)
+    wanted = order if q.min_score is not None else order[: q.limit]
+    return store.get_many(q.account_id, wanted, q.now)
+
+
+def word_coverage(query: str, rows: dict[str, MemoryRow]) -> dict[str, float]:
+    """id -> share of the query's words the memory contains (for its shown score)."""
+    terms = keyword_terms(query)
+    return {mid: term_coverage(terms, row.content) for mid, row in rows.items()}
