@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 import numpy as np
-import snowballstemmer
+import snowballstemmer  # type: ignore[import-untyped]
 
 # Cosine similarities of e5-small between a query and a passage live in a narrow band: the
 # best unrelated hit sits near 0.78-0.82, a paraphrase near 0.81-0.88, the memory's own
@@ -138,7 +138,7 @@ def shown_score(cosine: float | None, coverage: float = 0.0) -> float:
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """English (Porter 2) stem of a lower-case word: "camping" -> "camp"."""
-    return _STEMMER.stemWord(word)
+    return str(_STEMMER.stemWord(word))
 
 
 def term_coverage(terms: Sequence[str], content: str) -> float:

@@ -96,14 +96,15 @@ def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMem
 
     # 4. spreading, 5. scores (each memory's own cosine and share of the query's words)
     relevance = spread(fused, context)
-    rows = rows_to_score(store, q, relevance)
+    words = WordCoverage(store, q, sorted(relevance, key=relevance.__getitem__, reverse=True))
     ranked = scores(
         relevance,
         cosines={**dict(in_context), **cosines},
-        coverage=word_coverage(q.query, rows),
+        coverage=words,
         limit=q.limit,
         min_score=q.min_score,
     )
+    rows = words.rows
     lap("fusion")
     return [
         RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)
@@ -112,17 +113,22 @@ def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMem
     ]
 
 
-def rows_to_score(
-    store: Store, q: RecallQuery, relevance: dict[str, float]
-) -> dict[str, MemoryRow]:
-    """The rows the shown scores need (their words): the best ``q.limit``, or every
-    candidate when ``min_score`` may skip some of those."""
-    order = sorted(relevance, key=relevance.__getitem__, reverse=True)
-    wanted = order if q.min_score is not None else order[: q.limit]
-    return store.get_many(q.account_id, wanted, q.now)
+class WordCoverage:
+    """Share of the query's words each ranked memory contains (for its shown score). Rows
+    are read best first, in batches as scoring reaches them: ``limit`` rows unless
+    ``min_score`` skips some; the rows read are kept in ``rows``."""
 
+    def __init__(self, store: Store, q: RecallQuery, order: list[str]) -> None:
+        self.store, self.q, self.order = store, q, order
+        self.terms = keyword_terms(q.query)
+        self.rows: dict[str, MemoryRow] = {}
+        self.asked: set[str] = set()
 
-def word_coverage(query: str, rows: dict[str, MemoryRow]) -> dict[str, float]:
-    """id -> share of the query's words the memory contains (for its shown score)."""
-    terms = keyword_terms(query)
-    return {mid: term_coverage(terms, row.content) for mid, row in rows.items()}
+    def __call__(self, memory_id: str) -> float:
+        while memory_id not in self.asked and len(self.asked) < len(self.order):
+            start = len(self.asked)  # batches of limit, then doubling
+            batch = self.order[start : start + max(self.q.limit, start)]
+            self.asked.update(batch)
+            self.rows.update(self.store.get_many(self.q.account_id, batch, self.q.now))
+        row = self.rows.get(memory_id)
+        return 0.0 if row is None else term_coverage(self.terms, row.content)
