@@ -339,3 +339,19 @@ def test_a_memory_lifted_by_a_named_month_shows_its_own_similarity(engine, embed
     for hit, vector in zip(hits, embedder.embed_documents([h.content for h in hits]), strict=True):
         own = round(shown_score(float(np.dot(vector, q))), 4)
         assert hit.score >= own - 1e-4, (hit.content, hit.score, own)
+
+
+def test_word_coverage_reads_rows_down_the_list_only_as_far_as_scoring_goes(engine, clock):
+    from memstore.recall import RecallQuery, WordCoverage
+
+    remember_all(engine)
+    listed = engine.list("acct_a", session="s").memories
+    order = [m.id for m in listed]
+    by_id = {m.id: m.content for m in listed}
+    q = RecallQuery("acct_a", "tea coffee", ["s"], 1, 0.5, None, clock())
+    words = WordCoverage(engine.store, q, order)
+    words(order[0])
+    assert set(words.rows) == {order[0]}  # limit 1: one row read
+    assert words(order[-1]) == (1.0 if "tea" in by_id[order[-1]] else 0.0)
+    assert set(words.rows) == set(order)
+    assert words("mem_not_there") == 0.0
