@@ -38,9 +38,15 @@ def graded_scores(engine) -> dict[str, list[float]]:
     return by_grade
 
 
+_GRADED: dict[str, dict[str, list[float]]] = {}  # per store backend: the set is measured once
+
+
 @pytest.fixture
 def graded(engine) -> dict[str, list[float]]:
-    scores = graded_scores(engine)
+    backend = type(engine.store).__name__
+    if backend in _GRADED:
+        return _GRADED[backend]
+    scores = _GRADED[backend] = graded_scores(engine)
     for grade, values in scores.items():  # the figures, shown with -s
         print(
             f"{grade:<11} n={len(values):<3} min {min(values):.3f} "
