@@ -7,7 +7,8 @@
 3. fusion: rank fusion of the in-context dense list, the keyword list and, when the query
    names a month or year, the memories created in it;
 4. spreading: part of each memory's fused relevance goes to its neighbours;
-5. scores: the calibrated cosine (plus a keyword bonus) shown to users, best first.
+5. scores: the calibrated cosine, lifted by the share of the query's words the memory
+   contains, shown to users, best first.
 
 The pure functions live in ``ranking.py``; this module only fetches and wires them.
 """
@@ -38,8 +39,9 @@ from memstore.ranking import (
     rrf,
     scores,
     spread,
+    term_coverage,
 )
-from memstore.stores.base import Filters, Store
+from memstore.stores.base import Filters, MemoryRow, Store
 
 CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
 IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
@@ -113,22 +115,26 @@ def recall(
         ]
         fused = rrf([[(mid, 0.0) for mid in in_period]], [PERIOD_WEIGHT], into=fused)
 
-    # 4. spreading, 5. scores
+    # 4. spreading, 5. scores (each memory's own cosine and share of the query's words)
     relevance, own = spread(fused, context), {**dict(in_context), **cosines}
+    words = WordCoverage(store, q, sorted(relevance, key=relevance.__getitem__, reverse=True))
     ranked = scores(
         relevance,
         cosines=own,
-        keyword=keyword,
+        # collapse reads only the order of its candidates, and their scores for min_score
+        coverage=words if not q.collapse or q.min_score is not None else None,
         limit=collapse_depth(q.limit) if q.collapse else q.limit,
         min_score=q.min_score,
     )
     similar: dict[str, list[str]] = {}
-    if q.collapse:  # over every candidate, so that ``limit`` distinct ones are shown
+    if q.collapse:  # over more candidates than ``limit``, so that ``limit`` distinct ones show
         groups = {g.members[0]: g for g in collapse(store, account, ranked, fetched, q.limit, now)}
-        best = scores({m: relevance[m] for m in groups}, cosines=own, keyword=keyword)
+        best = scores({m: relevance[m] for m in groups}, cosines=own, coverage=words)
         ranked = [(groups[m].shown, score) for m, score in best]
         similar = {g.shown: g.similar_ids for g in groups.values()}
-    rows = store.get_many(account, [mid for mid, _ in ranked], now)
+        shown = [mid for mid, _ in ranked if mid not in words.rows]
+        words.rows.update(store.get_many(account, shown, now) if shown else {})
+    rows = words.rows
     lap("fusion")
     trace = Trace(terms, cosines, keyword, fused, context, periods) if q.explain else None
     return [
@@ -142,3 +148,24 @@ def recall(
         for mid, score in ranked
         if mid in rows
     ]
+
+
+class WordCoverage:
+    """Share of the query's words each ranked memory contains (for its shown score). Rows
+    are read best first, in batches as scoring reaches them: ``limit`` rows unless
+    ``min_score`` skips some; the rows read are kept in ``rows``."""
+
+    def __init__(self, store: Store, q: RecallQuery, order: list[str]) -> None:
+        self.store, self.q, self.order = store, q, order
+        self.terms = keyword_terms(q.query)
+        self.rows: dict[str, MemoryRow] = {}
+        self.asked: set[str] = set()
+
+    def __call__(self, memory_id: str) -> float:
+        while memory_id not in self.asked and len(self.asked) < len(self.order):
+            start = len(self.asked)  # batches of limit, then doubling
+            batch = self.order[start : start + max(self.q.limit, start)]
+            self.asked.update(batch)
+            self.rows.update(self.store.get_many(self.q.account_id, batch, self.q.now))
+        row = self.rows.get(memory_id)
+        return 0.0 if row is None else term_coverage(self.terms, row.content)
