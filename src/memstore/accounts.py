@@ -210,10 +210,10 @@ class Accounts:
                     account_id=account_id,
                     prefix=str(record["prefix"]),
                     key_hash=str(record["key_hash"]),
-                    created_at=float(record["created_at"]),  # type: ignore[arg-type]
+                    created_at=float(str(record["created_at"])),
                     revoked_at=None
                     if record.get("revoked_at") is None
-                    else float(record["revoked_at"]),  # type: ignore[arg-type]
+                    else float(str(record["revoked_at"])),
                     admin=record.get("admin") is True,
                 )
             )

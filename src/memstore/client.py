@@ -9,6 +9,7 @@ and raise the same errors.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def _remote_args(api_key: str | None, base_url: str | None) -> tuple[str | None,
     return api_key or settings.api_key, base_url or settings.base_url
 
 
-def _items(items: builtins.list[RememberItem | str]) -> builtins.list[RememberItem]:
+def _items(items: Sequence[RememberItem | str]) -> builtins.list[RememberItem]:
     return [{"content": i} if isinstance(i, str) else dict(i) for i in items]
 
 
@@ -70,9 +71,7 @@ class Memstore:
         """Store ``content``; identical content already in the session is returned instead."""
         return self.backend.remember(content, session, metadata, ttl).memory
 
-    def remember_many(
-        self, items: builtins.list[RememberItem | str]
-    ) -> builtins.list[RememberResult]:
+    def remember_many(self, items: Sequence[RememberItem | str]) -> builtins.list[RememberResult]:
         """Store up to 100 memories at once (strings, or dicts with content/session/...)."""
         return self.backend.remember_many(_items(items))
 
@@ -165,7 +164,7 @@ class AsyncMemstore:
         return (await self.backend.remember(content, session, metadata, ttl)).memory
 
     async def remember_many(
-        self, items: builtins.list[RememberItem | str]
+        self, items: Sequence[RememberItem | str]
     ) -> builtins.list[RememberResult]:
         return await self.backend.remember_many(_items(items))
 

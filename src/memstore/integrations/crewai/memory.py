@@ -82,9 +82,9 @@ class MemstoreMemory(Memory):
     ``default_importance``...).
     """
 
-    _ms: Any = PrivateAttr(default=None)
-    _ams: Any = PrivateAttr(default=None)
-    _spec: Any = PrivateAttr(default=None)
+    _ms: Memstore = PrivateAttr()
+    _ams: AsyncMemstore | None = PrivateAttr(default=None)
+    _spec: SessionSpec = PrivateAttr(default=None)
     _agent: Any = PrivateAttr(default=None)
     _min_score: float | None = PrivateAttr(default=None)
     _known: tuple[float, set[str | None]] | None = PrivateAttr(default=None)

@@ -105,6 +105,6 @@ def to_record(memory: Stored, root: str | None, default_importance: float) -> Me
         importance=float(meta.get(IMPORTANCE, default_importance) or 0.0),
         created_at=naive_utc(memory.created_at),
         last_accessed=naive_utc(memory.updated_at),
-        source=meta.get(SOURCE),  # type: ignore[arg-type]
+        source=meta.get(SOURCE),
         private=bool(meta.get(PRIVATE, False)),
     )

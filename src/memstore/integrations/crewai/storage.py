@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from crewai.memory.types import MemoryRecord, ScopeInfo
 
+from memstore.backend import RememberItem
 from memstore.client import Memstore
 from memstore.errors import ConflictError, NotFoundError
 from memstore.models import MAX_BATCH, MAX_LIST_LIMIT, MAX_METADATA_BYTES, Memory
@@ -41,7 +42,10 @@ def _pack_vector(vector: list[float], budget: int) -> str:
 
 def _unpack_vector(text: str) -> list[float]:
     kind, data = text.split(":", 1)
-    return np.frombuffer(base64.b64decode(data), dtype=_VECTOR_TYPES[kind]).astype(float).tolist()
+    vector: list[float] = (
+        np.frombuffer(base64.b64decode(data), dtype=_VECTOR_TYPES[kind]).astype(float).tolist()
+    )
+    return vector
 
 
 def _in_scope(scope: str, prefix: str | None) -> bool:
@@ -174,7 +178,7 @@ class MemstoreStorage:
         record's id and fields (memstore's dedup)."""
         for start in range(0, len(records), MAX_BATCH):
             batch = records[start : start + MAX_BATCH]
-            items = [
+            items: list[RememberItem] = [
                 {"content": r.content, "session": self._session(r.scope), "metadata": m}
                 for r, m in ((r, self._metadata(r)) for r in batch)
             ]
