@@ -225,10 +225,6 @@ class MemstoreMemory(Memory):
             if visible(r, categories, source, include_private)
         ][:limit]
 
-    def _searched(self, known: set[str | None], scope: str | None) -> list[str | None]:
-        """The sessions a recall in ``scope`` searches: its own and the known ones below."""
-        return sessions_under(self._root(), self._path(scope), known)
-
     @staticmethod
     def _fetch(limit: int, categories: list[str] | None, include_private: bool) -> int:
         """How many hits to ask for: more when some may be filtered out here."""
@@ -399,10 +395,11 @@ class MemstoreMemory(Memory):
         """The records most relevant to ``query`` in ``scope`` and below, best first, scored
         by memstore's recall (query text and meaning; no LLM whatever ``depth`` says)."""
         self.drain_writes()
+        root = self._root()
         known = self._known_sessions()
         if known is None:
             known = self._learn(info.session for info in self._ms.sessions())
-        root, names = self._root(), self._searched(known, scope)
+        names = sessions_under(root, self._path(scope), known)
         fetch, text = self._fetch(limit, categories, include_private), query[:MAX_QUERY_CHARS]
         found = [
             m
@@ -522,10 +519,11 @@ class MemstoreMemory(Memory):
                 self.recall, query, scope, categories, limit, depth, source, include_private
             )
         await self._adrain()
+        root = self._root()
         known = self._known_sessions()
         if known is None:
             known = self._learn(info.session for info in await self._ams.sessions())
-        root, names = self._root(), self._searched(known, scope)
+        names = sessions_under(root, self._path(scope), known)
         fetch, text = self._fetch(limit, categories, include_private), query[:MAX_QUERY_CHARS]
         found: list[RecalledMemory] = []
         for chunk in chunks(names):
