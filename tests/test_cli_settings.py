@@ -62,3 +62,11 @@ def test_the_readme_table_names_the_flag_of_each_variable_the_cli_takes():
     }
     cli = {(f"MEMSTORE_{name.upper()}", "--" + name.replace("_", "-")) for name in SETTING_OPTIONS}
     assert documented == cli
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch):
+    monkeypatch.setenv("MEMSTORE_DATA_DIR", "")
+    monkeypatch.setenv("MEMSTORE_BASE_URL", "")
+    settings = Settings()
+    assert (settings.data_dir, settings.base_url) == ("memstore-data", "http://127.0.0.1:8420")
+    assert "data_dir" not in settings.model_fields_set

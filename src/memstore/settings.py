@@ -18,7 +18,8 @@ DEFAULT_ACCOUNT = "default"  # the CLI's, Memstore.local's and the first key's a
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEMSTORE_", extra="ignore")
+    # An empty variable counts as unset (as click treated the CLI's flags' variables).
+    model_config = SettingsConfigDict(env_prefix="MEMSTORE_", extra="ignore", env_ignore_empty=True)
 
     data_dir: str = Field(DEFAULT_DATA_DIR, description="Directory of the embedded SQLite store.")
     database_url: str | None = Field(
