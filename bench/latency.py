@@ -18,6 +18,11 @@ Remember throughput is measured on real texts embedded during the measurement.
 
     .venv/bin/python bench/latency.py --n 100000            # README figures
     .venv/bin/python bench/latency.py --n 10000 --json      # quick; JSON on the last line
+    .venv/bin/python bench/latency.py --postgres            # also over a throwaway pgserver
+
+Each size also gets memstore's ratio to the fastest peer whose recall@10 is >= 0.95 (p50 and
+p99, local and HTTP) and to the query embedding alone; --json carries them per size in
+"growth" and, for the largest size, at the top level.
 """
 
 from __future__ import annotations
@@ -501,6 +506,28 @@ def peer_remember(peer: Any, embedder: Any, texts: list[str], singles: int) -> d
 
 
 # -- report
+RECALL_BAR = 0.95  # a peer counts as a rival only if its recall@10 reaches this
+
+
+def ratios(lv: dict[str, Any], peer_names: list[str]) -> dict[str, Any]:
+    """memstore's cold recall over the fastest peer with recall@10 >= RECALL_BAR (p50, p99)
+    and over the query embedding alone, at one size."""
+    out: dict[str, Any] = {
+        "local_vs_embed_p50": lv["local_recall"]["p50"] / lv["query_embed"]["p50"],
+        "http_vs_embed_p50": lv["http_recall"]["p50"] / lv["query_embed"]["p50"],
+        "http_overhead_cached_p50_ms": lv["http_recall_cached"]["p50"]
+        - lv["local_recall_cached"]["p50"],
+    }
+    rivals = [p for p in peer_names if p in lv and lv[p]["recall_at_10"] >= RECALL_BAR]
+    if rivals:
+        best = min(rivals, key=lambda p: lv[p]["recall"]["p50"])
+        out["fastest_peer"] = best
+        for path in ("local", "http"):
+            for q in ("p50", "p99"):
+                out[f"{path}_vs_fastest_peer_{q}"] = lv[f"{path}_recall"][q] / lv[best]["recall"][q]
+    return out
+
+
 def table(levels: list[dict[str, Any]], peer_names: list[str]) -> str:
     head = (
         f"{'memories':>9}  {'path':<26} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
@@ -554,6 +581,25 @@ def table(levels: list[dict[str, Any]], peer_names: list[str]) -> str:
                 f"{p['remember_batch_per_s']:.0f}",
             )
             row(f"{name} search only", p["search"])
+        for scope, p in lv.get("postgres", {}).items():
+            r10, label = f"{p['recall_at_10']:.3f}", {"one": "1 session", "1pct": "1% session"}
+            row(f"PG {label[scope]} recall", p["recall"], r10)
+            row(f"PG {label[scope]}, cached q", p["recall_cached"])
+            row(f"PG {label[scope]}, dense", p["search"], r10)
+        r = ratios(lv, peer_names)
+        rival = (
+            f"vs fastest peer with rec@10 >= {RECALL_BAR} ({r['fastest_peer']}): local "
+            f"{r['local_vs_fastest_peer_p50']:.2f}x p50 {r['local_vs_fastest_peer_p99']:.2f}x p99,"
+            f" HTTP {r['http_vs_fastest_peer_p50']:.2f}x p50 {r['http_vs_fastest_peer_p99']:.2f}x"
+            " p99; "
+            if "fastest_peer" in r
+            else ""
+        )
+        lines.append(
+            f"{'':>9}  {rival}vs query embed: local {r['local_vs_embed_p50']:.2f}x, HTTP "
+            f"{r['http_vs_embed_p50']:.2f}x p50; HTTP overhead (cached q) "
+            f"{r['http_overhead_cached_p50_ms']:.2f} ms p50"
+        )
         lines.append(
             f"{'':>9}  e5 passage embedding alone: {lv['passage_embed_per_s']:.0f} texts/s "
             f"(batches of 100); load average {lv['load_before']} -> {lv['load_after']}"
@@ -601,9 +647,26 @@ def summary(levels: list[dict[str, Any]], peer_names: list[str], meta: dict) -> 
             "http_recall_p50_ms": lv["http_recall"]["p50"],
             "local_dense_search_p50_ms": lv["local_dense_search"]["p50"],
             "server_rss_mb": lv["server_rss_mb"],
+            "query_embed_p50_ms": lv["query_embed"]["p50"],
+            "local_recall_p50_ms": lv["local_recall"]["p50"],
+            "local_recall_p99_ms": lv["local_recall"]["p99"],
+            "http_recall_p99_ms": lv["http_recall"]["p99"],
+            **ratios(lv, peer_names),
+            **{
+                f"pg_{scope}_{key}": value
+                for scope, p in lv.get("postgres", {}).items()
+                for key, value in (
+                    ("recall_p50_ms", p["recall"]["p50"]),
+                    ("recall_p99_ms", p["recall"]["p99"]),
+                    ("recall_cached_p50_ms", p["recall_cached"]["p50"]),
+                    ("dense_p50_ms", p["search"]["p50"]),
+                    ("recall_at_10", p["recall_at_10"]),
+                )
+            },
         }
         for lv in levels
     ]
+    s.update({f"{k}": v for k, v in ratios(top, peer_names).items()})
     s.update(meta)
     return s
 
@@ -626,6 +689,10 @@ def main() -> None:
     ap.add_argument("--work-dir", help="where stores go (default: a temporary directory)")
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
+    ap.add_argument(
+        "--postgres", action="store_true", help="also memstore local over a throwaway pgserver"
+    )
+    ap.add_argument("--pg-max", type=int, default=10_000, help="largest size run on PostgreSQL")
     args = ap.parse_args()
 
     command = "bench/latency.py " + " ".join(sys.argv[1:])
@@ -645,15 +712,27 @@ def main() -> None:
     filled = {"memstore": 0, **{p.name: 0 for p in peers}}
     peer_ids: dict[str, list[str]] = {p.name: [] for p in peers}
     levels = []
+    pg = None
+    if args.postgres:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from latency_pg import PostgresLevels
+
+        pg = PostgresLevels(embedder)
+        pg_qvecs = np.stack([embedder.embed_query(q) for q in queries])
     try:
         for n in sizes:
             active = [p for p in peers if n <= args.peers_max]
             lv = measure_level(
                 n, args, embedder, corpus, queries, extra, work, active, filled, peer_ids
             )
+            if pg is not None and n <= args.pg_max:
+                lv["postgres"] = pg.measure(n, corpus, queries, pg_qvecs)
+                lv["load_after"] = load_average()
             levels.append(lv)
             print(f"measured {n:,} memories (load {lv['load_after']})", file=sys.stderr)
     finally:
+        if pg is not None:
+            pg.close()
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
     peer_names = [p.name for p in peers]

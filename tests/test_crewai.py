@@ -150,7 +150,9 @@ def test_kickoff_callbacks_recall_and_remember_on_every_kickoff(ms):
     first, second = (c["messages"][0]["content"] for c in llm.calls)
     assert "Relevant memories" not in first
     assert second.count("Relevant memories") == 1 and "First finding: X." in second
-    assert len(ms.list(session="shared").memories) == 2
+    assert len(ms.list(session="shared", include_superseded=True).memories) == 2
+    # the same crew on the same inputs: the second summary supersedes the first (issue 16)
+    assert len(ms.list(session="shared").memories) == 1
 
 
 class BrokenSearch(BaseTool):
@@ -386,3 +388,29 @@ def test_importing_these_tests_leaves_home_alone():
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_repeated_runs_keep_one_current_summary_and_their_history(backend_ms):
+    """Issue 16: runs of one crew on the same inputs supersede the previous summary; a run
+    on other inputs stays current beside it."""
+    ms = backend_ms
+    results = [
+        "Acme leads on pricing; five competitors reviewed; focus on API docs next.",
+        "Acme leads on pricing; six competitors reviewed; focus on API docs next.",
+        "Acme leads on pricing; six competitors reviewed; focus on the API docs next quarter.",
+    ]
+    for text in results:
+        llm = ScriptedLLM(model="scripted", responses=[final(text)])
+        kickoff_with_memory(one_agent_crew(llm), ms, session="p", inputs={"topic": "Acme"})
+    llm = ScriptedLLM(model="scripted", responses=[final("Hire two backend engineers in May.")])
+    kickoff_with_memory(one_agent_crew(llm), ms, session="p", inputs={"topic": "hiring"})
+    current = ms.list(session="p").memories
+    assert sorted(m.content.splitlines()[-1] for m in current) == sorted(
+        ["Result: " + results[-1], "Result: Hire two backend engineers in May."]
+    )
+    history = ms.list(session="p", include_superseded=True).memories
+    assert len(history) == 4
+    superseded = [m for m in history if m.superseded_at is not None]
+    assert len(superseded) == 2 and all(m.superseded_by for m in superseded)
+    found = ms.recall("What did the Acme runs find?", session="p")
+    assert all(m.superseded_at is None for m in found)

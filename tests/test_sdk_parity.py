@@ -37,8 +37,10 @@ def normalize(value: Any, ids: dict[str, str]) -> Any:
         for k, v in value.items():
             if k in ("created_at", "updated_at", "last_write", "account"):
                 continue
-            if k == "id" or k == "next_cursor":
+            if k in ("id", "next_cursor", "superseded_by"):
                 v = None if v is None else ids.setdefault(v, f"#{len(ids)}")
+            elif k == "superseded_at":
+                v = v is not None
             elif k == "expires_at" and isinstance(v, datetime) and created:
                 v = (v - created).total_seconds()
             elif k == "score":
@@ -177,7 +179,50 @@ def bad_input(ms) -> list[Any]:
     return [attempt(call) for call in calls]
 
 
-SCENARIOS = [remembering, recalling, listing, changing, forgetting_sessions, bad_input]
+def superseding(ms) -> list[Any]:
+    old = ms.remember("Acme Corp lacks API docs", session="facts")
+    new = ms.remember("Acme Corp shipped API docs", session="facts", supersedes=[old.id])
+    gone = ms.remember("The office is in Leeds", session="facts")
+    run = "Crew run (topic: pricing): researched Acme; result: Acme leads on price, run {}"
+    runs = [ms.remember(run.format(n), session="runs", on_similar="supersede") for n in (1, 2)]
+    skipped = ms.remember(run.format(3), session="runs", on_similar="skip")
+    between = old.created_at + (new.created_at - old.created_at) / 2
+    return [
+        new,
+        runs,
+        skipped,
+        ms.invalidate(gone.id),
+        ms.invalidate(gone.id),
+        ms.recall("Acme API docs", session="facts"),
+        ms.recall("Acme API docs", session="facts", include_superseded=True),
+        ms.recall("Acme API docs", session="facts", as_of=between),
+        ms.list(session="facts", as_of=between.timestamp()),
+        ms.list(session="runs"),
+        ms.list(session="*", include_superseded=True),
+        ms.stats(),
+        ms.stats("runs"),
+        attempt(lambda: ms.remember("x", supersedes=["mem_missing"])),
+        attempt(lambda: ms.remember("x", supersedes="mem_1")),
+        attempt(lambda: ms.remember("x", on_similar="replace")),
+        attempt(lambda: ms.invalidate("mem_missing")),
+        attempt(lambda: ms.recall("q", as_of="yesterday")),
+        attempt(lambda: ms.recall("q", as_of=10**30)),
+        attempt(lambda: ms.list(as_of="2026-13-45")),
+        attempt(lambda: ms.list(include_superseded=True, as_of=0)),
+        attempt(lambda: ms.stats("bad\nname")),
+        ms.list(session="*"),
+    ]
+
+
+SCENARIOS = [
+    remembering,
+    recalling,
+    listing,
+    changing,
+    forgetting_sessions,
+    bad_input,
+    superseding,
+]
 
 
 @pytest.fixture

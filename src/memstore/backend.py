@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, Protocol
 
-from memstore.models import Memory, MemoryPage, RecalledMemory, RememberResult, SessionInfo, Usage
+from memstore.models import (
+    Memory,
+    MemoryPage,
+    RecalledMemory,
+    RememberResult,
+    SessionInfo,
+    Stats,
+    Usage,
+)
 
 SessionsArg = str | Iterable[str | None] | None
 Metadata = dict[str, Any]
-RememberItem = dict[str, Any]  # content, and optionally session, metadata, ttl
+RememberItem = dict[str, Any]  # content, and optionally session, metadata, ttl, supersedes...
+AsOf = datetime | str | float | None  # a time: datetime, ISO 8601 text or epoch seconds
 
 
 class Backend(Protocol):
@@ -33,9 +43,20 @@ class Backend(Protocol):
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> list[RecalledMemory]: ...
     def get(self, memory_id: str) -> Memory: ...
-    def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage: ...
+    def list(
+        self,
+        session: SessionsArg,
+        limit: int,
+        cursor: str | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
+    ) -> MemoryPage: ...
+    def invalidate(self, memory_id: str) -> Memory: ...
+    def stats(self, session: str | None) -> Stats: ...
     def update(self, memory_id: str, content: str | None, metadata: Metadata | None) -> Memory: ...
     def forget(self, memory_id: str) -> None: ...
     def forget_session(self, session: str | None) -> int: ...
@@ -58,9 +79,20 @@ class AsyncBackend(Protocol):
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> list[RecalledMemory]: ...
     async def get(self, memory_id: str) -> Memory: ...
-    async def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage: ...
+    async def list(
+        self,
+        session: SessionsArg,
+        limit: int,
+        cursor: str | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
+    ) -> MemoryPage: ...
+    async def invalidate(self, memory_id: str) -> Memory: ...
+    async def stats(self, session: str | None) -> Stats: ...
     async def update(
         self, memory_id: str, content: str | None, metadata: Metadata | None
     ) -> Memory: ...

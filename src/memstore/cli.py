@@ -24,6 +24,7 @@ from memstore.errors import MemstoreError
 from memstore.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
 
 if TYPE_CHECKING:
+    from memstore.backend import RememberItem
     from memstore.client import Memstore
 
 
@@ -230,6 +231,24 @@ def _memory_table(*columns: str) -> Table:
     return table
 
 
+IncludeSuperseded = Annotated[
+    bool, typer.Option("--include-superseded", help="Also superseded memories.")
+]
+AsOfTime = Annotated[
+    str | None,
+    typer.Option(
+        metavar="TIME", help="Memories current at TIME (ISO 8601, UTC if no zone, or epoch)."
+    ),
+]
+
+
+def _with_status(memory: Any) -> str:
+    """The content, marked when the memory is no longer current."""
+    if memory.superseded_at is None:
+        return str(memory.content)
+    return f"{memory.content} (superseded {memory.superseded_at:%Y-%m-%d %H:%M})"
+
+
 def _metadata(value: str | None) -> dict[str, Any] | None:
     try:
         return json.loads(value) if value else None
@@ -249,6 +268,17 @@ def remember(
     ttl: Annotated[
         int | None, typer.Option(metavar="SECONDS", help="Seconds until the memory expires.")
     ] = None,
+    supersedes: Annotated[
+        list[str] | None,
+        typer.Option(metavar="ID", help="A memory this one replaces (repeatable)."),
+    ] = None,
+    on_similar: Annotated[
+        str | None,
+        typer.Option(
+            metavar="keep|supersede|skip",
+            help="What to do with a near-duplicate current memory of the session.",
+        ),
+    ] = None,
     data_dir: DataDir = DEFAULT_DIR,
     account: AccountName = None,
     base_url: BaseUrl = None,
@@ -258,7 +288,9 @@ def remember(
     """Remember TEXT."""
     meta = _metadata(metadata)
     with _memstore(data_dir, base_url, api_key, account=account) as ms:
-        item = {"content": content, "session": session, "metadata": meta, "ttl": ttl}
+        item: RememberItem = {"content": content, "session": session, "metadata": meta, "ttl": ttl}
+        if supersedes or on_similar:
+            item.update(supersedes=supersedes, on_similar=on_similar)
         result = ms.remember_many([item])[0]
     if as_json:
         _print_json(result.model_dump(mode="json"))
@@ -275,6 +307,8 @@ def recall(
     min_score: Annotated[
         float | None, typer.Option(metavar="SCORE", help="Drop results scoring below (0-1).")
     ] = None,
+    include_superseded: IncludeSuperseded = False,
+    as_of: AsOfTime = None,
     data_dir: DataDir = DEFAULT_DIR,
     account: AccountName = None,
     base_url: BaseUrl = None,
@@ -284,13 +318,15 @@ def recall(
     """Recall the memories most relevant to QUERY, best first."""
     sessions = session[0] if session and len(session) == 1 else session
     with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
-        found = ms.recall(query, sessions, limit, min_score)
+        found = ms.recall(
+            query, sessions, limit, min_score, include_superseded=include_superseded, as_of=as_of
+        )
     if as_json:
         _print_json({"memories": [m.model_dump(mode="json") for m in found]})
         return
     table = _memory_table("score", "content", "session", "id")
     for m in found:
-        table.add_row(f"{m.score:.3f}", m.content, m.session or "", m.id)
+        table.add_row(f"{m.score:.3f}", _with_status(m), m.session or "", m.id)
     console.print(table)
 
 
@@ -303,6 +339,8 @@ def list_(
     cursor: Annotated[
         str | None, typer.Option(metavar="CURSOR", help="Cursor from the previous page.")
     ] = None,
+    include_superseded: IncludeSuperseded = False,
+    as_of: AsOfTime = None,
     data_dir: DataDir = DEFAULT_DIR,
     account: AccountName = None,
     base_url: BaseUrl = None,
@@ -311,13 +349,16 @@ def list_(
 ) -> None:
     """List memories, newest first."""
     with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
-        page = ms.list(session or None, limit, cursor)
+        page = ms.list(
+            session or None, limit, cursor, include_superseded=include_superseded, as_of=as_of
+        )
     if as_json:
         _print_json(page.model_dump(mode="json"))
         return
     table = _memory_table("id", "session", "created", "content")
     for m in page.memories:
-        table.add_row(m.id, m.session or "", m.created_at.strftime("%Y-%m-%d %H:%M"), m.content)
+        created = m.created_at.strftime("%Y-%m-%d %H:%M")
+        table.add_row(m.id, m.session or "", created, _with_status(m))
     console.print(table)
     if page.next_cursor:
         console.print(f"more: --cursor {page.next_cursor}")
@@ -401,6 +442,51 @@ def forget_session(
             typer.confirm(f"Forget every memory of {where}?", abort=True)
         count = ms.forget_session(session)
     console.print(f"forgot {_memories(count)} of {where}")
+
+
+@app.command()
+def invalidate(
+    memory_id: MemoryId,
+    data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Mark a memory no longer current (it is kept, with when); idempotent."""
+    with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
+        memory = ms.invalidate(memory_id)
+    if as_json:
+        _print_json(memory.model_dump(mode="json"))
+    else:
+        console.print(f"invalidated {memory.id} (since {memory.superseded_at:%Y-%m-%d %H:%M:%S})")
+
+
+@app.command()
+def stats(
+    session: Annotated[str | None, typer.Option(metavar="NAME", help="Only this session.")] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    account: AccountName = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Hygiene figures per session: memories, current, superseded, expired and purged,
+    near-duplicate groups, never recalled."""
+    with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
+        found = ms.stats(session)
+    if as_json:
+        _print_json(found.model_dump(mode="json"))
+        return
+    names = ("memories", "current", "superseded", "expired_purged", "near_duplicate_groups")
+    headers = ("memories", "current", "superseded", "purged", "near-dup groups")
+    table = Table("session", *headers, "never recalled")
+    for s in [*found.sessions, found]:
+        label = "(all)" if s is found else (s.session or "(shared)")
+        table.add_row(label, *(str(getattr(s, n)) for n in names), str(s.never_recalled))
+    console.print(table)
+    if not found.near_duplicates_complete:
+        console.print("near-duplicate groups counted on the newest memories only (bounded)")
 
 
 @app.command()

@@ -13,9 +13,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from memstore.backend import AsyncBackend, Backend, Metadata, RememberItem, SessionsArg
+from memstore.backend import AsOf, AsyncBackend, Backend, Metadata, RememberItem, SessionsArg
 from memstore.local import open_local_engine
-from memstore.models import Memory, MemoryPage, RecalledMemory, RememberResult, SessionInfo, Usage
+from memstore.models import (
+    Memory,
+    MemoryPage,
+    RecalledMemory,
+    RememberResult,
+    SessionInfo,
+    Stats,
+    Usage,
+)
 from memstore.settings import DEFAULT_BASE_URL, Settings
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncMemstore", "Memstore", "open_local_engine"]
@@ -24,6 +32,21 @@ __all__ = ["DEFAULT_BASE_URL", "AsyncMemstore", "Memstore", "open_local_engine"]
 def _remote_args(api_key: str | None, base_url: str | None) -> tuple[str | None, str]:
     settings = Settings()
     return api_key or settings.api_key, base_url or settings.base_url
+
+
+def _superseding(
+    content: str,
+    session: str | None,
+    metadata: Metadata | None,
+    ttl: float | None,
+    supersedes: builtins.list[str] | None,
+    on_similar: str | None,
+) -> builtins.list[RememberItem] | None:
+    """remember() as a one-item batch when it supersedes (the batch carries those fields)."""
+    if supersedes is None and on_similar is None:
+        return None
+    item = {"content": content, "session": session, "metadata": metadata, "ttl": ttl}
+    return [{**item, "supersedes": supersedes, "on_similar": on_similar}]
 
 
 def _items(items: Sequence[RememberItem | str]) -> builtins.list[RememberItem]:
@@ -67,8 +90,16 @@ class Memstore:
         session: str | None = None,
         metadata: Metadata | None = None,
         ttl: float | None = None,
+        *,
+        supersedes: builtins.list[str] | None = None,
+        on_similar: str | None = None,
     ) -> Memory:
-        """Store ``content``; identical content already in the session is returned instead."""
+        """Store ``content``; identical content already in the session is returned instead.
+        ``supersedes``: ids this memory replaces; ``on_similar``: "keep" (default),
+        "supersede" or "skip" a near-duplicate current memory (docs/memory-over-time.md)."""
+        batch = _superseding(content, session, metadata, ttl, supersedes, on_similar)
+        if batch is not None:
+            return self.backend.remember_many(batch)[0].memory
         return self.backend.remember(content, session, metadata, ttl).memory
 
     def remember_many(self, items: Sequence[RememberItem | str]) -> builtins.list[RememberResult]:
@@ -82,19 +113,39 @@ class Memstore:
         limit: int = 5,
         min_score: float | None = None,
         filters: Metadata | None = None,
+        *,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> builtins.list[RecalledMemory]:
         """Memories most relevant to ``query``, best first, scored in [0, 1]. ``session`` is
-        one name, a list, ``"*"`` for all, or None for the shared session."""
-        return self.backend.recall(query, session, limit, min_score, filters)
+        one name, a list, ``"*"`` for all, or None for the shared session. Current memories
+        only, unless ``include_superseded``; ``as_of``: those current at that time."""
+        return self.backend.recall(
+            query, session, limit, min_score, filters, include_superseded, as_of
+        )
 
     def get(self, id: str) -> Memory:
         return self.backend.get(id)
 
     def list(
-        self, session: SessionsArg = None, limit: int = 50, cursor: str | None = None
+        self,
+        session: SessionsArg = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        *,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> MemoryPage:
         """A page of memories, newest first; pass ``page.next_cursor`` for the next one."""
-        return self.backend.list(session, limit, cursor)
+        return self.backend.list(session, limit, cursor, include_superseded, as_of)
+
+    def invalidate(self, id: str) -> Memory:
+        """Mark a memory no longer current (kept, with ``superseded_at``); idempotent."""
+        return self.backend.invalidate(id)
+
+    def stats(self, session: str | None = None) -> Stats:
+        """Hygiene figures of the account, or of one session."""
+        return self.backend.stats(session)
 
     def update(
         self, id: str, content: str | None = None, metadata: Metadata | None = None
@@ -160,7 +211,13 @@ class AsyncMemstore:
         session: str | None = None,
         metadata: Metadata | None = None,
         ttl: float | None = None,
+        *,
+        supersedes: builtins.list[str] | None = None,
+        on_similar: str | None = None,
     ) -> Memory:
+        batch = _superseding(content, session, metadata, ttl, supersedes, on_similar)
+        if batch is not None:
+            return (await self.backend.remember_many(batch))[0].memory
         return (await self.backend.remember(content, session, metadata, ttl)).memory
 
     async def remember_many(
@@ -175,16 +232,33 @@ class AsyncMemstore:
         limit: int = 5,
         min_score: float | None = None,
         filters: Metadata | None = None,
+        *,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> builtins.list[RecalledMemory]:
-        return await self.backend.recall(query, session, limit, min_score, filters)
+        return await self.backend.recall(
+            query, session, limit, min_score, filters, include_superseded, as_of
+        )
 
     async def get(self, id: str) -> Memory:
         return await self.backend.get(id)
 
     async def list(
-        self, session: SessionsArg = None, limit: int = 50, cursor: str | None = None
+        self,
+        session: SessionsArg = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        *,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> MemoryPage:
-        return await self.backend.list(session, limit, cursor)
+        return await self.backend.list(session, limit, cursor, include_superseded, as_of)
+
+    async def invalidate(self, id: str) -> Memory:
+        return await self.backend.invalidate(id)
+
+    async def stats(self, session: str | None = None) -> Stats:
+        return await self.backend.stats(session)
 
     async def update(
         self, id: str, content: str | None = None, metadata: Metadata | None = None

@@ -16,6 +16,7 @@ import numpy as np
 from memstore import metrics
 from memstore import validation as check
 from memstore.accounts import DEFAULT_PLAN, Accounts, month_bounds
+from memstore.current import current_view
 from memstore.cursors import Cursors
 from memstore.embedding import Embedder, QueryCache
 from memstore.errors import (
@@ -24,6 +25,7 @@ from memstore.errors import (
     NotFoundError,
     ValidationError,
 )
+from memstore.hygiene import RecallHits, account_stats
 from memstore.models import (
     MAX_BATCH,
     MAX_LIST_LIMIT,
@@ -34,6 +36,7 @@ from memstore.models import (
     RecalledMemory,
     RememberResult,
     SessionInfo,
+    Stats,
     Usage,
     UsageDays,
     content_hash,
@@ -43,11 +46,13 @@ from memstore.models import (
 )
 from memstore.recall import RecallQuery
 from memstore.recall import recall as run_recall
+from memstore.similar import similar_current
 from memstore.stores.base import DuplicateError, MemoryRow, Store
 
 __all__ = ["MemoryEngine", "content_hash", "new_memory_id", "to_memory"]
 
 PURGE_INTERVAL_SECONDS = 60.0
+MICROSECOND = 1e-6
 P = ParamSpec("P")
 R = TypeVar("R")
 # Operations charged by the engine call running in this context, as (period, ops).
@@ -92,6 +97,12 @@ class MemoryEngine:
         # whether another already searched for a text (issue 14, item 7).
         self._queries = QueryCache()
         self._cursors: Cursors | None = None
+        self.hits = RecallHits(store, clock)  # "never recalled" (hygiene.py)
+
+    def close(self) -> None:
+        """Write the pending recall hits and close the store."""
+        self.hits.flush()
+        self.store.close()
 
     def _cursor_codec(self) -> Cursors:
         """Cursors signed with this install's secret (created on first use, kept in the store)."""
@@ -167,17 +178,27 @@ class MemoryEngine:
         session: str | None = None,
         metadata: dict[str, Any] | None = None,
         ttl: float | None = None,
+        *,
+        supersedes: list[str] | None = None,
+        on_similar: str | None = None,
     ) -> RememberResult:
-        return self.remember_many(
-            account_id, [{"content": content, "session": session, "metadata": metadata, "ttl": ttl}]
-        )[0]
+        item: dict[str, Any] = {
+            "content": content,
+            "session": session,
+            "metadata": metadata,
+            "ttl": ttl,
+        }
+        if supersedes is not None or on_similar is not None:
+            item.update(supersedes=supersedes, on_similar=on_similar)
+        return self.remember_many(account_id, [item])[0]
 
     @refunded_on_failure
     def remember_many(
         self, account_id: str, items: list[dict[str, Any]], *, charge: bool = True
     ) -> list[RememberResult]:
         """Store up to 100 memories in one transaction; identical content in one session is
-        stored once."""
+        stored once. An item may also carry ``supersedes`` (ids) and ``on_similar``
+        (docs/memory-over-time.md)."""
         if not items:
             raise ValidationError("nothing to remember: the batch is empty")
         if len(items) > MAX_BATCH:
@@ -201,10 +222,66 @@ class MemoryEngine:
                     expires_at=None if ttl is None else now + ttl,
                 )
             )
+        plans = [
+            (check.supersedes(item.get("supersedes")), check.on_similar(item.get("on_similar")))
+            for item in items
+        ]
+        self._check_supersedes(account_id, [mid for ids, _ in plans for mid in ids], now)
         if charge:
             metrics.count_ops("remember", self.charge(account_id, len(rows)).plan, len(rows))
         self._maybe_purge(account_id, now)
-        return self._store_rows(account_id, rows, None, refresh=True)
+        return self._remember_superseding(account_id, rows, plans, now)
+
+    def _check_supersedes(self, account_id: str, ids: list[str], now: float) -> None:
+        """NotFoundError, before anything is stored, unless every id is a live memory of
+        this account."""
+        known = self.store.get_many(account_id, ids, now) if ids else {}
+        missing = [mid for mid in ids if mid not in known]
+        if missing:
+            raise NotFoundError(f"no memory {missing[0]!r} in this account (in supersedes)")
+
+    def _remember_superseding(
+        self, account_id: str, rows: list[MemoryRow], plans: list[tuple[list[str], str]], now: float
+    ) -> list[RememberResult]:
+        """Store ``rows`` and apply each one's (supersedes, on_similar). A duplicate of a
+        superseded memory makes it current again."""
+        vectors = None
+        similar: list[list[str]] = [[] for _ in rows]
+        if any(how != "keep" for _, how in plans):
+            vectors = self.embedder.embed_documents([r.content for r in rows])
+            for i, (row, (_, how)) in enumerate(zip(rows, plans, strict=True)):
+                if how != "keep":
+                    found = similar_current(self.store, account_id, row.session, vectors[i], now)
+                    similar[i] = [mid for mid, _ in found]
+        kept = [i for i, (_, how) in enumerate(plans) if how != "skip" or not similar[i]]
+        stored = (
+            self._store_rows(
+                account_id,
+                [rows[i] for i in kept],
+                None if vectors is None else vectors[kept],
+                refresh=True,
+            )
+            if kept
+            else []
+        )
+        results = dict(zip(kept, stored, strict=True))
+        for i, (ids, how) in enumerate(plans):
+            if i not in results:  # on_similar="skip": its nearest current twin stands for it
+                results[i] = RememberResult(
+                    memory=self.get(account_id, similar[i][0]), deduplicated=True
+                )
+                continue
+            mine = results[i].memory
+            targets = [
+                m for m in [*ids, *(similar[i] if how == "supersede" else [])] if m != mine.id
+            ]
+            if targets:
+                self.store.set_superseded(account_id, targets, now, mine.id)
+            if mine.superseded_at is not None:
+                self.store.set_superseded(account_id, [mine.id], None, None)
+                current = mine.model_copy(update={"superseded_at": None, "superseded_by": None})
+                results[i] = RememberResult(memory=current, deduplicated=results[i].deduplicated)
+        return [results[i] for i in range(len(rows))]
 
     @staticmethod
     def _refreshed(row: MemoryRow, newest: MemoryRow) -> MemoryRow:
@@ -266,23 +343,28 @@ class MemoryEngine:
         filters: dict[str, Any] | None = None,
         *,
         charge: bool = True,
+        include_superseded: bool = False,
+        as_of: Any = None,
     ) -> list[RecalledMemory]:
-        """The memories most relevant to ``query``, best first, each with a score in [0, 1]."""
+        """The memories most relevant to ``query``, best first, each with a score in [0, 1];
+        current ones only unless ``include_superseded``, or those current at ``as_of``."""
         query = check.content(query, "query")
         sessions = check.sessions(session)
         limit = check.limit(limit, MAX_RECALL_LIMIT)
         threshold = check.min_score(min_score)
         where = check.filters(filters)
+        every, when = _over_time(include_superseded, as_of)
         if charge:
             metrics.count_ops("recall", self.charge(account_id).plan)
-        lap = metrics.laps()
-        vector = self._query_vector(account_id, query)
-        lap("embedding")
-        return run_recall(
-            self.store,
-            vector,
+        # A query not in the cache is embedded inside the pipeline, beside its keyword search.
+        cached = self._queries.get((account_id, query))
+        found = run_recall(
+            current_view(self.store, account_id, sessions, when, every),
+            cached if cached is not None else lambda: self._query_vector(account_id, query),
             RecallQuery(account_id, query, sessions, limit, threshold, where, self.clock()),
         )
+        self.hits.add(account_id, [m.id for m in found])
+        return found
 
     def get(self, account_id: str, memory_id: str) -> Memory:
         row = self.store.get(account_id, check.memory_id(memory_id), self.clock())
@@ -337,6 +419,27 @@ class MemoryEngine:
         return to_memory(updated)
 
     @refunded_on_failure
+    def invalidate(self, account_id: str, memory_id: str, *, charge: bool = True) -> Memory:
+        """Mark a memory no longer current (superseded by nothing), now; idempotent: an
+        already superseded memory keeps its first ``superseded_at``."""
+        memory_id = check.memory_id(memory_id)
+        now = self.clock()
+        row = self.store.get(account_id, memory_id, now)
+        if row is None:
+            raise NotFoundError(f"no memory {memory_id!r} in this account")
+        if charge:
+            self.charge(account_id)
+        if row.superseded_at is None:
+            self.store.set_superseded(account_id, [memory_id], now, None)
+        return self.get(account_id, memory_id)
+
+    def stats(self, account_id: str, session: str | None = None) -> Stats:
+        """Hygiene figures of the account, or of one session (docs/memory-over-time.md)."""
+        name = None if session is None else check.session(session)
+        self.hits.flush()
+        return account_stats(self.store, account_id, name, self.clock())
+
+    @refunded_on_failure
     def forget(self, account_id: str, memory_id: str, *, charge: bool = True) -> None:
         memory_id = check.memory_id(memory_id)
         if self.store.get(account_id, memory_id, self.clock()) is None:
@@ -376,7 +479,21 @@ class MemoryEngine:
         if not keep:
             return []
         live = [replace(rows[i], id=new_memory_id(), account_id=account_id) for i in keep]
-        return self._store_rows(account_id, live, None if vectors is None else vectors[keep])
+        results = self._store_rows(account_id, live, None if vectors is None else vectors[keep])
+        self._restore_supersession(account_id, [rows[i] for i in keep], results)
+        return results
+
+    def _restore_supersession(
+        self, account_id: str, rows: list[MemoryRow], results: list[RememberResult]
+    ) -> None:
+        """Mark imported memories superseded as their file says (also one already stored,
+        so a re-run import completes an interrupted one); ``superseded_by`` names a memory
+        of the file (its exported id), mapped to that memory's id here."""
+        new_ids = {r.id: res.memory.id for r, res in zip(rows, results, strict=True) if r.id}
+        for row, result in zip(rows, results, strict=True):
+            if row.superseded_at is not None:
+                by = new_ids.get(row.superseded_by or "")
+                self.store.set_superseded(account_id, [result.memory.id], row.superseded_at, by)
 
     # last: a method named "list" would shadow the builtin in the annotations below it
     def list(
@@ -385,16 +502,33 @@ class MemoryEngine:
         session: check.SessionsArg = None,
         limit: int = 50,
         cursor: str | None = None,
+        *,
+        include_superseded: bool = False,
+        as_of: Any = None,
     ) -> MemoryPage:
-        """Memories newest first, a page at a time."""
+        """Memories newest first, a page at a time (current ones, as recall)."""
         sessions = check.sessions(session)
         limit = check.limit(limit, MAX_LIST_LIMIT)
+        every, when = _over_time(include_superseded, as_of)
         codec = self._cursor_codec()
         before = codec.decode(account_id, cursor)
-        rows = self.store.list_memories(account_id, sessions, limit + 1, before, self.clock())
+        view = current_view(self.store, account_id, sessions, when, every)
+        rows = view.list_memories(account_id, sessions, limit + 1, before, self.clock())
         more = len(rows) > limit
         rows = rows[:limit]
         return MemoryPage(
             memories=[to_memory(r) for r in rows],
             next_cursor=codec.encode(account_id, rows[-1].seq) if more else None,
         )
+
+
+def _over_time(include_superseded: Any, as_of: Any) -> tuple[bool, float | None]:
+    """(every memory?, the time at which to judge what is current) of a recall or list."""
+    if not isinstance(include_superseded, bool):
+        raise ValidationError("include_superseded must be true or false")
+    when = check.as_of(as_of)
+    if include_superseded and when is not None:
+        raise ValidationError("give include_superseded or as_of, not both")
+    # Times are shown to the microsecond: a memory's own created_at, given back as as_of,
+    # must include it, so as_of covers the whole microsecond it names.
+    return include_superseded, None if when is None else when + MICROSECOND

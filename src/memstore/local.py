@@ -12,8 +12,16 @@ import builtins
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memstore.backend import Metadata, RememberItem, SessionsArg
-from memstore.models import Memory, MemoryPage, RecalledMemory, RememberResult, SessionInfo, Usage
+from memstore.backend import AsOf, Metadata, RememberItem, SessionsArg
+from memstore.models import (
+    Memory,
+    MemoryPage,
+    RecalledMemory,
+    RememberResult,
+    SessionInfo,
+    Stats,
+    Usage,
+)
 from memstore.settings import Settings
 
 if TYPE_CHECKING:
@@ -80,14 +88,45 @@ class LocalBackend:
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> list[RecalledMemory]:
-        return self.engine.recall(self.account_id, query, session, limit, min_score, filters)
+        return self.engine.recall(
+            self.account_id,
+            query,
+            session,
+            limit,
+            min_score,
+            filters,
+            include_superseded=include_superseded,
+            as_of=as_of,
+        )
 
     def get(self, memory_id: str) -> Memory:
         return self.engine.get(self.account_id, memory_id)
 
-    def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage:
-        return self.engine.list(self.account_id, session, limit, cursor)
+    def list(
+        self,
+        session: SessionsArg,
+        limit: int,
+        cursor: str | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
+    ) -> MemoryPage:
+        return self.engine.list(
+            self.account_id,
+            session,
+            limit,
+            cursor,
+            include_superseded=include_superseded,
+            as_of=as_of,
+        )
+
+    def invalidate(self, memory_id: str) -> Memory:
+        return self.engine.invalidate(self.account_id, memory_id)
+
+    def stats(self, session: str | None) -> Stats:
+        return self.engine.stats(self.account_id, session)
 
     def update(self, memory_id: str, content: str | None, metadata: Metadata | None) -> Memory:
         return self.engine.update(self.account_id, memory_id, content, metadata)
@@ -105,7 +144,7 @@ class LocalBackend:
         return self.engine.usage(self.account_id)
 
     def close(self) -> None:
-        self.engine.store.close()
+        self.engine.close()
 
 
 class AsyncLocalBackend:
@@ -129,14 +168,33 @@ class AsyncLocalBackend:
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> list[RecalledMemory]:
-        return await asyncio.to_thread(self.local.recall, query, session, limit, min_score, filters)
+        return await asyncio.to_thread(
+            self.local.recall, query, session, limit, min_score, filters, include_superseded, as_of
+        )
 
     async def get(self, memory_id: str) -> Memory:
         return await asyncio.to_thread(self.local.get, memory_id)
 
-    async def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage:
-        return await asyncio.to_thread(self.local.list, session, limit, cursor)
+    async def list(
+        self,
+        session: SessionsArg,
+        limit: int,
+        cursor: str | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
+    ) -> MemoryPage:
+        return await asyncio.to_thread(
+            self.local.list, session, limit, cursor, include_superseded, as_of
+        )
+
+    async def invalidate(self, memory_id: str) -> Memory:
+        return await asyncio.to_thread(self.local.invalidate, memory_id)
+
+    async def stats(self, session: str | None) -> Stats:
+        return await asyncio.to_thread(self.local.stats, session)
 
     async def update(
         self, memory_id: str, content: str | None, metadata: Metadata | None

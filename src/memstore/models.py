@@ -71,6 +71,10 @@ class Memory(_Record):
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None = None
+    # Superseding (docs/memory-over-time.md): when the memory stopped being current, and by
+    # which memory (None: invalidated, or its successor is gone). None while it is current.
+    superseded_at: datetime | None = None
+    superseded_by: str | None = None
 
 
 class RecalledMemory(Memory):
@@ -121,6 +125,8 @@ def to_memory(row: MemoryRow) -> Memory:
         created_at=datetime.fromtimestamp(row.created_at, tz=UTC),
         updated_at=datetime.fromtimestamp(row.updated_at, tz=UTC),
         expires_at=to_datetime(row.expires_at),
+        superseded_at=to_datetime(row.superseded_at),
+        superseded_by=row.superseded_by,
     )
 
 
@@ -179,6 +185,14 @@ class RememberRequest(_Body):
     session: str | None = Field(None, description="Session; omit for the shared session.")
     metadata: FlatObject | None = Field(None, description="Flat JSON object.")
     ttl: float | None = Field(None, description="Seconds until the memory expires.")
+    supersedes: list[str] | None = Field(
+        None, description="Ids of memories of this account that this one replaces."
+    )
+    on_similar: str | None = Field(
+        None,
+        description="'keep' (default), 'supersede' or 'skip': what to do when a current memory"
+        " of the session is a near-duplicate (docs/memory-over-time.md).",
+    )
 
 
 class RememberBatchRequest(_Body):
@@ -194,6 +208,10 @@ class RecallRequest(_Body):
     min_score: float | None = None
     filters: FlatObject | None = Field(
         None, description="Metadata values the memories must have (exact match)."
+    )
+    include_superseded: bool = Field(False, description="Also superseded memories.")
+    as_of: str | float | None = Field(
+        None, description="Memories current at this time (ISO 8601 or epoch seconds)."
     )
 
 
@@ -230,3 +248,27 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class SessionStats(_Record):
+    """Hygiene figures of one session (docs/memory-over-time.md, "Hygiene figures")."""
+
+    session: str | None
+    memories: int = Field(description="Live memories (not expired), current or superseded.")
+    current: int
+    superseded: int
+    expired_purged: int = Field(description="Expired memories purged from it, ever.")
+    never_recalled: int = Field(description="Live memories no recall has returned yet.")
+    near_duplicate_groups: int = Field(
+        description="Groups of current memories with e5 cosine >= near_duplicate_cosine."
+    )
+
+
+class Stats(SessionStats):
+    """An account's figures (``session`` None: all sessions) and each session's."""
+
+    near_duplicate_cosine: float
+    near_duplicates_complete: bool = Field(
+        description="False when the near-duplicate bound cut the examined memories short."
+    )
+    sessions: list[SessionStats] = Field(default_factory=list)

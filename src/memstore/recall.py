@@ -14,6 +14,8 @@ The pure functions live in ``ranking.py``; this module only fetches and wires th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +40,9 @@ from memstore.stores.base import Filters, Store
 
 CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
 IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
+# A cold recall searches keywords on one of these threads while its own thread embeds the
+# query (the model and SQLite both release the GIL), so the keyword half costs no wall time.
+_BESIDE = ThreadPoolExecutor(4, thread_name_prefix="memstore-keywords")
 
 
 @dataclass(frozen=True)
@@ -53,18 +58,29 @@ class RecallQuery:
     now: float
 
 
-def recall(store: Store, vector: np.ndarray, q: RecallQuery) -> list[RecalledMemory]:
-    """The memories most relevant to ``q.query`` (whose embedding is ``vector``), best first,
+def recall(
+    store: Store, vector: np.ndarray | Callable[[], np.ndarray], q: RecallQuery
+) -> list[RecalledMemory]:
+    """The memories most relevant to ``q.query`` (whose embedding is ``vector``, or what
+    calling ``vector`` returns: the keyword search then runs while it embeds), best first,
     each with a score in [0, 1]."""
     account, now, where = q.account_id, q.now, q.filters
     lap = metrics.laps()  # times each stage when metrics are on
 
     # 1. candidates
     k = max(CANDIDATES, q.limit * 4)
+    terms = keyword_terms(q.query)
+    if callable(vector):
+        beside = _BESIDE.submit(store.keyword_search, account, q.sessions, terms, k, now, where)
+        vector = vector()
+        lap("embedding")
+        keyword = beside.result()
+    else:
+        lap("embedding")  # cached
+        keyword = store.keyword_search(account, q.sessions, terms, k, now, where)
+    lap("keyword")  # when beside the embedding: only the wait for it after the embedding
     dense = store.dense_search(account, q.sessions, vector, k, now, where)
     lap("dense")
-    keyword = store.keyword_search(account, q.sessions, keyword_terms(q.query), k, now, where)
-    lap("keyword")
     first = rrf([dense, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
     candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, q.limit)]
 

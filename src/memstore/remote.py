@@ -16,20 +16,30 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import random
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from memstore import validation as check
-from memstore.backend import Metadata, RememberItem, SessionsArg
+from memstore.backend import AsOf, Metadata, RememberItem, SessionsArg
 from memstore.errors import APIConnectionError, AuthenticationError, error_from_response
-from memstore.models import Memory, MemoryPage, RecalledMemory, RememberResult, SessionInfo, Usage
+from memstore.models import (
+    Memory,
+    MemoryPage,
+    RecalledMemory,
+    RememberResult,
+    SessionInfo,
+    Stats,
+    Usage,
+)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_WAIT = 30.0
@@ -75,6 +85,16 @@ def _sessions_body(session: SessionsArg) -> str | list[str | None] | None:
     return session if session is None or isinstance(session, str) else list(session)
 
 
+def _over_time(include_superseded: bool, as_of: AsOf) -> dict[str, Any]:
+    """include_superseded / as_of as sent (a datetime as ISO 8601); defaults left out."""
+    out: dict[str, Any] = {}
+    if include_superseded is not False:
+        out["include_superseded"] = include_superseded
+    if as_of is not None:
+        out["as_of"] = as_of.isoformat() if isinstance(as_of, datetime) else as_of
+    return out
+
+
 def _list_params(session: SessionsArg, limit: int, cursor: str | None) -> dict[str, Any]:
     """Query parameters of a listing: repeated ``session``, plus ``shared=true`` when the
     shared session is among several (a query string cannot carry a null)."""
@@ -118,8 +138,11 @@ class Routes:
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> Call[list[RecalledMemory]]:
         body: dict[str, Any] = {"query": query, "limit": limit, "session": _sessions_body(session)}
+        body.update(_over_time(include_superseded, as_of))
         if min_score is not None:
             body["min_score"] = min_score
         if filters is not None:
@@ -136,13 +159,27 @@ class Routes:
         return Call("GET", _memory_path(memory_id), Memory.model_validate)
 
     @staticmethod
-    def list(session: SessionsArg, limit: int, cursor: str | None) -> Call[MemoryPage]:
-        return Call(
-            "GET",
-            "/v1/memory",
-            MemoryPage.model_validate,
-            params=_list_params(session, limit, cursor),
-        )
+    def list(
+        session: SessionsArg,
+        limit: int,
+        cursor: str | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
+    ) -> Call[MemoryPage]:
+        params = _list_params(session, limit, cursor)
+        for key, value in _over_time(include_superseded, as_of).items():
+            # a query string carries text: JSON's spelling of true, false and numbers
+            params[key] = value if isinstance(value, str) else json.dumps(value)
+        return Call("GET", "/v1/memory", MemoryPage.model_validate, params=params)
+
+    @staticmethod
+    def invalidate(memory_id: str) -> Call[Memory]:
+        return Call("POST", _memory_path(memory_id) + "/invalidate", Memory.model_validate)
+
+    @staticmethod
+    def stats(session: str | None) -> Call[Stats]:
+        params = {} if session is None else {"session": session}
+        return Call("GET", "/v1/stats", Stats.model_validate, params=params)
 
     @staticmethod
     def update(memory_id: str, content: str | None, metadata: Metadata | None) -> Call[Memory]:
@@ -262,14 +299,31 @@ class HTTPBackend(_HTTPBase):
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> list[RecalledMemory]:
-        return self._send(Routes.recall(query, session, limit, min_score, filters))
+        return self._send(
+            Routes.recall(query, session, limit, min_score, filters, include_superseded, as_of)
+        )
 
     def get(self, memory_id: str) -> Memory:
         return self._send(Routes.get(memory_id))
 
-    def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage:
-        return self._send(Routes.list(session, limit, cursor))
+    def list(
+        self,
+        session: SessionsArg,
+        limit: int,
+        cursor: str | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
+    ) -> MemoryPage:
+        return self._send(Routes.list(session, limit, cursor, include_superseded, as_of))
+
+    def invalidate(self, memory_id: str) -> Memory:
+        return self._send(Routes.invalidate(memory_id))
+
+    def stats(self, session: str | None) -> Stats:
+        return self._send(Routes.stats(session))
 
     def update(self, memory_id: str, content: str | None, metadata: Metadata | None) -> Memory:
         return self._send(Routes.update(memory_id, content, metadata))
@@ -335,14 +389,31 @@ class AsyncHTTPBackend(_HTTPBase):
         limit: int,
         min_score: float | None,
         filters: Metadata | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
     ) -> list[RecalledMemory]:
-        return await self._send(Routes.recall(query, session, limit, min_score, filters))
+        return await self._send(
+            Routes.recall(query, session, limit, min_score, filters, include_superseded, as_of)
+        )
 
     async def get(self, memory_id: str) -> Memory:
         return await self._send(Routes.get(memory_id))
 
-    async def list(self, session: SessionsArg, limit: int, cursor: str | None) -> MemoryPage:
-        return await self._send(Routes.list(session, limit, cursor))
+    async def list(
+        self,
+        session: SessionsArg,
+        limit: int,
+        cursor: str | None,
+        include_superseded: bool = False,
+        as_of: AsOf = None,
+    ) -> MemoryPage:
+        return await self._send(Routes.list(session, limit, cursor, include_superseded, as_of))
+
+    async def invalidate(self, memory_id: str) -> Memory:
+        return await self._send(Routes.invalidate(memory_id))
+
+    async def stats(self, session: str | None) -> Stats:
+        return await self._send(Routes.stats(session))
 
     async def update(
         self, memory_id: str, content: str | None, metadata: Metadata | None

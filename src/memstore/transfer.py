@@ -63,7 +63,9 @@ def _write_memories(
 ) -> int:
     count, cursor, pages = 0, None, []
     while True:
-        page = engine.list(account_id, session="*", limit=MAX_LIST_LIMIT, cursor=cursor)
+        page = engine.list(
+            account_id, session="*", limit=MAX_LIST_LIMIT, cursor=cursor, include_superseded=True
+        )
         pages.append(page.memories)
         if page.next_cursor is None:
             break
@@ -96,6 +98,11 @@ def _parse_time(value: Any, field: str) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _exported_id(value: Any) -> str:
+    """A memory id as the file names it (only to link ``superseded_by``), or ""."""
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else ""
 
 
 def _vector(blob: Any, dim: int, field: str) -> np.ndarray:
@@ -137,8 +144,9 @@ def _memory(record: dict[str, Any], number: int, account_id: str, now: float) ->
         created = _parse_time(record.get("created_at"), "created_at") or now
         updated = _parse_time(record.get("updated_at"), "updated_at") or created
         expires = _parse_time(record.get("expires_at"), "expires_at")
+        superseded = _parse_time(record.get("superseded_at"), "superseded_at")
         return MemoryRow(
-            id="",
+            id=_exported_id(record.get("id")),
             account_id=account_id,
             session=check.session(record.get("session")),
             content=text,
@@ -147,6 +155,8 @@ def _memory(record: dict[str, Any], number: int, account_id: str, now: float) ->
             created_at=created,
             updated_at=updated,
             expires_at=expires,
+            superseded_at=superseded,
+            superseded_by=_exported_id(record.get("superseded_by")) or None,
         )
     except ValidationError as exc:
         raise ValidationError(f"{where}: {exc.message}") from None

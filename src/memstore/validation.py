@@ -172,3 +172,57 @@ def memory_id(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > 64 or not value.isascii():
         raise ValidationError("id must be a memory id such as 'mem_...'")
     return value
+
+
+MAX_SUPERSEDES = 100
+MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z
+ON_SIMILAR = ("keep", "supersede", "skip")
+
+
+def as_of(value: Any) -> float | None:
+    """A point in time as epoch seconds: a datetime, epoch seconds (a number, or its text),
+    or ISO 8601 text (without a zone: UTC)."""
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    moment: float | None = None
+    if isinstance(value, datetime):
+        moment = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        moment = float(value)
+    elif isinstance(value, str) and len(value) <= 64:
+        try:
+            moment = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                pass
+            else:
+                moment = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    if moment is None or not math.isfinite(moment) or not 0 <= moment <= MAX_EPOCH:
+        raise ValidationError(
+            "as_of must be an ISO 8601 time such as 2026-01-31T12:00:00Z or epoch seconds"
+            " between 0 and 253402300799"
+        )
+    return moment
+
+
+def supersedes(value: Any) -> list[str]:
+    """Memory ids to supersede (duplicates dropped, order kept)."""
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValidationError("supersedes must be a list of memory ids")
+    if len(value) > MAX_SUPERSEDES:
+        raise ValidationError(f"supersedes takes at most {MAX_SUPERSEDES} ids")
+    return list(dict.fromkeys(memory_id(v) for v in value))
+
+
+def on_similar(value: Any) -> str:
+    if value is None:
+        return "keep"
+    if value not in ON_SIMILAR:
+        raise ValidationError("on_similar must be 'keep', 'supersede' or 'skip'")
+    return str(value)

@@ -85,6 +85,10 @@ def _value(name: str, a: Victim, session: str | None) -> Any:
         "account": "probe-from-b",
         "plan": "unlimited",
         "admin": True,
+        "include_superseded": True,  # issue 16: B sees no more of A with every version
+        "as_of": None,
+        "supersedes": [next(iter(a.ids))],  # B cannot supersede A's memory: 404
+        "on_similar": "supersede",
     }.get(name, ...)
 
 

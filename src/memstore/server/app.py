@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         async with mcp_endpoint.session_manager.run():
             yield
         if owns_engine:  # closing waits for the database: not on the event loop
-            await asyncio.to_thread(app.state.engine.store.close)
+            await asyncio.to_thread(app.state.engine.close)  # flushes recall hits too
 
     owns_engine = engine is None
     if engine is None:

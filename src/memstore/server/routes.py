@@ -24,6 +24,7 @@ from memstore.models import (
     RememberRequest,
     RememberResponse,
     SessionsResponse,
+    Stats,
     UpdateRequest,
     Usage,
 )
@@ -45,6 +46,8 @@ _errors: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(responses=_errors)
+_ALL_VERSIONS = "Also superseded memories, each with superseded_at and superseded_by."
+_AS_OF = "Memories current at this time: ISO 8601 (UTC if no zone) or epoch seconds."
 health_router = APIRouter()  # /healthz and /readyz: no key, no body, no quota
 
 
@@ -133,7 +136,15 @@ def remember(
     """Remember one memory. 201 when stored, 200 when identical content was already there."""
 
     def run() -> tuple[int, RememberResponse]:
-        result = engine.remember(account, body.content, body.session, body.metadata, body.ttl)
+        result = engine.remember(
+            account,
+            body.content,
+            body.session,
+            body.metadata,
+            body.ttl,
+            supersedes=body.supersedes,
+            on_similar=body.on_similar,
+        )
         shaped = RememberResponse(**result.memory.model_dump(), deduplicated=result.deduplicated)
         return (200 if result.deduplicated else 201), shaped
 
@@ -175,9 +186,19 @@ def recall(
     ] = None,
     limit: int = 5,
     min_score: float | None = None,
+    include_superseded: Annotated[bool, Query(description=_ALL_VERSIONS)] = False,
+    as_of: Annotated[str | None, Query(description=_AS_OF)] = None,
 ) -> RecallResponse:
     """The memories most relevant to ``q``, best first, each with a score in [0, 1]."""
-    found = engine.recall(account, q, _sessions_arg(session), limit, min_score)
+    found = engine.recall(
+        account,
+        q,
+        _sessions_arg(session),
+        limit,
+        min_score,
+        include_superseded=include_superseded,
+        as_of=as_of,
+    )
     return RecallResponse(memories=found)
 
 
@@ -185,7 +206,14 @@ def recall(
 def recall_post(body: RecallRequest, account: Account, engine: Engine) -> RecallResponse:
     """Recall with a JSON body, which can also carry metadata ``filters``."""
     found = engine.recall(
-        account, body.query, body.session, body.limit, body.min_score, body.filters
+        account,
+        body.query,
+        body.session,
+        body.limit,
+        body.min_score,
+        body.filters,
+        include_superseded=body.include_superseded,
+        as_of=body.as_of,
     )
     return RecallResponse(memories=found)
 
@@ -200,13 +228,17 @@ def list_memories(
     ] = False,
     limit: int = 50,
     cursor: str | None = None,
+    include_superseded: Annotated[bool, Query(description=_ALL_VERSIONS)] = False,
+    as_of: Annotated[str | None, Query(description=_AS_OF)] = None,
 ) -> MemoryPage:
     """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page.
     No ``session``: the shared session; ``session=x&shared=true``: x and the shared one."""
     sessions: SessionsArg = _sessions_arg(session)
     if shared and session:
         sessions = [None, *session]
-    return engine.list(account, sessions, limit, cursor)
+    return engine.list(
+        account, sessions, limit, cursor, include_superseded=include_superseded, as_of=as_of
+    )
 
 
 @router.delete("/v1/memory", response_model=DeletedResponse, responses=_in_progress)
@@ -286,6 +318,35 @@ def forget_memory(
         return 200, DeletedResponse(deleted=1)
 
     return answer_once(request, engine, account, idempotency_key, None, run)
+
+
+@router.post(
+    "/v1/memory/{memory_id:memory_id}/invalidate", response_model=Memory, responses=_in_progress
+)
+def invalidate_memory(
+    memory_id: str,
+    request: Request,
+    account: Account,
+    engine: Engine,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Mark a memory no longer current (kept, with ``superseded_at``); idempotent."""
+
+    def run() -> tuple[int, Memory]:
+        return 200, engine.invalidate(account, memory_id)
+
+    return answer_once(request, engine, account, idempotency_key, None, run)
+
+
+@router.get("/v1/stats", response_model=Stats)
+def stats(
+    account: Account,
+    engine: Engine,
+    session: Annotated[str | None, Query(description="One session; omit for all.")] = None,
+) -> Stats:
+    """Hygiene figures: memories, current and superseded, expired and purged, near-duplicate
+    groups and never recalled, per session and in all (docs/memory-over-time.md)."""
+    return engine.stats(account, session)
 
 
 @router.get("/v1/sessions", response_model=SessionsResponse)

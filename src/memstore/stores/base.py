@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
+    from memstore.stores.hygiene import SessionCounts
     from memstore.stores.idempotency import IdempotentAnswer
     from memstore.stores.stats import AccountActivity, StoreSize
 
@@ -31,6 +32,8 @@ class MemoryRow:
     updated_at: float = 0.0
     expires_at: float | None = None
     seq: int = 0
+    superseded_at: float | None = None  # no longer current since (docs/memory-over-time.md)
+    superseded_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,24 @@ class Store(Protocol):
     def check(self) -> None:
         """Raise if the database cannot serve (used by /readyz)."""
         ...
+
+    # -- memory over time (stores/supersession.py, stores/hygiene.py)
+    def set_superseded(
+        self, account_id: str, ids: list[str], at: float | None, by: str | None
+    ) -> list[str]:
+        """Mark current memories superseded (``at=None``: current again); the ids changed."""
+        ...
+
+    def not_current(
+        self, account_id: str, sessions: list[str] | None, as_of: float | None
+    ) -> set[str]:
+        """Ids not current at ``as_of`` (None: now): superseded by then, or created later."""
+        ...
+
+    def add_recall_hits(self, hits: dict[tuple[str, str], int], now: float) -> None: ...
+    def session_counts(
+        self, account_id: str, session: str | None, now: float
+    ) -> list[SessionCounts]: ...
 
     # -- install-wide figures for operators (stores/stats.py): counts and times only
     def database_bytes(self) -> int: ...

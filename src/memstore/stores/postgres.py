@@ -22,9 +22,12 @@ from psycopg_pool import ConnectionPool
 
 from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
 from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
+from memstore.stores.hygiene import Hygiene
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
 from memstore.stores.stats import InstallStats
+from memstore.stores.supersession import SCHEMA as SUPERSESSION_SCHEMA
+from memstore.stores.supersession import Supersession
 
 # pg_advisory_xact_lock key serialising schema changes across processes ("memstore").
 SCHEMA_LOCK = 0x6D656D73746F7265
@@ -112,11 +115,17 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER usage_daily_count AFTER INSERT OR UPDATE OF ops ON usage
         FOR EACH ROW EXECUTE FUNCTION usage_daily_count();
     """,
+    # 6: superseded memories, recall hits and purge counts (docs/memory-over-time.md)
+    """
+    ALTER TABLE memories ADD COLUMN IF NOT EXISTS superseded_at double precision,
+        ADD COLUMN IF NOT EXISTS superseded_by text;
+    """
+    + SUPERSESSION_SCHEMA.format(int="bigint", real="double precision"),
 ]
 
 _COLUMNS = (
     "m.seq, m.id, m.account_id, m.session, m.content, m.content_hash, m.metadata, m.created_at,"
-    " m.updated_at, m.expires_at"
+    " m.updated_at, m.expires_at, m.superseded_at, m.superseded_by"
 )
 _LIVE = "(m.expires_at IS NULL OR m.expires_at > %s)"
 
@@ -133,6 +142,8 @@ def _row(r: tuple[Any, ...]) -> MemoryRow:
         created_at=r[7],
         updated_at=r[8],
         expires_at=r[9],
+        superseded_at=r[10],
+        superseded_by=r[11],
     )
 
 
@@ -156,7 +167,7 @@ def _scope(
     return sql, args
 
 
-class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats):
+class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersession, Hygiene):
     """Store over a PostgreSQL database with pgvector (see module docstring)."""
 
     param = "%s"
@@ -438,7 +449,9 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats):
         if session is not None:
             sql, args = sql + " AND session = %s", (*args, session)
         with self._tx() as conn:
-            return conn.execute(sql, args).rowcount
+            gone = [r[0] for r in conn.execute(sql + " RETURNING session", args).fetchall()]
+            self._count_purged(conn, account_id, gone)
+            return len(gone)
 
     # -- search
     def dense_search(

@@ -20,9 +20,12 @@ import numpy as np
 
 from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
 from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
+from memstore.stores.hygiene import Hygiene
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
 from memstore.stores.stats import InstallStats
+from memstore.stores.supersession import SCHEMA as SUPERSESSION_SCHEMA
+from memstore.stores.supersession import Supersession
 from memstore.stores.vector_index import VectorIndex
 
 DB_FILENAME = "memstore.db"
@@ -126,6 +129,8 @@ MIGRATIONS: list[str] = [
         ON CONFLICT (account_id, day) DO UPDATE SET ops = ops + excluded.ops;
     END;
     """,
+    # 7: superseded memories, recall hits and purge counts (docs/memory-over-time.md)
+    "add_supersession_and_hygiene",
 ]
 
 
@@ -151,6 +156,18 @@ def add_key_admin_and_last_use(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE api_keys ADD COLUMN last_used_at REAL")
 
 
+def add_supersession_and_hygiene(db: sqlite3.Connection) -> None:
+    """memories.superseded_at / superseded_by and the hygiene tables (idempotent, like
+    ``add_key_admin_and_last_use``)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(memories)")}
+    if "superseded_at" not in have:
+        db.execute("ALTER TABLE memories ADD COLUMN superseded_at REAL")
+    if "superseded_by" not in have:
+        db.execute("ALTER TABLE memories ADD COLUMN superseded_by TEXT")
+    for statement in _split_sql(SUPERSESSION_SCHEMA.format(int="INTEGER", real="REAL")):
+        db.execute(statement)
+
+
 def repair_lone_surrogates(db: sqlite3.Connection) -> None:
     """Metadata written as ASCII-escaped JSON could carry ``\\ud800``, which no UTF-8 reader
     can return; earlier versions stored such rows. Only rows with an escape are read."""
@@ -167,7 +184,7 @@ def repair_lone_surrogates(db: sqlite3.Connection) -> None:
 
 _COLUMNS = (
     "seq, id, account_id, session, content, content_hash, metadata, created_at, updated_at, "
-    "expires_at"
+    "expires_at, superseded_at, superseded_by"
 )
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
@@ -185,6 +202,8 @@ def _row(r: tuple[Any, ...]) -> MemoryRow:
         created_at=r[7],
         updated_at=r[8],
         expires_at=r[9],
+        superseded_at=r[10],
+        superseded_by=r[11],
     )
 
 
@@ -209,7 +228,7 @@ def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, li
     return sql, args
 
 
-class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats):
+class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersession, Hygiene):
     """Store over one SQLite database file (see module docstring)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
@@ -539,8 +558,9 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats):
         if session is not None:
             sql, args = sql + " AND session = ?", (*args, session)
         with self._write() as db:
-            cur = db.execute(sql, args)
-            purged = cur.rowcount
+            gone = [r[0] for r in db.execute(sql + " RETURNING session", args).fetchall()]
+            purged = len(gone)
+            self._count_purged(db, account_id, gone)
             top = db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
             if top > CHANGES_KEPT:
                 db.execute("DELETE FROM changes WHERE seq <= ?", (top - CHANGES_KEPT,))

@@ -199,6 +199,9 @@ class CrewMemory:
                     "tasks": len(outs),
                     "tool_failures": sum(len(o.tool_failures or []) for o in outs),
                 },
+                # A near-identical summary of an earlier run becomes history: one current
+                # summary per kind of run (docs/memory-over-time.md).
+                "on_similar": "supersede",
             }
             for session, outs in groups.items()
         ]

@@ -1,0 +1,99 @@
+"""Where one recall's time goes: per-stage wall times and a cProfile, cold and cached.
+
+Builds bench/latency.py's corpus (real e5 vectors of LoCoMo turns, jittered past 2,759) at
+--n memories in one session, then runs distinct LoCoMo questions through the SDK's local
+mode twice: cold (the query is embedded) and cached (the per-account query-vector LRU).
+A profile under load still shows the shares of each function, which the wall time does not.
+
+    .venv/bin/python bench/profile_recall.py --n 10000
+    .venv/bin/python bench/profile_recall.py --n 100000 --top 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from latency import (  # noqa: E402
+    DEFAULT_DATA,
+    SESSION,
+    Corpus,
+    embed_corpus,
+    fill_memstore,
+    load_average,
+    load_texts,
+)
+
+from memstore import Memstore  # noqa: E402
+from memstore.embedding import load_embedder  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--queries", type=int, default=150)
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--top", type=int, default=20, help="profile lines shown")
+    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
+    args = ap.parse_args()
+
+    embedder = load_embedder()
+    texts, queries, _ = load_texts(args.data, args.queries)
+    vectors, _ = embed_corpus(embedder, texts, Path(args.cache_dir))
+    corpus = Corpus(texts, vectors, 0.35)
+    with tempfile.TemporaryDirectory() as tmp:
+        fill_memstore(Path(tmp), corpus, 0, args.n)
+        ms = Memstore.local(tmp, embedder=embedder)
+        ms.recall("warm up the index", session=SESSION)
+        embed = [_ms(lambda q=q: embedder.embed_query(q)) for q in queries]
+        c0 = time.process_time()
+        for q in queries:
+            embedder.embed_query(q)
+        embed_cpu = (time.process_time() - c0) * 1000 / len(queries)
+        ms.backend.engine._queries.clear()
+        print(f"{args.n:,} memories, {len(queries)} queries; load {load_average()}")
+        print(
+            f"query embed alone p50 {statistics.median(embed):7.2f} ms wall,"
+            f" {embed_cpu:7.2f} ms CPU (mean)"
+        )
+        for name in ("cold", "cached"):
+            # CPU time, not wall time: other processes' load then does not show in the profile
+            prof = cProfile.Profile(time.process_time)
+            times, cpu = [], []
+            for q in queries:
+                c0 = time.process_time()
+                prof.enable()
+                t = _ms(lambda q=q: ms.recall(q, session=SESSION, limit=10))
+                prof.disable()
+                cpu.append((time.process_time() - c0) * 1000)
+                times.append(t)
+            print(
+                f"recall {name:<6} p50 {statistics.median(times):7.2f} ms wall,"
+                f" {statistics.median(cpu):7.2f} ms CPU (all threads)"
+            )
+            out = io.StringIO()
+            pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.top)
+            print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
+        ms.close()
+    print(f"load {load_average()}; cpus {os.cpu_count()}")
+    print(f"reproduce: .venv/bin/python bench/profile_recall.py {' '.join(sys.argv[1:])}")
+
+
+def _ms(fn: object) -> float:
+    start = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return (time.perf_counter() - start) * 1000
+
+
+if __name__ == "__main__":
+    main()
