@@ -3,7 +3,10 @@
 Every dialog turn becomes one memory, stored through the real default engine (SQLite
 store, e5 embedder) in one session per conversation; every QA of category 1-4 with
 evidence is a recall query in that session. Reports recall@5, recall@10, hit@5 and MRR
-of the evidence dia_ids, overall and per category.
+of the evidence dia_ids, overall, per category and per conversation, and how well the
+shown score separates evidence from the rest: of the top 10 memories scoring at least
+``min_score`` (0.5, 0.8), the share that are evidence (precision) and the share of all
+evidence they hold.
 
     python bench/locomo.py --data ../shared/data/locomo-dev.json [--json]
 
@@ -37,6 +40,7 @@ BATCH = 100
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 
 BENCH_ACCOUNT = "bench"
+MIN_SCORES = (0.5, 0.8)
 
 
 class SettableClock:
@@ -104,6 +108,9 @@ def run(data: Path, limit_conversations: int | None = None) -> dict[str, Any]:
     samples = json.loads(data.read_text())[:limit_conversations]
     clock = SettableClock()
     per_category: dict[int, list[dict[str, float]]] = defaultdict(list)
+    per_conversation: dict[str, list[dict[str, float]]] = defaultdict(list)
+    # min_score -> [memories scoring at least it, evidence among them, evidence in all]
+    thresholds = {t: [0, 0, 0] for t in MIN_SCORES}
     started = time.perf_counter()
     timings = {"store": 0.0, "recall": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,12 +127,22 @@ def run(data: Path, limit_conversations: int | None = None) -> dict[str, Any]:
                     continue
                 hits = engine.recall(BENCH_ACCOUNT, qa["question"], session=session, limit=10)
                 found = [dia_of.get(h.id, "") for h in hits]
-                per_category[qa["category"]].append(score_query(found, set(qa["evidence"])))
+                evidence = set(qa["evidence"])
+                scored = score_query(found, evidence)
+                per_category[qa["category"]].append(scored)
+                per_conversation[session].append(scored)
+                for t, counts in thresholds.items():
+                    kept = [d for d, h in zip(found, hits, strict=True) if h.score >= t]
+                    counts[0] += len(kept)
+                    counts[1] += sum(d in evidence for d in kept)
+                    counts[2] += len(evidence)
             timings["store"] += t1 - t0
             timings["recall"] += time.perf_counter() - t1
         store.close()
     return {
         "per_category": per_category,
+        "per_conversation": per_conversation,
+        "thresholds": thresholds,
         "wall": time.perf_counter() - started,
         **timings,
     }
@@ -150,6 +167,13 @@ def report(result: dict[str, Any], command: str, as_json: bool) -> None:
         f"{'overall':<16}{len(everything):>6}"
         + "".join(f"{mean(everything, m):>11.3f}" for m in METRICS)
     )
+    print(f"\n{'conversation':<16}{'n':>6}" + "".join(f"{m:>11}" for m in METRICS))
+    for name, rows in result["per_conversation"].items():
+        print(f"{name:<16}{len(rows):>6}" + "".join(f"{mean(rows, m):>11.3f}" for m in METRICS))
+    print(f"\n{'min_score':<16}{'kept':>6}{'precision':>11}{'evidence':>11}")
+    for t, (kept, hits, total) in result["thresholds"].items():
+        precision = hits / kept if kept else 0.0
+        print(f"{t:<16}{kept:>6}{precision:>11.3f}{hits / max(total, 1):>11.3f}")
     print(
         f"wall time {result['wall']:.1f} s (storing {result['store']:.1f} s, "
         f"{len(everything)} recalls {result['recall']:.1f} s)"
@@ -158,6 +182,8 @@ def report(result: dict[str, Any], command: str, as_json: bool) -> None:
     if as_json:
         summary: dict[str, Any] = {m: round(mean(everything, m), 4) for m in METRICS}
         summary["n_queries"] = len(everything)
+        for t, (kept, hits, _) in result["thresholds"].items():
+            summary[f"precision@min_score_{t}"] = round(hits / kept, 4) if kept else None
         print(json.dumps(summary))
 
 

@@ -17,6 +17,7 @@ from memstore.ranking import (
     rrf,
     shown_score,
     spread,
+    term_coverage,
 )
 
 FACTS = [
@@ -204,7 +205,7 @@ def test_fuse_with_context_scores_never_increase_and_stay_own():
     assert [mid for mid, _ in out][:2] == ["q", "r"]
     scores = [s for _, s in out]
     assert scores == sorted(scores, reverse=True)
-    assert dict(out)["r"] == round(shown_score(0.85, None), 4)  # at least the score below it
+    assert dict(out)["r"] == round(shown_score(0.85), 4)  # at least the score below it
 
 
 # -- the fusion function
@@ -249,11 +250,35 @@ def test_fuse_ranks_the_period_list_in():
 
 
 @pytest.mark.parametrize(
-    ("cosine", "keyword_rank", "low", "high"),
-    [(0.96, 0, 0.99, 1.0), (0.75, None, 0.0, 0.1), (None, 0, 0.1, 0.2), (0.5, None, 0.0, 0.0)],
+    ("cosine", "coverage", "low", "high"),
+    [
+        (0.96, 1.0, 0.99, 1.0),  # identical text
+        (0.83, 1.0, 0.85, 0.95),  # the memory's own words, middling similarity
+        (0.86, 0.0, 0.5, 0.7),  # a paraphrase
+        (0.86, 0.5, 0.55, 0.75),  # a paraphrase sharing half the words
+        (0.80, 0.0, 0.0, 0.0),  # unrelated
+        (None, 1.0, 0.85, 0.85),  # words alone
+        (0.5, 0.0, 0.0, 0.0),
+    ],
 )
-def test_shown_score(cosine, keyword_rank, low, high):
-    assert low <= shown_score(cosine, keyword_rank) <= high
+def test_shown_score(cosine, coverage, low, high):
+    assert low <= shown_score(cosine, coverage) <= high
+
+
+@pytest.mark.parametrize(
+    ("terms", "content", "expected"),
+    [
+        (["camping", "mountains"], "We took the kids camping in the mountains", 1.0),
+        (["camp", "mountain"], "We went camping in the mountains", 1.0),
+        (["vendors", "deployment"], "one vendor offers on-premise deploys", 1.0),
+        (["competitor", "analysis"], "Competitor analysis complete", 1.0),
+        (["tea", "coffee"], "Maria prefers tea in the morning", 0.5),
+        (["orchid"], "Maria prefers tea in the morning", 0.0),
+        ([], "anything", 0.0),
+    ],
+)
+def test_term_coverage_compares_stems(terms, content, expected):
+    assert term_coverage(terms, content) == expected
 
 
 def test_keyword_terms_drop_stopwords_and_repeats():
@@ -312,5 +337,21 @@ def test_a_memory_lifted_by_a_named_month_shows_its_own_similarity(engine, embed
     assert set(may) & {h.content for h in hits}
     q = embedder.embed_query(query)
     for hit, vector in zip(hits, embedder.embed_documents([h.content for h in hits]), strict=True):
-        own = round(shown_score(float(np.dot(vector, q)), None), 4)
+        own = round(shown_score(float(np.dot(vector, q))), 4)
         assert hit.score >= own - 1e-4, (hit.content, hit.score, own)
+
+
+def test_word_coverage_reads_rows_down_the_list_only_as_far_as_scoring_goes(engine, clock):
+    from memstore.recall import RecallQuery, WordCoverage
+
+    remember_all(engine)
+    listed = engine.list("acct_a", session="s").memories
+    order = [m.id for m in listed]
+    by_id = {m.id: m.content for m in listed}
+    q = RecallQuery("acct_a", "tea coffee", ["s"], 1, 0.5, None, clock())
+    words = WordCoverage(engine.store, q, order)
+    words(order[0])
+    assert set(words.rows) == {order[0]}  # limit 1: one row read
+    assert words(order[-1]) == (1.0 if "tea" in by_id[order[-1]] else 0.0)
+    assert set(words.rows) == set(order)
+    assert words("mem_not_there") == 0.0

@@ -7,23 +7,30 @@ third list. Memories are read in their context: the dense list compares the quer
 each memory blended with the one stored before it in its session, and part of each
 memory's fused relevance spreads to the memories stored just before and after it (a
 question and its answer sit side by side). The score shown to users is made separately so that it
-means the same thing in every query: a calibrated cosine similarity (near-identical text
--> about 1, unrelated text -> near 0), raised a little for a high keyword rank. See
+means the same thing in every query and depends on the (query, memory) pair only: a
+calibrated cosine similarity raised by the share of the query's words the memory contains
+(its own words -> >= 0.85, identical text -> about 1, unrelated text -> near 0). See
 docs/ranking.md.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import numpy as np
+import snowballstemmer  # type: ignore[import-untyped]
 
-# Cosine similarities of e5-small between a query and a passage live in a narrow band:
-# unrelated text sits near 0.75, a paraphrase near 0.85, the same text near 0.95.
-COSINE_FLOOR = 0.74
-COSINE_CEILING = 0.93
+# Cosine similarities of e5-small between a query and a passage live in a narrow band: the
+# best unrelated hit sits near 0.78-0.82, a paraphrase near 0.81-0.88, the memory's own
+# words near 0.85-0.93, the same text near 0.90-0.96 (tests/graded_scores.py).
+# Calibration: straight lines between these (cosine, score) knots, flat outside them.
+COSINE_KNOTS = ((0.80, 0.0), (0.84, 0.45), (0.92, 1.0))
+# How far the share of the query's words found in the memory lifts the score: all of them
+# lift it to at least TERM_LIFT, whatever the cosine; a part counts as its square.
+TERM_LIFT = 0.85
 # Measured on LoCoMo (bench/locomo.py): a small k trusts the top of each list more than
 # the textbook 60 does, and BM25 is the stronger of the two lists on conversational
 # memories, so dense results count 0.7 of a keyword result.
@@ -31,7 +38,6 @@ RRF_K = 5
 DENSE_WEIGHT = 0.7
 KEYWORD_WEIGHT = 1.0
 PERIOD_WEIGHT = 1.0
-KEYWORD_BOOST = 0.15
 # Context: memories of one session stored within an hour of each other, in order, are read
 # together. A memory's context vector is its own plus CONTEXT_MIX of the previous one's.
 CONTEXT_RADIUS = 2
@@ -55,6 +61,7 @@ yourself yourselves
 STOPWORDS = frozenset(_FUNCTION_WORDS.split())
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_STEMMER = snowballstemmer.stemmer("english")
 _MONTH_NAMES = "january february march april may june july august september october november"
 _MONTH_NAMES += " december"
 _MONTHS = {name: n + 1 for n, name in enumerate(_MONTH_NAMES.split())}
@@ -91,7 +98,14 @@ def query_periods(query: str) -> list[tuple[float, float]]:
 
 def calibrate_cosine(cosine: float) -> float:
     """Map a raw cosine similarity onto [0, 1] so that thresholds mean something."""
-    return min(1.0, max(0.0, (cosine - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR)))
+    (x0, y0), *rest = COSINE_KNOTS
+    if cosine <= x0:
+        return y0
+    for x1, y1 in rest:
+        if cosine <= x1:
+            return y0 + (y1 - y0) * (cosine - x0) / (x1 - x0)
+        x0, y0 = x1, y1
+    return y0
 
 
 def rrf(
@@ -112,14 +126,33 @@ def rrf(
     return fused
 
 
-def shown_score(cosine: float | None, keyword_rank: int | None) -> float:
-    """The user-facing score: calibrated cosine, plus up to KEYWORD_BOOST of the headroom
-    for a memory near the top of the keyword list (rank from 0)."""
+def shown_score(cosine: float | None, coverage: float = 0.0) -> float:
+    """The user-facing score of a (query, memory) pair: its calibrated cosine, with the
+    headroom above it filled by TERM_LIFT x coverage^2 (``coverage``: share of the query's
+    words in the memory, from ``term_coverage``)."""
     base = 0.0 if cosine is None else calibrate_cosine(cosine)
-    if keyword_rank is None:
-        return base
-    bonus = KEYWORD_BOOST * RRF_K / (RRF_K + keyword_rank)
-    return min(1.0, base + bonus * (1.0 - base))
+    lift = TERM_LIFT * min(1.0, max(0.0, coverage)) ** 2
+    return 1.0 - (1.0 - base) * (1.0 - lift)
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """English (Porter 2) stem of a lower-case word: "camping" -> "camp"."""
+    return str(_STEMMER.stemWord(word))
+
+
+def term_coverage(terms: Sequence[str], content: str) -> float:
+    """Share of ``terms`` (from ``keyword_terms``) that ``content`` contains, each compared
+    by its stem, so "camping" finds "camp" and "vendors" finds "vendor"."""
+    if not terms:
+        return 0.0
+    wanted = {stem(t) for t in terms}
+    # Only words that start like a wanted stem can share it (stemming strips suffixes), so
+    # only those are stemmed: a cold stem costs ~0.1 ms in pure Python.
+    starts = {w[:2] for w in wanted}
+    words = {w for w in _WORD.findall(content.lower()) if w[:2] in starts}
+    found = {stem(w) for w in words} & wanted
+    return sum(stem(t) in found for t in terms) / len(terms)
 
 
 class Context:
@@ -184,13 +217,15 @@ def fuse(
     context: Context | None = None,
     limit: int | None = None,
     min_score: float | None = None,
+    coverage: Mapping[str, float] | None = None,
 ) -> list[tuple[str, float]]:
     """Merge best-first dense (id, cosine) and keyword (id, relevance) lists into
     (id, score in [0, 1]), best first, scores non-increasing.
 
     ``in_period`` lists candidates created in a period the query names, best first;
     ``cosines`` gives each candidate's own cosine similarity (default: the dense list's
-    scores), for the shown score; ``context`` spreads relevance to neighbouring memories;
+    scores) and ``coverage`` the share of the query's words it contains, for the shown score;
+    ``context`` spreads relevance to neighbouring memories;
     ``limit`` keeps only the best that many; ``min_score`` drops memories whose own score
     is below it (before the limit, so the limit fills with memories that pass)."""
     lists: list[list[tuple[str, float]]] = [dense, keyword]
@@ -204,7 +239,7 @@ def fuse(
     return scores(
         fused,
         cosines={**dict(dense), **(cosines or {})},
-        keyword=keyword,
+        coverage=coverage,
         limit=limit,
         min_score=min_score,
     )
@@ -214,20 +249,21 @@ def scores(
     fused: Mapping[str, float],
     *,
     cosines: Mapping[str, float],
-    keyword: list[tuple[str, float]],
+    coverage: Mapping[str, float] | Callable[[str], float] | None = None,
     limit: int | None = None,
     min_score: float | None = None,
 ) -> list[tuple[str, float]]:
     """Order by fused relevance and give each memory its shown score (from its own cosine
-    and keyword rank): (id, score in [0, 1]), best first, scores non-increasing.
+    and the share of the query's words it contains, ``coverage``: a mapping or a function
+    of the id): (id, score in [0, 1]), best first, scores non-increasing.
     ``min_score`` drops memories below it before ``limit`` keeps the best that many."""
-    keyword_rank = {mid: rank for rank, (mid, _) in enumerate(keyword)}
+    share = coverage if callable(coverage) else (coverage or {}).get
     ordered: list[str] = []
     shown: list[float] = []
     for mid in sorted(fused, key=lambda mid: fused[mid], reverse=True):
         if limit is not None and len(ordered) >= limit:
             break
-        score = shown_score(cosines.get(mid), keyword_rank.get(mid))
+        score = shown_score(cosines.get(mid), share(mid) or 0.0)
         if min_score is None or score >= min_score:
             ordered.append(mid)
             shown.append(score)

@@ -7,7 +7,8 @@
 3. fusion: rank fusion of the in-context dense list, the keyword list and, when the query
    names a month or year, the memories created in it;
 4. spreading: part of each memory's fused relevance goes to its neighbours;
-5. scores: the calibrated cosine (plus a keyword bonus) shown to users, best first.
+5. scores: the calibrated cosine, lifted by the share of the query's words the memory
+   contains, shown to users, best first.
 
 The pure functions live in ``ranking.py``; this module only fetches and wires them.
 """
@@ -35,8 +36,9 @@ from memstore.ranking import (
     rrf,
     scores,
     spread,
+    term_coverage,
 )
-from memstore.stores.base import Filters, Store
+from memstore.stores.base import Filters, MemoryRow, Store
 
 CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
 IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
@@ -108,18 +110,41 @@ def recall(
         ]
         fused = rrf([[(mid, 0.0) for mid in in_period]], [PERIOD_WEIGHT], into=fused)
 
-    # 4. spreading, 5. scores
+    # 4. spreading, 5. scores (each memory's own cosine and share of the query's words)
+    relevance = spread(fused, context)
+    words = WordCoverage(store, q, sorted(relevance, key=relevance.__getitem__, reverse=True))
     ranked = scores(
-        spread(fused, context),
+        relevance,
         cosines={**dict(in_context), **cosines},
-        keyword=keyword,
+        coverage=words,
         limit=q.limit,
         min_score=q.min_score,
     )
-    rows = store.get_many(account, [mid for mid, _ in ranked], now)
+    rows = words.rows
     lap("fusion")
     return [
         RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)
         for mid, score in ranked
         if mid in rows
     ]
+
+
+class WordCoverage:
+    """Share of the query's words each ranked memory contains (for its shown score). Rows
+    are read best first, in batches as scoring reaches them: ``limit`` rows unless
+    ``min_score`` skips some; the rows read are kept in ``rows``."""
+
+    def __init__(self, store: Store, q: RecallQuery, order: list[str]) -> None:
+        self.store, self.q, self.order = store, q, order
+        self.terms = keyword_terms(q.query)
+        self.rows: dict[str, MemoryRow] = {}
+        self.asked: set[str] = set()
+
+    def __call__(self, memory_id: str) -> float:
+        while memory_id not in self.asked and len(self.asked) < len(self.order):
+            start = len(self.asked)  # batches of limit, then doubling
+            batch = self.order[start : start + max(self.q.limit, start)]
+            self.asked.update(batch)
+            self.rows.update(self.store.get_many(self.q.account_id, batch, self.q.now))
+        row = self.rows.get(memory_id)
+        return 0.0 if row is None else term_coverage(self.terms, row.content)
