@@ -38,6 +38,7 @@ from pydantic import PrivateAttr  # noqa: E402
 
 from memstore import Memstore  # noqa: E402
 from memstore.integrations.crewai import CrewMemory  # noqa: E402
+from memstore.settings import Settings  # noqa: E402
 
 
 class ScriptedLLM(BaseLLM):
@@ -103,54 +104,80 @@ def offline_reply(role: str | None, messages: list[dict[str, Any]]) -> str:
     )
 
 
+# One agent per row, each with one task, run in order: role, goal, backstory, task, output.
+Role = tuple[str, str, str, str, str]
+RESEARCH: list[Role] = [
+    (
+        "Researcher",
+        "Research {topic} for project {project}",
+        "You dig up facts about markets and competitors and cite what you find.",
+        "Research {topic}: the main players, what they lack, and open questions.",
+        "Bullet-point research notes.",
+    ),
+    (
+        "Writer",
+        "Turn research on {topic} into a short brief",
+        "You write crisp briefs for busy founders.",
+        "Write a five-sentence brief on {topic} from the research notes.",
+        "A short brief.",
+    ),
+]
+STRATEGY: list[Role] = [
+    (
+        "Strategist",
+        "Decide what project {project} should do next about {topic}",
+        "You turn what the team already knows into the next concrete steps.",
+        "Propose the next three steps on {topic}, using what the project knows.",
+        "Three numbered steps.",
+    ),
+]
+
+
+def crew_of(llm: Any, roles: list[Role], **options: Any) -> Crew:
+    """A crew with one agent and one task per role; ``options`` go to ``Crew``."""
+    agents, tasks = [], []
+    for role, goal, backstory, description, expected_output in roles:
+        agent = Agent(role=role, goal=goal, backstory=backstory, llm=llm, max_retry_limit=0)
+        agents.append(agent)
+        tasks.append(Task(description=description, expected_output=expected_output, agent=agent))
+    return Crew(agents=agents, tasks=tasks, **options)
+
+
 def research_crew(llm: Any) -> Crew:
-    researcher = Agent(
-        role="Researcher",
-        goal="Research {topic} for project {project}",
-        backstory="You dig up facts about markets and competitors and cite what you find.",
-        llm=llm,
-        max_retry_limit=0,
-    )
-    writer = Agent(
-        role="Writer",
-        goal="Turn research on {topic} into a short brief",
-        backstory="You write crisp briefs for busy founders.",
-        llm=llm,
-        max_retry_limit=0,
-    )
-    research = Task(
-        description="Research {topic}: the main players, what they lack, and open questions.",
-        expected_output="Bullet-point research notes.",
-        agent=researcher,
-    )
-    brief = Task(
-        description="Write a five-sentence brief on {topic} from the research notes.",
-        expected_output="A short brief.",
-        agent=writer,
-    )
-    return Crew(agents=[researcher, writer], tasks=[research, brief], name="research")
+    return crew_of(llm, RESEARCH, name="research")
 
 
 def strategy_crew(llm: Any) -> Crew:
-    strategist = Agent(
-        role="Strategist",
-        goal="Decide what project {project} should do next about {topic}",
-        backstory="You turn what the team already knows into the next concrete steps.",
-        llm=llm,
-        max_retry_limit=0,
-    )
-    plan = Task(
-        description="Propose the next three steps on {topic}, using what the project knows.",
-        expected_output="Three numbered steps.",
-        agent=strategist,
-    )
-    return Crew(agents=[strategist], tasks=[plan], name="strategy")
+    return crew_of(llm, STRATEGY, name="strategy")
 
 
-def open_memstore(data: str | None) -> Memstore:
-    if data is None and os.environ.get("MEMSTORE_API_KEY"):
-        return Memstore()  # remote: MEMSTORE_API_KEY and MEMSTORE_BASE_URL
-    return Memstore.local(data or os.environ.get("MEMSTORE_DATA_DIR") or "memstore-data")
+def open_memstore(data_dir: str | None) -> Memstore:
+    """A server when MEMSTORE_API_KEY is set and no directory is given (MEMSTORE_BASE_URL
+    names it), else the local store in ``data_dir`` (default $MEMSTORE_DATA_DIR or
+    ./memstore-data): memstore's own settings decide, as for the CLI."""
+    if data_dir is None and Settings().api_key:
+        return Memstore()
+    return Memstore.local(data_dir)
+
+
+def make_llm(args: argparse.Namespace, reply: Any) -> Any:
+    """The scripted offline LLM with ``--offline``, else the provider's model ``--llm``."""
+    return ScriptedLLM(model="scripted", reply=reply) if args.offline else LLM(model=args.llm)
+
+
+def add_llm_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--llm", default="gpt-4o-mini", help="any model crewai's LLM accepts")
+    parser.add_argument("--offline", action="store_true", help="use a scripted LLM")
+    parser.add_argument(
+        "--record", metavar="FILE", help="write every prompt the LLM received to FILE (JSON)"
+    )
+
+
+def save_prompts(llm: Any, path: str | None) -> None:
+    """With ``--record FILE``, every prompt the scripted LLM received, as JSON."""
+    if path:
+        with open(path, "w") as fh:
+            json.dump(getattr(llm, "calls", []), fh, indent=1)
 
 
 def show_recalled(memory: CrewMemory) -> None:
@@ -172,16 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         dest="data",
         help="local memstore directory (default $MEMSTORE_DATA_DIR or ./memstore-data)",
     )
-    parser.add_argument("--llm", default="gpt-4o-mini", help="any model crewai's LLM accepts")
-    parser.add_argument("--offline", action="store_true", help="use a scripted LLM")
-    parser.add_argument(
-        "--record", metavar="FILE", help="write every prompt the LLM received to FILE (JSON)"
-    )
+    add_llm_flags(parser)
     args = parser.parse_args(argv)
 
-    llm: Any = (
-        ScriptedLLM(model="scripted", reply=offline_reply) if args.offline else LLM(model=args.llm)
-    )
+    llm = make_llm(args, offline_reply)
     ms = open_memstore(args.data)
     session = f"project:{args.project}"
     inputs = {"topic": args.topic, "project": args.project}
@@ -195,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {crew.name} crew ==")
         show_recalled(memory)
         print(f"{output.raw}\n")
-    if args.record:
-        with open(args.record, "w") as fh:
-            json.dump(getattr(llm, "calls", []), fh, indent=1)
+    save_prompts(llm, args.record)
     ms.close()
     return 0
 

@@ -7,12 +7,14 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from memstore import Memstore
 from memstore.embedding import load_embedder
 from memstore.engine import MemoryEngine
 from memstore.stores.sqlite import SQLiteStore
@@ -42,6 +44,27 @@ def server(tmp_path_factory) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def ms(tmp_path) -> Iterator[Memstore]:
+    """The SDK on an embedded store in this test's directory."""
+    store = Memstore.local(tmp_path / "memstore")
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["local", "server"])
+def backend_ms(request, tmp_path) -> Iterator[Memstore]:
+    """The SDK in each mode: embedded, and over HTTP to the real `memstore serve` (as a new
+    account)."""
+    if request.param == "local":
+        store = Memstore.local(tmp_path / "memstore")
+    else:
+        server = request.getfixturevalue("server")
+        store = Memstore(api_key=server.key(f"ms-{uuid.uuid4().hex[:8]}").key, base_url=server.url)
+    yield store
+    store.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,66 +2,36 @@
 
 from __future__ import annotations
 
-import atexit
+import asyncio
 import hashlib
-import importlib.util
 import json
 import math
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-# crewai writes a key file under $HOME on import and a task-output database under
-# CREWAI_STORAGE_DIR on kickoff: both point at a temporary directory while crewai is
-# imported and during each test here (the autouse fixture), never for the whole process.
-_SANDBOX = Path(tempfile.mkdtemp(prefix="memstore-crewai-"))
-atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)
-CREWAI_ENV = {
-    "HOME": str(_SANDBOX / "home"),
-    "CREWAI_STORAGE_DIR": str(_SANDBOX / "crewai-storage"),
-    "CREWAI_DISABLE_TELEMETRY": "true",
-    "CREWAI_TRACING_ENABLED": "false",
-    "CREWAI_TESTING": "true",
-    "OTEL_SDK_DISABLED": "true",
-}
+from tests.crewai_offline import (
+    EXAMPLES,
+    ScriptedLLM,
+    example,
+    final,
+    one_agent_crew,
+    prompt_text,
+    sandbox,
+    subprocess_env,
+)
 
+# isort: split
+# (crewai_offline imports crewai first, in its sandbox)
+from crewai import Crew
+from crewai.memory import Memory as CrewAIMemory
+from crewai.memory.types import MemoryRecord
+from crewai.tools import BaseTool
 
-@contextmanager
-def crewai_env() -> Iterator[None]:
-    """CREWAI_ENV for a while, then the environment as it was."""
-    saved = {name: os.environ.get(name) for name in CREWAI_ENV}
-    os.environ.update(CREWAI_ENV)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-with crewai_env():
-    pytest.importorskip("crewai")
-    from crewai import Agent, Crew, Task
-    from crewai.memory import Memory as CrewAIMemory
-    from crewai.memory.types import MemoryRecord
-    from crewai.tools import BaseTool
-    from crewai_core.lock_store import set_lock_backend
-
-pytestmark = pytest.mark.crewai
-
-from memstore import Memstore  # noqa: E402
-from memstore.integrations.crewai import (  # noqa: E402
+from memstore import Memstore
+from memstore.integrations.crewai import (
     CrewMemory,
     MemstoreStorage,
     RecallMemoryTool,
@@ -70,77 +40,14 @@ from memstore.integrations.crewai import (  # noqa: E402
     kickoff_with_memory,
 )
 
+pytestmark = pytest.mark.crewai
+EXAMPLE = EXAMPLES / "crewai_research.py"
+ROOT = EXAMPLES.parent
+
 
 @pytest.fixture(autouse=True)
-def _crewai_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in CREWAI_ENV.items():
-        monkeypatch.setenv(name, value)
-
-
-@contextmanager
-def sandboxed_lock(name: str, timeout: float = 60.0) -> Iterator[None]:
-    """crewai's file lock, kept in the sandbox instead of littering the system temp dir."""
-    import portalocker
-
-    path = _SANDBOX / f"{hashlib.md5(name.encode()).hexdigest()}.lock"
-    with portalocker.Lock(str(path), timeout=timeout):
-        yield
-
-
-set_lock_backend(sandboxed_lock)
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "crewai_research.py"
-_spec = importlib.util.spec_from_file_location("crewai_research", EXAMPLE)
-example = importlib.util.module_from_spec(_spec)
-sys.modules["crewai_research"] = example  # pydantic resolves the LLM's annotations through it
-with crewai_env():
-    _spec.loader.exec_module(example)
-ScriptedLLM = example.ScriptedLLM
-
-
-def final(text: str) -> str:
-    return f"Thought: I now know the final answer\nFinal Answer: {text}"
-
-
-def one_agent_crew(
-    llm, role="Analyst", tools=(), description="Analyse {topic}.", **options
-) -> Crew:
-    agent = Agent(
-        role=role,
-        goal="Analyse {topic}",
-        backstory="You are thorough.",
-        llm=llm,
-        tools=list(tools),
-        max_retry_limit=0,
-    )
-    task = Task(description=description, expected_output="An analysis.", agent=agent)
-    return Crew(agents=[agent], tasks=[task], name="analysis", **options)
-
-
-def prompt_text(call: dict) -> str:
-    return "\n".join(m["content"] or "" for m in call["messages"])
-
-
-@pytest.fixture
-def ms(tmp_path):
-    store = Memstore.local(tmp_path / "memstore")
-    yield store
-    store.close()
-
-
-@pytest.fixture(params=["local", "server"])
-def backend_ms(request, tmp_path):
-    """A Memstore in each mode: embedded, and over HTTP to a real `memstore serve`."""
-    if request.param == "local":
-        store = Memstore.local(tmp_path / "memstore")
-    else:
-        server = request.getfixturevalue("server")
-        store = Memstore(
-            api_key=server.key(f"crewai-{uuid.uuid4().hex[:8]}").key, base_url=server.url
-        )
-    yield store
-    store.close()
+def _crewai_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    sandbox(monkeypatch, tmp_path)
 
 
 # -- the seed pattern
@@ -170,10 +77,9 @@ def test_a_fresh_process_sees_run_ones_memory_in_the_prompt(tmp_path):
     record = tmp_path / "prompts.json"
     cmd = [sys.executable, str(EXAMPLE), "--offline", "--crew", "research"]
     cmd += ["--topic", "vector databases", "--data", str(data), "--record", str(record)]
-    env = {**os.environ, **CREWAI_ENV, "HOME": str(tmp_path / "home")}
-    env["CREWAI_STORAGE_DIR"] = str(tmp_path / "crewai-storage")
-    env["TMPDIR"] = str(tmp_path)  # crewai's lock files
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        cmd, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr
     assert "This builds on earlier runs." in run.stdout
     researcher = next(c for c in json.loads(record.read_text()) if c["agent"] == "Researcher")
@@ -361,6 +267,21 @@ def test_storage_backend_round_trips_every_operation(backend_ms):
     assert storage.delete(record_ids=[fox.id]) == 1 and storage.get_record(fox.id) is None
     storage.reset("/geo")
     assert storage.count() == 0 and storage.list_scopes() == []
+
+
+def test_storage_backend_async_methods_answer_as_the_sync_ones(ms):
+    storage = MemstoreStorage(ms)
+    paris = record("Paris is the capital of France", "/geo", categories=["geo"])
+    fox = record("The quick brown fox", "/crew", categories=["trivia"])
+
+    async def run() -> tuple[list, int]:
+        await storage.asave([paris, fox])
+        found = await storage.asearch(paris.embedding, scope_prefix="/geo", limit=5)
+        return found, await storage.adelete(categories=["trivia"])
+
+    found, deleted = asyncio.run(run())
+    assert [(r.id, round(s, 6)) for r, s in found] == [(paris.id, 1.0)]
+    assert deleted == 1 and storage.count() == 1 and storage.get_record(fox.id) is None
 
 
 def test_identical_content_in_a_scope_is_kept_once_with_the_newest_record(backend_ms):

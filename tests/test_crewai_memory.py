@@ -4,9 +4,7 @@ scripted offline LLM, real stores and a real ``memstore serve``."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -16,36 +14,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-for _key in ("CREWAI_DISABLE_TELEMETRY", "CREWAI_TESTING", "OTEL_SDK_DISABLED"):
-    os.environ.setdefault(_key, "true")
-os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+from tests import crewai_offline as offline
+from tests.crewai_offline import ScriptedLLM, final, prompt_text
 
-pytest.importorskip("crewai")
+# isort: split
+# (crewai_offline imports crewai first, in its sandbox)
+from crewai import Agent
+from crewai.flow.flow import Flow, listen, start
+from crewai.memory import MemoryMatch, MemoryRecord, MemoryScope
+
+from memstore import AsyncMemstore, Memstore
+from memstore.integrations.crewai import MemstoreMemory, by_agent_role, kickoff_with_memory
+
 pytestmark = pytest.mark.crewai
-
-from crewai import Agent, Crew, Task  # noqa: E402
-from crewai.flow.flow import Flow, listen, start  # noqa: E402
-from crewai.memory import MemoryMatch, MemoryRecord, MemoryScope  # noqa: E402
-
-from memstore import AsyncMemstore, Memstore  # noqa: E402
-from memstore.integrations.crewai import (  # noqa: E402
-    MemstoreMemory,
-    by_agent_role,
-    kickoff_with_memory,
-)
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-EXAMPLE = EXAMPLES / "crewai_memory.py"
-if "crewai_research" not in sys.modules:  # test_crewai.py may have loaded it already
-    _spec = importlib.util.spec_from_file_location(
-        "crewai_research", EXAMPLES / "crewai_research.py"
-    )
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["crewai_research"] = _module  # pydantic resolves the LLM's annotations here
-    _spec.loader.exec_module(_module)
-_research = sys.modules["crewai_research"]
-ScriptedLLM = _research.ScriptedLLM
+EXAMPLE = offline.EXAMPLES / "crewai_memory.py"
 
 # Runs the example in a fresh interpreter where constructing an OpenAI client fails loudly
 # and is recorded (crewai swallows memory errors, so raising alone would prove nothing).
@@ -69,26 +51,12 @@ finally:
 """
 
 
-def final(text: str) -> str:
-    return f"Thought: I now know the final answer\nFinal Answer: {text}"
-
-
-def prompt_text(call: dict) -> str:
-    return "\n".join(m["content"] or "" for m in call["messages"])
-
-
 def run_example(tmp_path: Path, name: str, env: dict[str, str], *args: str) -> dict:
     """Run examples/crewai_memory.py --offline in a subprocess; its prompts and report."""
     record, report = tmp_path / f"{name}-prompts.json", tmp_path / f"{name}-report.json"
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path / "home"),
-        "CREWAI_STORAGE_DIR": str(tmp_path / "crewai-storage"),
-        "TMPDIR": str(tmp_path),  # crewai's lock files
-        **env,
-    }
     cmd = [sys.executable, "-c", RUNNER, str(report), str(EXAMPLE), "--offline"]
     cmd += ["--record", str(record), *args]
+    env = offline.subprocess_env(tmp_path, **env)
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-4000:]
     return {
@@ -99,38 +67,8 @@ def run_example(tmp_path: Path, name: str, env: dict[str, str], *args: str) -> d
 
 
 @pytest.fixture(autouse=True)
-def crewai_storage(tmp_path, monkeypatch):
-    """crewai's task-output database goes to this test's directory, not the user's."""
-    monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path / "crewai-storage"))
-
-
-@pytest.fixture
-def ms(tmp_path):
-    store = Memstore.local(tmp_path / "memstore")
-    yield store
-    store.close()
-
-
-@pytest.fixture(params=["local", "server"])
-def backend_ms(request, tmp_path):
-    """A Memstore in each mode: embedded, and over HTTP to a real `memstore serve`."""
-    if request.param == "local":
-        store = Memstore.local(tmp_path / "memstore")
-    else:
-        server = request.getfixturevalue("server")
-        store = Memstore(
-            api_key=server.key(f"crewai-{uuid.uuid4().hex[:8]}").key, base_url=server.url
-        )
-    yield store
-    store.close()
-
-
-def one_agent_crew(llm, memory, role="Analyst", description="Analyse {topic}.") -> Crew:
-    agent = Agent(
-        role=role, goal="Analyse {topic}", backstory="You are thorough.", llm=llm, max_retry_limit=0
-    )
-    task = Task(description=description, expected_output="An analysis.", agent=agent)
-    return Crew(agents=[agent], tasks=[task], memory=memory)
+def _crewai_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    offline.sandbox(monkeypatch, tmp_path)
 
 
 # -- a crew's memory across processes
@@ -235,7 +173,9 @@ def test_crewais_own_memory_tools_save_and_search_through_memstore(ms):
             final("Beta is cheap."),
         ],
     )
-    one_agent_crew(llm, MemstoreMemory(ms, session="p")).kickoff(inputs={"topic": "Beta"})
+    offline.one_agent_crew(llm, memory=MemstoreMemory(ms, session="p")).kickoff(
+        inputs={"topic": "Beta"}
+    )
     assert "Saved to memory (scope=/, importance=0.5)." in prompt_text(llm.calls[1])
     assert "Found memories:\n- (score=0." in prompt_text(llm.calls[2])
     assert "Beta Inc is cheap" in prompt_text(llm.calls[2])
@@ -324,7 +264,7 @@ def test_read_only_memory_stores_nothing_but_still_recalls_and_forgets(ms):
     [record] = memory.list_records()
     assert memory.update(record.id, content="changed").content == "Acme Corp lacks API docs"
     llm = ScriptedLLM(model="scripted", responses=[final("done")])
-    one_agent_crew(llm, memory).kickoff(inputs={"topic": "Acme"})
+    offline.one_agent_crew(llm, memory=memory).kickoff(inputs={"topic": "Acme"})
     assert "Acme Corp lacks API docs" in prompt_text(llm.calls[0])
     assert "save_to_memory" not in prompt_text(llm.calls[0])  # CrewAI offers no save tool
     assert [m.content for m in ms.list(session="p").memories] == ["Acme Corp lacks API docs"]
@@ -352,7 +292,7 @@ def test_per_user_memories_never_leak(ms):
     )
     for user in ("alice", "bob"):
         memory = MemstoreMemory(ms, session=f"user:{user}")
-        one_agent_crew(llm, memory).kickoff(inputs={"topic": "the budget"})
+        offline.one_agent_crew(llm, memory=memory).kickoff(inputs={"topic": "the budget"})
     assert "Relevant memories" not in prompt_text(llm.calls[1])
     assert [m.session for m in ms.list(session="*").memories] == ["user:bob", "user:alice"]
 
@@ -370,9 +310,9 @@ def test_an_agents_own_memory_carries_over_between_kickoffs(ms):
 
 
 def test_per_agent_role_sessions_with_attach(ms):
-    llm = ScriptedLLM(model="scripted", reply=_research.offline_reply)
+    llm = ScriptedLLM(model="scripted", reply=offline.example.offline_reply)
     memory = MemstoreMemory(ms, session=by_agent_role())
-    crew = _research.research_crew(llm)
+    crew = offline.example.research_crew(llm)
     memory.attach(crew).kickoff(inputs={"topic": "agent memory", "project": "alpha"})
     [researcher] = ms.list(session="agent:Researcher").memories
     [writer] = ms.list(session="agent:Writer").memories
@@ -384,13 +324,13 @@ def test_per_agent_role_sessions_with_attach(ms):
 def test_a_crew_on_the_same_project_session_sees_another_crews_notes(ms):
     memory = MemstoreMemory(ms, session="project:alpha")
     llm = ScriptedLLM(model="scripted", responses=[final("Acme lacks docs."), final("Plan.")])
-    one_agent_crew(llm, memory, role="Researcher", description="Research {topic}.").kickoff(
-        inputs={"topic": "Acme Corp"}
-    )
+    offline.one_agent_crew(
+        llm, memory=memory, role="Researcher", description="Research {topic}."
+    ).kickoff(inputs={"topic": "Acme Corp"})
     other = MemstoreMemory(ms, session="project:alpha")
-    one_agent_crew(llm, other, role="Planner", description="Plan around {topic}.").kickoff(
-        inputs={"topic": "Acme Corp"}
-    )
+    offline.one_agent_crew(
+        llm, memory=other, role="Planner", description="Plan around {topic}."
+    ).kickoff(inputs={"topic": "Acme Corp"})
     assert "(by Researcher) → result: Acme lacks docs." in prompt_text(llm.calls[1])
 
 
@@ -454,8 +394,8 @@ def test_async_methods_go_through_the_async_memstore(server):
 def test_kickoff_async_remembers_and_recalls(ms):
     memory = MemstoreMemory(ms, session="p")
     llm = ScriptedLLM(model="scripted", responses=[final("Acme lacks docs."), final("ok")])
-    asyncio.run(one_agent_crew(llm, memory).kickoff_async(inputs={"topic": "Acme"}))
-    asyncio.run(one_agent_crew(llm, memory).kickoff_async(inputs={"topic": "Acme"}))
+    asyncio.run(offline.one_agent_crew(llm, memory=memory).kickoff_async(inputs={"topic": "Acme"}))
+    asyncio.run(offline.one_agent_crew(llm, memory=memory).kickoff_async(inputs={"topic": "Acme"}))
     assert "(by Analyst) → result: Acme lacks docs." in prompt_text(llm.calls[1])
 
 
@@ -475,7 +415,7 @@ def test_the_kickoff_helper_lists_earlier_run_summaries_newest_first(ms):
     ranked = [m.content for m in ms.recall("Analyse agent memory", session="p", collapse=False)]
     assert ranked == [older, newer]  # by relevance alone the older one comes first
     llm = ScriptedLLM(model="scripted", responses=[final("done")])
-    crew = one_agent_crew(llm, None)
+    crew = offline.one_agent_crew(llm, memory=None)
     kickoff_with_memory(crew, ms, session="p", inputs={"topic": "agent memory"}, remember=False)
     system = llm.calls[0]["messages"][0]["content"]
     # The two summaries are near-duplicates: recall collapses them into the newer (issue 16).

@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from memstore import metrics
 from memstore.errors import AuthenticationError, QuotaExceededError, ValidationError
 from memstore.models import Usage
+from memstore.settings import DEFAULT_ACCOUNT as DEFAULT_ACCOUNT  # re-exported
 from memstore.stores.base import AccountRow, ApiKeyRow, DuplicateError, Store
 
 PLANS: dict[str, int | None] = {"free": 1_000, "pro": 100_000, "unlimited": None}
 DEFAULT_PLAN = "unlimited"
-DEFAULT_ACCOUNT = "default"
 KEY_PREFIX = "am_live_"
 KEY_RANDOM_CHARS = 40
 _BASE62 = string.ascii_letters + string.digits
@@ -210,10 +210,10 @@ class Accounts:
                     account_id=account_id,
                     prefix=str(record["prefix"]),
                     key_hash=str(record["key_hash"]),
-                    created_at=float(record["created_at"]),  # type: ignore[arg-type]
+                    created_at=float(str(record["created_at"])),
                     revoked_at=None
                     if record.get("revoked_at") is None
-                    else float(record["revoked_at"]),  # type: ignore[arg-type]
+                    else float(str(record["revoked_at"])),
                     admin=record.get("admin") is True,
                 )
             )

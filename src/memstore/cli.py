@@ -10,15 +10,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
+from click.core import ParameterSource
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
 from memstore import __version__
+from memstore.accounts import DEFAULT_ACCOUNT, DEFAULT_PLAN, PLANS
 from memstore.errors import MemstoreError
+from memstore.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
 
 if TYPE_CHECKING:
+    from memstore.backend import RememberItem
     from memstore.client import Memstore
 
 
@@ -29,7 +35,7 @@ class CLIError(Exception):
 class _Commands(TyperGroup):
     """Turns an expected failure into one line on stderr and exit status 2, not a traceback."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MemstoreError as exc:
@@ -73,43 +79,74 @@ def _main(
     """Persistent memory for AI agents."""
 
 
+def _settings(ctx: click.Context) -> Settings:
+    """The MEMSTORE_* settings, read once per command line; a bad value is a one-line error."""
+    meta = ctx.meta
+    if "memstore.settings" not in meta:
+        try:
+            meta["memstore.settings"] = Settings()
+        except ValidationError as exc:
+            raise CLIError(
+                "; ".join(
+                    f"MEMSTORE_{'_'.join(map(str, e['loc'])).upper()}={e['input']!r}: {e['msg']}"
+                    for e in exc.errors()
+                )
+            ) from None
+    settings: Settings = meta["memstore.settings"]
+    return settings
+
+
+def _from_settings(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+    """An option left out takes its setting (memstore.settings) when its MEMSTORE_* variable
+    is set, so the CLI, the server and the SDK read the environment alike."""
+    if param.name is None or ctx.get_parameter_source(param.name) is not ParameterSource.DEFAULT:
+        return value
+    settings = _settings(ctx)
+    if param.name not in settings.model_fields_set:
+        return value
+    setting = getattr(settings, param.name)
+    return Path(setting) if isinstance(value, Path) else setting
+
+
+def setting_option(*decls: str, help: str, **options: Any) -> Any:
+    """A typer option whose default is the setting of the same name (``MEMSTORE_<NAME>``)."""
+    name = decls[0].lstrip("-").replace("-", "_")
+    if name not in Settings.model_fields:
+        raise ValueError(f"{decls[0]} is not a setting of memstore.settings.Settings")
+    env = f"MEMSTORE_{name.upper()}"
+    return typer.Option(*decls, callback=_from_settings, help=f"{help} (${env})", **options)
+
+
 DataDir = Annotated[
     Path,
-    typer.Option(
-        "--data-dir",
-        envvar="MEMSTORE_DATA_DIR",
-        help="Directory of the embedded store.",
-        show_default=True,
-    ),
+    setting_option("--data-dir", help="Directory of the embedded store.", show_default=True),
 ]
-DEFAULT_DIR = Path("memstore-data")
+DEFAULT_DIR = Path(DEFAULT_DATA_DIR)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 AccountName = Annotated[
     str | None,
-    typer.Option(
+    setting_option(
         "--account",
-        envvar="MEMSTORE_ACCOUNT",
         metavar="NAME",
-        help="Account of the embedded store (default 'default', as the server's first key).",
+        help=f"Account of the embedded store (default {DEFAULT_ACCOUNT!r}, as the server's "
+        "first key).",
     ),
 ]
-DEFAULT_ACCOUNT = "default"
 BaseUrl = Annotated[
     str | None,
-    typer.Option(
+    setting_option(
         "--base-url",
-        envvar="MEMSTORE_BASE_URL",
         metavar="URL",
-        help="A memstore server to use instead of --data-dir (default port 8420).",
+        help=f"A memstore server to use instead of --data-dir (default port {DEFAULT_PORT}).",
     ),
 ]
 ApiKey = Annotated[
     str | None,
-    typer.Option(
+    setting_option(
         "--api-key",
-        envvar="MEMSTORE_API_KEY",
         metavar="KEY",
-        help="API key for the server; with it alone the server is http://127.0.0.1:8420.",
+        help="API key for the server; with it alone the server is "
+        f"http://{DEFAULT_HOST}:{DEFAULT_PORT}.",
     ),
 ]
 Sessions = Annotated[
@@ -251,7 +288,7 @@ def remember(
     """Remember TEXT."""
     meta = _metadata(metadata)
     with _memstore(data_dir, base_url, api_key, account=account) as ms:
-        item = {"content": content, "session": session, "metadata": meta, "ttl": ttl}
+        item: RememberItem = {"content": content, "session": session, "metadata": meta, "ttl": ttl}
         if supersedes or on_similar:
             item.update(supersedes=supersedes, on_similar=on_similar)
         result = ms.remember_many([item])[0]
@@ -597,10 +634,8 @@ def backup(
 
 DatabaseUrl = Annotated[
     str | None,
-    typer.Option(
-        "--database-url",
-        envvar="MEMSTORE_DATABASE_URL",
-        help="postgresql://... to use PostgreSQL + pgvector instead of SQLite.",
+    setting_option(
+        "--database-url", help="postgresql://... to use PostgreSQL + pgvector instead of SQLite."
     ),
 ]
 
@@ -628,24 +663,21 @@ def _accounts(data_dir: Path, database_url: str | None) -> Iterator[Any]:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8420,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="TCP port.")] = DEFAULT_PORT,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     data_dir: DataDir = DEFAULT_DIR,
     database_url: DatabaseUrl = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     # -- operations (docs/operations.md)
-    metrics: Annotated[
-        bool, typer.Option("--metrics", envvar="MEMSTORE_METRICS", help="Serve GET /metrics.")
-    ] = False,
+    metrics: Annotated[bool, setting_option("--metrics", help="Serve GET /metrics.")] = False,
     log_format: Annotated[
-        str, typer.Option(envvar="MEMSTORE_LOG_FORMAT", help="text, or json (one object a line).")
+        str, setting_option("--log-format", help="text, or json (one object a line).")
     ] = "text",
     log_user_data: Annotated[
         bool,
-        typer.Option(
+        setting_option(
             "--log-user-data",
-            envvar="MEMSTORE_LOG_USER_DATA",
             help="Debug: log full URLs (query text, session names) and client addresses.",
         ),
     ] = False,
@@ -663,7 +695,7 @@ def serve(
         raise typer.BadParameter(str(exc), param_hint="--log-format") from None
     with _accounts(data_dir, database_url) as accounts:
         if not accounts.has_keys():
-            issued = accounts.create_key(DEFAULT_ACCOUNT, "unlimited", admin=True)
+            issued = accounts.create_key(DEFAULT_ACCOUNT, DEFAULT_PLAN, admin=True)
             err_console.print(
                 "No API keys yet; created an admin key for account 'default' (shown only once):\n"
                 f"  {issued.key}\n"
@@ -736,14 +768,10 @@ def mcp_(
         str | None, typer.Option(help="Default session for the tools (the model may pass one).")
     ] = None,
     base_url: Annotated[
-        str | None,
-        typer.Option(
-            "--base-url", envvar="MEMSTORE_BASE_URL", help="A memstore server to use instead."
-        ),
+        str | None, setting_option("--base-url", help="A memstore server to use instead.")
     ] = None,
     api_key: Annotated[
-        str | None,
-        typer.Option("--api-key", envvar="MEMSTORE_API_KEY", help="API key for --base-url."),
+        str | None, setting_option("--api-key", help="API key for --base-url.")
     ] = None,
     data_dir: DataDir = DEFAULT_DIR,
     account: AccountName = None,
@@ -758,6 +786,9 @@ def mcp_(
         client.close()
 
 
+_PLANS_HELP = ", ".join(
+    f"{name} ({cap:,} ops/month)" if cap else name for name, cap in PLANS.items()
+)
 keys_app = typer.Typer(help="Manage API keys (only their hashes are stored).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -765,9 +796,7 @@ app.add_typer(keys_app, name="keys")
 @keys_app.command("create")
 def keys_create(
     account: Annotated[str, typer.Option(help="Account name (created if new).")] = DEFAULT_ACCOUNT,
-    plan: Annotated[str, typer.Option(help="free (1,000 ops/month), pro or unlimited.")] = (
-        "unlimited"
-    ),
+    plan: Annotated[str, typer.Option(help=_PLANS_HELP)] = DEFAULT_PLAN,
     admin: Annotated[
         bool, typer.Option("--admin", help="May also manage every key of the install.")
     ] = False,

@@ -9,6 +9,7 @@ and raise the same errors.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def _superseding(
     return [{**item, "supersedes": supersedes, "on_similar": on_similar}]
 
 
-def _items(items: builtins.list[RememberItem | str]) -> builtins.list[RememberItem]:
+def _items(items: Sequence[RememberItem | str]) -> builtins.list[RememberItem]:
     return [{"content": i} if isinstance(i, str) else dict(i) for i in items]
 
 
@@ -101,9 +102,7 @@ class Memstore:
             return self.backend.remember_many(batch)[0].memory
         return self.backend.remember(content, session, metadata, ttl).memory
 
-    def remember_many(
-        self, items: builtins.list[RememberItem | str]
-    ) -> builtins.list[RememberResult]:
+    def remember_many(self, items: Sequence[RememberItem | str]) -> builtins.list[RememberResult]:
         """Store up to 100 memories at once (strings, or dicts with content/session/...)."""
         return self.backend.remember_many(_items(items))
 
@@ -226,7 +225,7 @@ class AsyncMemstore:
         return (await self.backend.remember(content, session, metadata, ttl)).memory
 
     async def remember_many(
-        self, items: builtins.list[RememberItem | str]
+        self, items: Sequence[RememberItem | str]
     ) -> builtins.list[RememberResult]:
         return await self.backend.remember_many(_items(items))
 

@@ -8,24 +8,32 @@ so quotas, validation and isolation are exactly the API's.
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import anyio
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
+from mcp.server.session import ServerSession
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
+from starlette.requests import Request
 
+from memstore.backend import Metadata
 from memstore.errors import MemstoreError
 from memstore.models import MemoryPage, MetadataValue, RecalledMemory, RememberResult, SessionInfo
 
+if TYPE_CHECKING:
+    from memstore.client import Memstore
+
 log = logging.getLogger("memstore.mcp")
 T = TypeVar("T")
+ToolFn = TypeVar("ToolFn", bound=Callable[..., Any])
 
 INSTRUCTIONS = """\
 Long-term memory that persists across conversations and runs. Call `recall` before \
@@ -42,7 +50,7 @@ class Memories(Protocol):
     """The five operations the tools need, for one account."""
 
     def remember(
-        self, content: str, session: str | None, metadata: dict | None, ttl: float | None
+        self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None
     ) -> RememberResult: ...
     def recall(
         self,
@@ -50,21 +58,21 @@ class Memories(Protocol):
         session: str | list[str] | None,
         limit: int,
         min_score: float | None,
-        filters: dict | None,
+        filters: Metadata | None,
     ) -> list[RecalledMemory]: ...
     def forget(self, memory_id: str) -> None: ...
     def list(self, session: str | None, limit: int, cursor: str | None) -> MemoryPage: ...
-    def sessions(self) -> list[SessionInfo]: ...
+    def sessions(self) -> builtins.list[SessionInfo]: ...
 
 
 class SDKMemories:
     """The operations through a ``Memstore`` (embedded store or a server)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Memstore) -> None:
         self.client = client
 
     def remember(
-        self, content: str, session: str | None, metadata: dict | None, ttl: float | None
+        self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None
     ) -> RememberResult:
         item = {"content": content, "session": session, "metadata": metadata, "ttl": ttl}
         return self.client.remember_many([item])[0]
@@ -75,7 +83,7 @@ class SDKMemories:
         session: str | list[str] | None,
         limit: int,
         min_score: float | None,
-        filters: dict | None,
+        filters: Metadata | None,
     ) -> list[RecalledMemory]:
         return self.client.recall(query, session, limit, min_score, filters)
 
@@ -85,7 +93,7 @@ class SDKMemories:
     def list(self, session: str | None, limit: int, cursor: str | None) -> MemoryPage:
         return self.client.list(session, limit, cursor)
 
-    def sessions(self) -> list[SessionInfo]:
+    def sessions(self) -> builtins.list[SessionInfo]:
         return self.client.sessions()
 
 
@@ -97,7 +105,10 @@ class Target:
     default_session: str | None
 
 
-Resolve = Callable[[Context], Target]
+# What a tool receives from FastMCP: the session, any lifespan state, and (over HTTP) the
+# Starlette request.
+ToolContext = Context[ServerSession, Any, Request]
+Resolve = Callable[[ToolContext], Target]
 
 
 # -- tool results (the output schemas the client sees) ----------------------------------------
@@ -144,7 +155,11 @@ class Sessions(BaseModel):
     sessions: list[SessionOut]
 
 
-def _out(memory: Any, cls: type[MemoryOut] = MemoryOut) -> Any:
+Out = TypeVar("Out", bound=MemoryOut)
+
+
+def _out(memory: BaseModel, cls: type[Out]) -> Out:
+    """The tool's view of a memory: the fields of ``cls`` only."""
     return cls.model_validate(memory.model_dump(include=set(cls.model_fields)))
 
 
@@ -178,13 +193,14 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
     # FastMCP calls logging.basicConfig; the process's logging is the host's to configure.
     root.handlers[:], root.level = handlers, level
 
-    def tool(**annotations: Any) -> Callable[[Callable], Callable]:
+    def tool(**annotations: Any) -> Callable[[ToolFn], ToolFn]:
         """Register a tool; its docstring, dedented, is the description the model reads."""
 
-        def register(fn: Callable) -> Callable:
+        def register(fn: ToolFn) -> ToolFn:
             description = inspect.cleandoc(fn.__doc__ or "")
             hints = ToolAnnotations(**annotations)
-            return mcp.tool(description=description, annotations=hints)(fn)
+            mcp.add_tool(fn, description=description, annotations=hints)
+            return fn
 
         return register
 
@@ -194,7 +210,7 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
     @tool(title="Remember", readOnlyHint=False, destructiveHint=False, idempotentHint=True)
     async def remember(
         content: Annotated[str, Field(description="The fact to store, self-contained.")],
-        ctx: Context,
+        ctx: ToolContext,
         session: SessionArg = None,
         metadata: Annotated[
             dict[str, MetadataValue] | None,
@@ -209,12 +225,12 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
         target = resolve(ctx)
         where = session_or_default(target, session)
         result = await _run(lambda: target.memories.remember(content, where, metadata, ttl))
-        return Remembered(memory=_out(result.memory), deduplicated=result.deduplicated)
+        return Remembered(memory=_out(result.memory, MemoryOut), deduplicated=result.deduplicated)
 
     @tool(title="Recall", readOnlyHint=True)
     async def recall(
         query: Annotated[str, Field(description="What you need to know, in plain words.")],
-        ctx: Context,
+        ctx: ToolContext,
         session: Annotated[
             str | None,
             Field(description="One session to search; '*' searches all. Omit for the default."),
@@ -243,7 +259,7 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
     @tool(title="Forget", readOnlyHint=False, destructiveHint=True)
     async def forget(
         id: Annotated[str, Field(description="The memory's id (mem_...), from recall or list.")],
-        ctx: Context,
+        ctx: ToolContext,
     ) -> Forgotten:
         """Delete one memory by id, e.g. one that turned out wrong or outdated. To correct a
         memory, forget it and remember the corrected fact."""
@@ -253,7 +269,7 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
 
     @tool(title="List memories", readOnlyHint=True)
     async def list_memories(
-        ctx: Context,
+        ctx: ToolContext,
         session: Annotated[
             str | None,
             Field(description="Session to list; '*' lists all. Omit for the default."),
@@ -268,10 +284,12 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
         target = resolve(ctx)
         where = session_or_default(target, session)
         page = await _run(lambda: target.memories.list(where, limit, cursor))
-        return Page(memories=[_out(m) for m in page.memories], next_cursor=page.next_cursor)
+        return Page(
+            memories=[_out(m, MemoryOut) for m in page.memories], next_cursor=page.next_cursor
+        )
 
     @tool(title="List sessions", readOnlyHint=True)
-    async def list_sessions(ctx: Context) -> Sessions:
+    async def list_sessions(ctx: ToolContext) -> Sessions:
         """List the sessions that hold memories, with how many each holds."""
         target = resolve(ctx)
         found = await _run(target.memories.sessions)
@@ -283,7 +301,7 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
 # -- stdio -----------------------------------------------------------------------------------
 
 
-def run_stdio(client: Any, default_session: str | None = None) -> None:
+def run_stdio(client: Memstore, default_session: str | None = None) -> None:
     """Serve the tools over stdio on one ``Memstore`` until the client disconnects."""
     target = Target(SDKMemories(client), default_session)
     build_server(lambda ctx: target, log_level="WARNING").run("stdio")

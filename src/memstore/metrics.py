@@ -39,7 +39,7 @@ class _Metrics:
         )
 
         # The *_created series would double the output for little use.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client: no hints
 
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         # In multi-process mode values live in files and a scrape builds its own registry.
@@ -192,7 +192,7 @@ def render(extra: Iterable[Any] = ()) -> tuple[bytes, str]:
     assert _metrics is not None
     registry = CollectorRegistry()
     if _metrics.multiprocess:
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # no hints upstream
     else:
         registry.register(_Forward(_metrics.registry))
     for collector in extra:

@@ -10,18 +10,23 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8420"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8420
+DEFAULT_BASE_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+DEFAULT_DATA_DIR = "memstore-data"
+DEFAULT_ACCOUNT = "default"  # the CLI's, Memstore.local's and the first key's account
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEMSTORE_", extra="ignore")
+    # An empty variable counts as unset (as click treated the CLI's flags' variables).
+    model_config = SettingsConfigDict(env_prefix="MEMSTORE_", extra="ignore", env_ignore_empty=True)
 
-    data_dir: str = Field("memstore-data", description="Directory of the embedded SQLite store.")
+    data_dir: str = Field(DEFAULT_DATA_DIR, description="Directory of the embedded SQLite store.")
     database_url: str | None = Field(
         None, description="postgresql://... to use PostgreSQL + pgvector instead of SQLite."
     )
     database_pool_size: int = Field(10, description="PostgreSQL connections per server process.")
-    account: str = Field("default", description="Account the CLI and Memstore.local work in.")
+    account: str = Field(DEFAULT_ACCOUNT, description="Account the CLI and Memstore.local work in.")
     embedder: str | None = Field(None, description="Embedding model: e5-small-q4 or st:<model>.")
     embed_handles: int = Field(
         0, description="Model handles of the default embedder (0: one per core, at most 4)."

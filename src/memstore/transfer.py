@@ -23,10 +23,10 @@ from typing import IO, Any
 import numpy as np
 
 from memstore import validation as check
-from memstore.accounts import DEFAULT_ACCOUNT
+from memstore.accounts import DEFAULT_ACCOUNT, DEFAULT_PLAN
 from memstore.engine import MemoryEngine
 from memstore.errors import ValidationError
-from memstore.models import content_hash
+from memstore.models import MAX_LIST_LIMIT, content_hash
 from memstore.stores.base import MemoryRow
 
 FORMAT = "memstore-export/1"
@@ -64,7 +64,7 @@ def _write_memories(
     count, cursor, pages = 0, None, []
     while True:
         page = engine.list(
-            account_id, session="*", limit=1000, cursor=cursor, include_superseded=True
+            account_id, session="*", limit=MAX_LIST_LIMIT, cursor=cursor, include_superseded=True
         )
         pages.append(page.memories)
         if page.next_cursor is None:
@@ -202,7 +202,7 @@ def import_store(
     for account in header.get("accounts") or []:
         if not isinstance(account, dict) or not isinstance(account.get("name"), str):
             raise ValidationError("line 1: accounts must be a list of {name, plan} objects")
-        accounts[account["name"]] = str(account.get("plan", "unlimited"))
+        accounts[account["name"]] = str(account.get("plan", DEFAULT_PLAN))
     keys = header.get("keys") or []
     for key in keys:
         if not isinstance(key, dict) or not all(
@@ -213,8 +213,8 @@ def import_store(
             key.get("revoked_at"), int | float | None
         ):
             raise ValidationError("line 1: a key's created_at/revoked_at must be numbers")
-    names = {**{r.account_id: "unlimited" for r in rows}, **accounts}
-    names.update({k["account"]: names.get(k["account"], "unlimited") for k in keys})
+    names = {**{r.account_id: DEFAULT_PLAN for r in rows}, **accounts}
+    names.update({k["account"]: names.get(k["account"], DEFAULT_PLAN) for k in keys})
     ids = {name: engine.accounts.ensure(name, plan).id for name, plan in names.items()}
     for key in keys:
         engine.accounts.restore_key(key, ids[key["account"]])

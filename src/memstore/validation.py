@@ -17,6 +17,7 @@ from memstore.models import (
     MAX_METADATA_BYTES,
     MAX_METADATA_KEYS,
     MAX_SESSION_CHARS,
+    MAX_SESSIONS,
     MAX_TTL_SECONDS,
 )
 
@@ -93,8 +94,8 @@ def sessions(value: SessionsArg) -> list[str] | None:
         return None
     if not values:
         raise ValidationError("session list must not be empty")
-    if len(values) > 100:
-        raise ValidationError("at most 100 sessions per request")
+    if len(values) > MAX_SESSIONS:
+        raise ValidationError(f"at most {MAX_SESSIONS} sessions per request")
     return list(dict.fromkeys(session(v) for v in values))
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from memstore.accounts import DEFAULT_PLAN
 from memstore.models import UsageDays
 from memstore.server.auth import current_key
 from memstore.server.routes import Account, Engine
@@ -42,7 +43,7 @@ def me(key: Annotated[ApiKeyRow, Depends(current_key)], engine: Engine) -> Me:
     return Me(
         account_id=key.account_id,
         account=account.name if account else key.account_id,
-        plan=account.plan if account else "unlimited",
+        plan=account.plan if account else DEFAULT_PLAN,
         key_id=key.id,
         key_prefix=key.prefix,
         admin=key.admin,

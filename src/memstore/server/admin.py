@@ -9,7 +9,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from memstore.accounts import PLANS, Accounts
+from memstore.accounts import DEFAULT_PLAN, PLANS, Accounts
 from memstore.errors import NotFoundError, ValidationError
 from memstore.models import DeletedResponse, ErrorResponse, to_datetime
 from memstore.server.auth import AdminKey, issue_key
@@ -49,7 +49,7 @@ class CreateKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     account: str = Field(min_length=1, max_length=200, description="Account name (created if new).")
-    plan: str = Field("unlimited", description=f"One of {', '.join(PLANS)} (for a new account).")
+    plan: str = Field(DEFAULT_PLAN, description=f"One of {', '.join(PLANS)} (for a new account).")
     admin: bool = Field(False, description="May also manage every key of the install.")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 
-from memstore.accounts import Accounts, IssuedKey
+from memstore.accounts import DEFAULT_ACCOUNT, DEFAULT_PLAN, Accounts, IssuedKey
 from memstore.errors import PermissionDeniedError
 from memstore.stores.base import ApiKeyRow, Store
 
@@ -23,7 +23,11 @@ __all__ = [
 
 
 def issue_key(
-    store: Store, account_name: str = "default", plan: str = "unlimited", *, admin: bool = False
+    store: Store,
+    account_name: str = DEFAULT_ACCOUNT,
+    plan: str = DEFAULT_PLAN,
+    *,
+    admin: bool = False,
 ) -> IssuedKey:
     """Create a key (and its account, if new); the plaintext is returned once, never stored.
 

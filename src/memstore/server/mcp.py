@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from mcp.server.fastmcp import Context
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
@@ -15,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 from memstore.client import Memstore
 from memstore.errors import AuthenticationError
 from memstore.local import LocalBackend
-from memstore.mcp_server import SDKMemories, Target, build_server
+from memstore.mcp_server import SDKMemories, Target, ToolContext, build_server
 from memstore.server.auth import authenticate
 
 
@@ -40,10 +39,10 @@ class MCPEndpoint:
         self.server.streamable_http_app()  # creates the session manager
         self.session_manager = self.server.session_manager
 
-    def _target(self, ctx: Context) -> Target:
+    def _target(self, ctx: ToolContext) -> Target:
         request = ctx.request_context.request
         account = request.scope.get("state", {}).get("account") if request else None
-        if account is None:  # only reachable if the endpoint is mounted without __call__
+        if request is None or account is None:  # only if mounted without __call__
             raise ToolError("not authenticated (unauthorized)")
         session = request.query_params.get("session") or None
         # the SDK's own in-process backend, as this key's account (the same calls as stdio)
@@ -70,7 +69,9 @@ class MCPEndpoint:
         await self.session_manager.handle_request(scope, receive, send)
 
 
-def _error(scope: Scope, status: int, code: str, message: str, headers: dict) -> JSONResponse:
+def _error(
+    scope: Scope, status: int, code: str, message: str, headers: dict[str, str]
+) -> JSONResponse:
     """The API's error body, ``{"error": {"code", "message", "request_id"}}``."""
     request_id = scope.get("state", {}).get("request_id")
     body = {"error": {"code": code, "message": message, "request_id": request_id}}

@@ -47,6 +47,7 @@ class MemstoreH11Protocol(H11Protocol):
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self.transport.close()
 
+    # H11Protocol narrows asyncio.Protocol's BaseTransport to Transport (with its own ignore).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_timer()

@@ -18,6 +18,7 @@ def open_store(
         from memstore.stores.postgres import PostgresStore
 
         return PostgresStore(database_url, pool_size=pool_size)
+    from memstore.settings import DEFAULT_DATA_DIR
     from memstore.stores.sqlite import SQLiteStore
 
-    return SQLiteStore.open_dir(data_dir or "memstore-data")
+    return SQLiteStore.open_dir(data_dir or DEFAULT_DATA_DIR)

@@ -542,9 +542,9 @@ def migrate(database_url: str) -> int:
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        version = conn.execute(
+        (version,) = conn.execute(
             "SELECT coalesce(max(version), 0) FROM schema_migrations"
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchone() or (0,)
         if version > len(MIGRATIONS):
             raise RuntimeError(
                 f"the database has schema version {version}, newer than this memstore "

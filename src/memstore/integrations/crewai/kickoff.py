@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
+from memstore.backend import RememberItem
 from memstore.client import Memstore
 from memstore.integrations.crewai.sessions import SessionSpec
 from memstore.integrations.crewai.summary import MAX_QUERY_CHARS, summarize_run
@@ -187,7 +188,7 @@ class CrewMemory:
         for out in output.tasks_output:
             session = self.session_for(agents.get(out.agent))
             groups.setdefault(session, []).append(out)
-        items = [
+        items: list[RememberItem] = [
             {
                 "content": summarize_run(outs, self._inputs),
                 "session": session,

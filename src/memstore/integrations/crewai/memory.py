@@ -29,10 +29,13 @@ from pydantic import PrivateAttr
 
 from memstore.client import AsyncMemstore, Memstore
 from memstore.errors import NotFoundError
+from memstore.integrations.crewai.listing import chunks, memories_in
 from memstore.integrations.crewai.records import (
     HIDDEN,
     IMPORTANCE,
+    category_counts,
     memory_item,
+    scope_info,
     selected,
     to_record,
     visible,
@@ -44,28 +47,34 @@ from memstore.integrations.crewai.sessions import (
     sessions_under,
 )
 from memstore.integrations.crewai.summary import MAX_QUERY_CHARS, summarize_task
-from memstore.models import MAX_BATCH, MAX_LIST_LIMIT, MAX_RECALL_LIMIT, RecalledMemory
+from memstore.models import MAX_BATCH, MAX_RECALL_LIMIT, RecalledMemory
 from memstore.models import Memory as Stored
 
 __all__ = ["MemstoreMemory"]
 
 log = logging.getLogger(__name__)
 
-MAX_SESSIONS_PER_CALL = 100
 # How long recall trusts its list of the account's sessions (to find the sessions of scopes
 # below the memory's own). Listing sessions reads every memory of the account, so recall
 # does it at most this often; sessions this memory writes to are added at once.
 SESSIONS_TTL = 30.0
+# CrewAI's write arguments: scope, categories, metadata, importance, source, private,
+# agent_role, root_scope.
+WriteArgs = tuple[
+    str | None,
+    list[str] | None,
+    dict[str, Any] | None,
+    float | None,
+    str | None,
+    bool,
+    str | None,
+    str | None,
+]
 
 
 def _emit(source: Any, event: Any) -> None:
     with suppress(RuntimeError):  # the event bus is shut down: the process is exiting
         crewai_event_bus.emit(source, event)
-
-
-def _chunks(names: list[str | None]) -> Iterator[list[str | None]]:
-    for start in range(0, len(names), MAX_SESSIONS_PER_CALL):
-        yield names[start : start + MAX_SESSIONS_PER_CALL]
 
 
 class MemstoreMemory(Memory):
@@ -82,9 +91,9 @@ class MemstoreMemory(Memory):
     ``default_importance``...).
     """
 
-    _ms: Any = PrivateAttr(default=None)
-    _ams: Any = PrivateAttr(default=None)
-    _spec: Any = PrivateAttr(default=None)
+    _ms: Memstore = PrivateAttr()
+    _ams: AsyncMemstore | None = PrivateAttr(default=None)
+    _spec: SessionSpec = PrivateAttr(default=None)
     _agent: Any = PrivateAttr(default=None)
     _min_score: float | None = PrivateAttr(default=None)
     _known: tuple[float, set[str | None]] | None = PrivateAttr(default=None)
@@ -187,18 +196,9 @@ class MemstoreMemory(Memory):
             known.update(item["session"] for item in items)
 
     # -- records
-    def _items(
-        self,
-        contents: list[str],
-        scope: str | None,
-        categories: list[str] | None,
-        metadata: dict[str, Any] | None,
-        importance: float | None,
-        source: str | None,
-        private: bool,
-        agent_role: str | None,
-        root_scope: str | None,
-    ) -> list[dict[str, Any]]:
+    def _items(self, contents: list[str], args: WriteArgs) -> list[dict[str, Any]]:
+        """The memstore items for ``contents`` written with CrewAI's ``args``."""
+        scope, categories, metadata, importance, source, private, agent_role, root_scope = args
         session = scope_session(self._root(agent_role), self._path(scope, root_scope))
         return [
             memory_item(c, session, categories, metadata, importance, source, private, agent_role)
@@ -233,15 +233,8 @@ class MemstoreMemory(Memory):
         return min(max(2 * limit, limit + 5), MAX_RECALL_LIMIT)
 
     def _scan(self, names: list[str | None], root: str | None) -> Iterator[MemoryRecord]:
-        """Every record in the sessions ``names``, newest first within each 100 sessions."""
-        for chunk in _chunks(names):
-            cursor = None
-            while True:
-                page = self._ms.list(session=chunk, limit=MAX_LIST_LIMIT, cursor=cursor)
-                yield from (self._record(m, root) for m in page.memories)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+        """Every record in the sessions ``names``, newest first within each chunk of them."""
+        return (self._record(m, root) for m in memories_in(self._ms, names))
 
     def _under(self, path: str) -> tuple[str | None, list[str | None], dict[str | None, int]]:
         """(root session, the non-empty sessions at or below ``path``, every session's count)."""
@@ -267,7 +260,7 @@ class MemstoreMemory(Memory):
         if self.read_only:
             return None
         args = (scope, categories, metadata, importance, source, private, agent_role, root_scope)
-        [item] = self._items([content], *args)
+        [item] = self._items([content], args)
         self._wrote([item])
         [result] = self._ms.remember_many([item])
         return self._record(result.memory, self._root(agent_role))
@@ -289,7 +282,7 @@ class MemstoreMemory(Memory):
         if not contents or self.read_only:
             return []
         args = (scope, categories, metadata, importance, source, private, agent_role, root_scope)
-        self._submit_save(self._background_save, self._items(contents, *args), agent_role)
+        self._submit_save(self._background_save, self._items(contents, args), agent_role)
         return []
 
     def _background_save(self, items: list[dict[str, Any]], agent_role: str | None) -> list[Any]:
@@ -407,13 +400,11 @@ class MemstoreMemory(Memory):
         if known is None:
             known = self._learn(info.session for info in self._ms.sessions())
         names = sessions_under(root, self._path(scope), known)
-        fetch = self._fetch(limit, categories, include_private)
+        fetch, text = self._fetch(limit, categories, include_private), query[:MAX_QUERY_CHARS]
         found = [
             m
-            for chunk in _chunks(names)
-            for m in self._ms.recall(
-                query[:MAX_QUERY_CHARS], session=chunk, limit=fetch, min_score=self._min_score
-            )
+            for chunk in chunks(names)
+            for m in self._ms.recall(text, session=chunk, limit=fetch, min_score=self._min_score)
         ]
         return self._matches(found, root, limit, categories, source, include_private)
 
@@ -423,7 +414,7 @@ class MemstoreMemory(Memory):
         """Records in ``scope`` and below, newest first."""
         root, names, _ = self._under(self._path(scope))
         records = [
-            r for chunk in _chunks(names) for r in islice(self._scan(chunk, root), offset + limit)
+            r for chunk in chunks(names) for r in islice(self._scan(chunk, root), offset + limit)
         ]
         records.sort(key=lambda r: r.created_at, reverse=True)
         return records[offset : offset + limit]
@@ -435,15 +426,7 @@ class MemstoreMemory(Memory):
 
     def _info(self, path: str) -> ScopeInfo:
         root, names, _ = self._under(path)
-        records = list(self._scan(names, root))
-        return ScopeInfo(
-            path=path,
-            record_count=len(records),
-            categories=sorted({c for r in records for c in r.categories}),
-            oldest_record=min((r.created_at for r in records), default=None),
-            newest_record=max((r.created_at for r in records), default=None),
-            child_scopes=self._children(root, path, names),
-        )
+        return scope_info(path, list(self._scan(names, root)), self._children(root, path, names))
 
     def list_scopes(self, path: str | None = None) -> list[str]:
         """The scopes right below ``path`` that hold records."""
@@ -471,11 +454,7 @@ class MemstoreMemory(Memory):
 
     def list_categories(self, path: str | None = None) -> dict[str, int]:
         root, names, _ = self._under(self._path(path))
-        counts: dict[str, int] = {}
-        for record in self._scan(names, root):
-            for category in record.categories:
-                counts[category] = counts.get(category, 0) + 1
-        return counts
+        return category_counts(self._scan(names, root))
 
     # -- forgetting (allowed when read_only, as in CrewAI)
     def forget(
@@ -545,11 +524,11 @@ class MemstoreMemory(Memory):
         if known is None:
             known = self._learn(info.session for info in await self._ams.sessions())
         names = sessions_under(root, self._path(scope), known)
-        fetch = self._fetch(limit, categories, include_private)
+        fetch, text = self._fetch(limit, categories, include_private), query[:MAX_QUERY_CHARS]
         found: list[RecalledMemory] = []
-        for chunk in _chunks(names):
+        for chunk in chunks(names):
             found += await self._ams.recall(
-                query[:MAX_QUERY_CHARS], session=chunk, limit=fetch, min_score=self._min_score
+                text, session=chunk, limit=fetch, min_score=self._min_score
             )
         return self._matches(found, root, limit, categories, source, include_private)
 
@@ -587,7 +566,7 @@ class MemstoreMemory(Memory):
         if not contents or self.read_only:
             return []
         args = (scope, categories, metadata, importance, source, private, agent_role, root_scope)
-        items = self._items(contents, *args)
+        items = self._items(contents, args)
         if self._ams is None:
             results = await asyncio.to_thread(self._save, items)
         else:

@@ -8,15 +8,27 @@ integration's notes (``source: crewai``, ``agent: <role>``).
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from crewai.memory.types import MemoryRecord
+from crewai.memory.types import MemoryRecord, ScopeInfo
 
 from memstore.integrations.crewai.sessions import scope_of
 from memstore.models import Memory as Stored
 
-__all__ = ["HIDDEN", "IMPORTANCE", "memory_item", "naive_utc", "selected", "to_record", "visible"]
+__all__ = [
+    "HIDDEN",
+    "IMPORTANCE",
+    "category_counts",
+    "memory_item",
+    "naive_utc",
+    "scope_info",
+    "selected",
+    "to_record",
+    "visible",
+]
 
 # CrewAI's record fields kept in a memory's metadata; hidden from the record's own metadata
 # (which CrewAI prints into prompts) together with the notes memstore's integration adds.
@@ -105,6 +117,23 @@ def to_record(memory: Stored, root: str | None, default_importance: float) -> Me
         importance=float(meta.get(IMPORTANCE, default_importance) or 0.0),
         created_at=naive_utc(memory.created_at),
         last_accessed=naive_utc(memory.updated_at),
-        source=meta.get(SOURCE),  # type: ignore[arg-type]
+        source=meta.get(SOURCE),
         private=bool(meta.get(PRIVATE, False)),
+    )
+
+
+def category_counts(records: Iterable[MemoryRecord]) -> dict[str, int]:
+    """How many of ``records`` carry each category."""
+    return dict(Counter(c for r in records for c in r.categories))
+
+
+def scope_info(path: str, records: list[MemoryRecord], children: list[str]) -> ScopeInfo:
+    """CrewAI's summary of scope ``path`` holding ``records``."""
+    return ScopeInfo(
+        path=path,
+        record_count=len(records),
+        categories=sorted({c for r in records for c in r.categories}),
+        oldest_record=min((r.created_at for r in records), default=None),
+        newest_record=max((r.created_at for r in records), default=None),
+        child_scopes=children,
     )

@@ -5,24 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 from crewai.memory.types import MemoryRecord, ScopeInfo
 
+from memstore.backend import RememberItem
 from memstore.client import Memstore
 from memstore.errors import ConflictError, NotFoundError
-from memstore.models import MAX_BATCH, MAX_LIST_LIMIT, MAX_METADATA_BYTES, Memory
+from memstore.integrations.crewai.listing import MAX_SESSIONS_PER_CALL, memories_in
+from memstore.integrations.crewai.records import category_counts, scope_info
+from memstore.models import MAX_BATCH, MAX_METADATA_BYTES, Memory
 
 __all__ = ["MAX_SESSIONS_PER_LIST", "MemstoreStorage"]
 
-MAX_SESSIONS_PER_LIST = 100
+MAX_SESSIONS_PER_LIST = MAX_SESSIONS_PER_CALL  # the name this module has always exported
 
 _KEY = "crewai."
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 _VECTOR_TYPES = {"f64": "<f8", "f32": "<f4", "f16": "<f2"}
@@ -41,7 +47,10 @@ def _pack_vector(vector: list[float], budget: int) -> str:
 
 def _unpack_vector(text: str) -> list[float]:
     kind, data = text.split(":", 1)
-    return np.frombuffer(base64.b64decode(data), dtype=_VECTOR_TYPES[kind]).astype(float).tolist()
+    vector: list[float] = (
+        np.frombuffer(base64.b64decode(data), dtype=_VECTOR_TYPES[kind]).astype(float).tolist()
+    )
+    return vector
 
 
 def _in_scope(scope: str, prefix: str | None) -> bool:
@@ -49,6 +58,16 @@ def _in_scope(scope: str, prefix: str | None) -> bool:
         return True
     p = prefix.rstrip("/")
     return scope == p or scope.startswith(p + "/")
+
+
+def _in_thread(method: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """``method`` awaited in a worker thread, so it never blocks the event loop."""
+
+    @functools.wraps(method)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(method, *args, **kwargs)
+
+    return run
 
 
 def _norm_scope(scope: str | None) -> str:
@@ -126,20 +145,12 @@ class MemstoreStorage:
 
     def _scan(self, scope_prefix: str | None) -> Iterator[tuple[Memory, MemoryRecord]]:
         names = [name for name, _ in self._sessions(scope_prefix)]
-        for start in range(0, len(names), MAX_SESSIONS_PER_LIST):
-            chunk = names[start : start + MAX_SESSIONS_PER_LIST]
-            cursor = None
-            while True:
-                page = self.memstore.list(session=chunk, limit=MAX_LIST_LIMIT, cursor=cursor)
-                for memory in page.memories:
-                    if _KEY + "id" in memory.metadata:
-                        record = self._record(memory)
-                        with self._lock:
-                            self._ids[record.id] = memory.id
-                        yield memory, record
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+        for memory in memories_in(self.memstore, names):
+            if _KEY + "id" in memory.metadata:
+                record = self._record(memory)
+                with self._lock:
+                    self._ids[record.id] = memory.id
+                yield memory, record
 
     def _locate(self, record_id: str) -> Memory | None:
         with self._lock:
@@ -174,7 +185,7 @@ class MemstoreStorage:
         record's id and fields (memstore's dedup)."""
         for start in range(0, len(records), MAX_BATCH):
             batch = records[start : start + MAX_BATCH]
-            items = [
+            items: list[RememberItem] = [
                 {"content": r.content, "session": self._session(r.scope), "metadata": m}
                 for r, m in ((r, self._metadata(r)) for r in batch)
             ]
@@ -259,14 +270,7 @@ class MemstoreStorage:
 
     def get_scope_info(self, scope: str) -> ScopeInfo:
         records = [record for _, record in self._scan(scope)]
-        return ScopeInfo(
-            path=scope,
-            record_count=len(records),
-            categories=sorted({c for r in records for c in r.categories}),
-            oldest_record=min((r.created_at for r in records), default=None),
-            newest_record=max((r.created_at for r in records), default=None),
-            child_scopes=self.list_scopes(scope),
-        )
+        return scope_info(scope, records, self.list_scopes(scope))
 
     def list_scopes(self, parent: str = "/") -> list[str]:
         base = _norm_scope(parent).rstrip("/")
@@ -280,11 +284,7 @@ class MemstoreStorage:
         return sorted(children)
 
     def list_categories(self, scope_prefix: str | None = None) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for _, record in self._scan(scope_prefix):
-            for category in record.categories:
-                counts[category] = counts.get(category, 0) + 1
-        return counts
+        return category_counts(record for _, record in self._scan(scope_prefix))
 
     def count(self, scope_prefix: str | None = None) -> int:
         return sum(count for _, count in self._sessions(scope_prefix))
@@ -292,29 +292,7 @@ class MemstoreStorage:
     def reset(self, scope_prefix: str | None = None) -> None:
         self.delete(scope_prefix=scope_prefix)
 
-    async def asave(self, records: list[MemoryRecord]) -> None:
-        await asyncio.to_thread(self.save, records)
-
-    async def asearch(
-        self,
-        query_embedding: list[float],
-        scope_prefix: str | None = None,
-        categories: list[str] | None = None,
-        metadata_filter: dict[str, Any] | None = None,
-        limit: int = 10,
-        min_score: float = 0.0,
-    ) -> list[tuple[MemoryRecord, float]]:
-        args = (query_embedding, scope_prefix, categories, metadata_filter, limit, min_score)
-        return await asyncio.to_thread(self.search, *args)
-
-    async def adelete(
-        self,
-        scope_prefix: str | None = None,
-        categories: list[str] | None = None,
-        record_ids: list[str] | None = None,
-        older_than: datetime | None = None,
-        metadata_filter: dict[str, Any] | None = None,
-    ) -> int:
-        return await asyncio.to_thread(
-            self.delete, scope_prefix, categories, record_ids, older_than, metadata_filter
-        )
+    # the protocol's async methods: the same calls in a worker thread
+    asave = _in_thread(save)
+    asearch = _in_thread(search)
+    adelete = _in_thread(delete)
