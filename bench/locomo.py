@@ -104,7 +104,9 @@ def score_query(found: list[str], evidence: set[str]) -> dict[str, float]:
     }
 
 
-def run(data: Path, limit_conversations: int | None = None) -> dict[str, Any]:
+def run(
+    data: Path, limit_conversations: int | None = None, collapse: bool = True
+) -> dict[str, Any]:
     samples = json.loads(data.read_text())[:limit_conversations]
     clock = SettableClock()
     per_category: dict[int, list[dict[str, float]]] = defaultdict(list)
@@ -125,7 +127,9 @@ def run(data: Path, limit_conversations: int | None = None) -> dict[str, Any]:
             for qa in sample["qa"]:
                 if qa.get("category") not in CATEGORIES or not qa.get("evidence"):
                     continue
-                hits = engine.recall(BENCH_ACCOUNT, qa["question"], session=session, limit=10)
+                hits = engine.recall(
+                    BENCH_ACCOUNT, qa["question"], session=session, limit=10, collapse=collapse
+                )
                 found = [dia_of.get(h.id, "") for h in hits]
                 evidence = set(qa["evidence"])
                 scored = score_query(found, evidence)
@@ -192,9 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="a LoCoMo JSON file")
     parser.add_argument("--json", action="store_true", help="end with one JSON summary line")
     parser.add_argument("--conversations", type=int, help="only the first N conversations")
+    parser.add_argument(
+        "--no-collapse", action="store_true", help="return every near-duplicate (collapse=false)"
+    )
     args = parser.parse_args(argv)
     command = "python " + " ".join(shlex.quote(a) for a in ["bench/locomo.py", *sys.argv[1:]])
-    report(run(args.data, args.conversations), command, args.json)
+    report(run(args.data, args.conversations, not args.no_collapse), command, args.json)
 
 
 if __name__ == "__main__":

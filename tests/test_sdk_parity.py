@@ -37,10 +37,12 @@ def normalize(value: Any, ids: dict[str, str]) -> Any:
         for k, v in value.items():
             if k in ("created_at", "updated_at", "last_write", "account"):
                 continue
-            if k in ("id", "next_cursor", "superseded_by"):
+            if k in ("id", "next_cursor", "superseded_by", "neighbor_of"):
                 v = None if v is None else ids.setdefault(v, f"#{len(ids)}")
             elif k == "superseded_at":
                 v = v is not None
+            elif k == "similar_ids":
+                v = [ids.setdefault(i, f"#{len(ids)}") for i in v]
             elif k == "expires_at" and isinstance(v, datetime) and created:
                 v = (v - created).total_seconds()
             elif k == "score":
@@ -98,6 +100,19 @@ def recalling(ms) -> list[Any]:
         ms.recall(query, session="*", filters={"k": "a"}),
         ms.recall(query, session="*", min_score=0.99),
         ms.recall(query, session="nobody"),
+    ]
+
+
+def collapsing_and_explaining(ms) -> list[Any]:
+    for day in range(1, 4):
+        ms.remember(f"Research completed for Acme on 2026-03-0{day}: Acme lacks docs", "p")
+    ms.remember("The sales team lost a deal to Acme", session="p")
+    query = "Acme research"
+    return [
+        ms.recall(query, session="p"),
+        ms.recall(query, session="p", collapse=False),
+        ms.recall(query, session="p", explain=True),
+        ms.recall(query, session="p", limit=2, collapse=False, explain=True),
     ]
 
 
@@ -217,6 +232,7 @@ def superseding(ms) -> list[Any]:
 SCENARIOS = [
     remembering,
     recalling,
+    collapsing_and_explaining,
     listing,
     changing,
     forgetting_sessions,

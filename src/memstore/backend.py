@@ -45,6 +45,8 @@ class Backend(Protocol):
         filters: Metadata | None,
         include_superseded: bool = False,
         as_of: AsOf = None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]: ...
     def get(self, memory_id: str) -> Memory: ...
     def list(
@@ -81,6 +83,8 @@ class AsyncBackend(Protocol):
         filters: Metadata | None,
         include_superseded: bool = False,
         as_of: AsOf = None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]: ...
     async def get(self, memory_id: str) -> Memory: ...
     async def list(

@@ -309,6 +309,10 @@ def recall(
     ] = None,
     include_superseded: IncludeSuperseded = False,
     as_of: AsOfTime = None,
+    collapse: Annotated[
+        bool, typer.Option(help="Show near-duplicates of one session once, as the newest.")
+    ] = True,
+    explain: Annotated[bool, typer.Option(help="Say why each memory came back.")] = False,
     data_dir: DataDir = DEFAULT_DIR,
     account: AccountName = None,
     base_url: BaseUrl = None,
@@ -319,14 +323,24 @@ def recall(
     sessions = session[0] if session and len(session) == 1 else session
     with _memstore(data_dir, base_url, api_key, must_exist=True, account=account) as ms:
         found = ms.recall(
-            query, sessions, limit, min_score, include_superseded=include_superseded, as_of=as_of
+            query,
+            sessions,
+            limit,
+            min_score,
+            include_superseded=include_superseded,
+            as_of=as_of,
+            collapse=collapse,
+            explain=explain,
         )
     if as_json:
         _print_json({"memories": [m.model_dump(mode="json") for m in found]})
         return
     table = _memory_table("score", "content", "session", "id")
     for m in found:
-        table.add_row(f"{m.score:.3f}", _with_status(m), m.session or "", m.id)
+        content = _with_status(m) + (f"  (+{m.similar} similar)" if m.similar else "")
+        if m.why is not None:
+            content += "\n" + m.why.describe()
+        table.add_row(f"{m.score:.3f}", content, m.session or "", m.id)
     console.print(table)
 
 

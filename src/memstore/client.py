@@ -116,12 +116,16 @@ class Memstore:
         *,
         include_superseded: bool = False,
         as_of: AsOf = None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> builtins.list[RecalledMemory]:
         """Memories most relevant to ``query``, best first, scored in [0, 1]. ``session`` is
         one name, a list, ``"*"`` for all, or None for the shared session. Current memories
-        only, unless ``include_superseded``; ``as_of``: those current at that time."""
+        only, unless ``include_superseded``; ``as_of``: those current at that time.
+        Near-duplicates of one session come back once, as the newest (``collapse=False``:
+        every version); ``explain=True`` adds ``why`` to each result."""
         return self.backend.recall(
-            query, session, limit, min_score, filters, include_superseded, as_of
+            query, session, limit, min_score, filters, include_superseded, as_of, collapse, explain
         )
 
     def get(self, id: str) -> Memory:
@@ -235,9 +239,11 @@ class AsyncMemstore:
         *,
         include_superseded: bool = False,
         as_of: AsOf = None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> builtins.list[RecalledMemory]:
         return await self.backend.recall(
-            query, session, limit, min_score, filters, include_superseded, as_of
+            query, session, limit, min_score, filters, include_superseded, as_of, collapse, explain
         )
 
     async def get(self, id: str) -> Memory:

@@ -345,9 +345,12 @@ class MemoryEngine:
         charge: bool = True,
         include_superseded: bool = False,
         as_of: Any = None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]:
         """The memories most relevant to ``query``, best first, each with a score in [0, 1];
-        current ones only unless ``include_superseded``, or those current at ``as_of``."""
+        current ones only unless ``include_superseded``, or those current at ``as_of``;
+        near-duplicates shown once unless ``collapse`` is off; ``explain`` adds ``why``."""
         query = check.content(query, "query")
         sessions = check.sessions(session)
         limit = check.limit(limit, MAX_RECALL_LIMIT)
@@ -361,7 +364,17 @@ class MemoryEngine:
         found = run_recall(
             current_view(self.store, account_id, sessions, when, every),
             cached if cached is not None else lambda: self._query_vector(account_id, query),
-            RecallQuery(account_id, query, sessions, limit, threshold, where, self.clock()),
+            RecallQuery(
+                account_id,
+                query,
+                sessions,
+                limit,
+                threshold,
+                where,
+                self.clock(),
+                collapse,
+                explain,
+            ),
         )
         self.hits.add(account_id, [m.id for m in found])
         return found

@@ -90,6 +90,8 @@ class LocalBackend:
         filters: Metadata | None,
         include_superseded: bool = False,
         as_of: AsOf = None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]:
         return self.engine.recall(
             self.account_id,
@@ -100,6 +102,8 @@ class LocalBackend:
             filters,
             include_superseded=include_superseded,
             as_of=as_of,
+            collapse=collapse,
+            explain=explain,
         )
 
     def get(self, memory_id: str) -> Memory:
@@ -170,9 +174,20 @@ class AsyncLocalBackend:
         filters: Metadata | None,
         include_superseded: bool = False,
         as_of: AsOf = None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]:
         return await asyncio.to_thread(
-            self.local.recall, query, session, limit, min_score, filters, include_superseded, as_of
+            self.local.recall,
+            query,
+            session,
+            limit,
+            min_score,
+            filters,
+            include_superseded,
+            as_of,
+            collapse,
+            explain,
         )
 
     async def get(self, memory_id: str) -> Memory:

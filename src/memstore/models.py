@@ -77,10 +77,60 @@ class Memory(_Record):
     superseded_by: str | None = None
 
 
+class RecallPeriod(_Record):
+    """A month or year the query named, [start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+
+class RecallWhy(_Record):
+    """Why recall returned a memory: the parts of its rank (``explain=true``). See
+    docs/memory-over-time.md."""
+
+    cosine: float | None = Field(
+        None, description="Raw cosine similarity of the query and the memory (e5 vectors)."
+    )
+    keywords: list[str] = Field(
+        default_factory=list, description="Query terms the keyword search matched in it."
+    )
+    keyword_rank: int | None = Field(
+        None, description="Its place in the keyword search's results (1 = first)."
+    )
+    neighbor_of: str | None = Field(
+        None,
+        description="Id of the memory stored next to it that matched the query better and "
+        "passed part of its relevance to it (context spreading).",
+    )
+    period: RecallPeriod | None = Field(
+        None, description="The period named by the query in which it was created."
+    )
+    similar: int = Field(0, description="Near-duplicates collapsed into it.")
+
+    def describe(self) -> str:
+        """One line for people: ``cosine 0.87 · keywords acme, docs (#2) · ...``."""
+        parts = [] if self.cosine is None else [f"cosine {self.cosine:.2f}"]
+        if self.keywords or self.keyword_rank is not None:
+            parts.append(f"keywords {', '.join(self.keywords) or '-'} (#{self.keyword_rank})")
+        if self.neighbor_of:
+            parts.append(f"next to {self.neighbor_of}")
+        if self.period:
+            parts.append(f"in {self.period.start:%Y-%m-%d}..{self.period.end:%Y-%m-%d}")
+        if self.similar:
+            parts.append(f"{self.similar} similar")
+        return " · ".join(parts)
+
+
 class RecalledMemory(Memory):
-    """A memory returned by recall, with its relevance ``score`` in [0, 1] (higher is better)."""
+    """A memory returned by recall, with its relevance ``score`` in [0, 1] (higher is better).
+
+    ``similar`` counts the older near-duplicates collapsed into it (their ids, best first, in
+    ``similar_ids``); ``why`` is filled when recall is asked to explain."""
 
     score: float
+    similar: int = 0
+    similar_ids: list[str] = Field(default_factory=list)
+    why: RecallWhy | None = None
 
 
 class RememberResult(_Record):
@@ -213,6 +263,10 @@ class RecallRequest(_Body):
     as_of: str | float | None = Field(
         None, description="Memories current at this time (ISO 8601 or epoch seconds)."
     )
+    collapse: bool = Field(
+        True, description="Show near-duplicates of one session once, as the newest; false: all."
+    )
+    explain: bool = Field(False, description="Add ``why`` to each result: the parts of its rank.")
 
 
 class UpdateRequest(_Body):

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from memstore import metrics
+from memstore.collapse import collapse
+from memstore.collapse import depth as collapse_depth
+from memstore.explain import Trace
 from memstore.models import RecalledMemory, to_memory
 from memstore.ranking import (
     CONTEXT_RADIUS,
@@ -58,6 +61,8 @@ class RecallQuery:
     min_score: float | None
     filters: Filters | None
     now: float
+    collapse: bool = True  # near-duplicates of one session shown once (collapse.py)
+    explain: bool = False  # each result says why it came back (explain.py)
 
 
 def recall(
@@ -111,19 +116,35 @@ def recall(
         fused = rrf([[(mid, 0.0) for mid in in_period]], [PERIOD_WEIGHT], into=fused)
 
     # 4. spreading, 5. scores (each memory's own cosine and share of the query's words)
-    relevance = spread(fused, context)
+    relevance, own = spread(fused, context), {**dict(in_context), **cosines}
     words = WordCoverage(store, q, sorted(relevance, key=relevance.__getitem__, reverse=True))
     ranked = scores(
         relevance,
-        cosines={**dict(in_context), **cosines},
-        coverage=words,
-        limit=q.limit,
+        cosines=own,
+        # collapse reads only the order of its candidates, and their scores for min_score
+        coverage=words if not q.collapse or q.min_score is not None else None,
+        limit=collapse_depth(q.limit) if q.collapse else q.limit,
         min_score=q.min_score,
     )
+    similar: dict[str, list[str]] = {}
+    if q.collapse:  # over more candidates than ``limit``, so that ``limit`` distinct ones show
+        groups = {g.members[0]: g for g in collapse(store, account, ranked, fetched, q.limit, now)}
+        best = scores({m: relevance[m] for m in groups}, cosines=own, coverage=words)
+        ranked = [(groups[m].shown, score) for m, score in best]
+        similar = {g.shown: g.similar_ids for g in groups.values()}
+        shown = [mid for mid, _ in ranked if mid not in words.rows]
+        words.rows.update(store.get_many(account, shown, now) if shown else {})
     rows = words.rows
     lap("fusion")
+    trace = Trace(terms, cosines, keyword, fused, context, periods) if q.explain else None
     return [
-        RecalledMemory(**to_memory(rows[mid]).model_dump(), score=score)
+        RecalledMemory(
+            **to_memory(rows[mid]).model_dump(),
+            score=score,
+            similar=len(similar.get(mid, ())),
+            similar_ids=similar.get(mid, []),
+            why=None if trace is None else trace.why(rows[mid], similar.get(mid, [])),
+        )
         for mid, score in ranked
         if mid in rows
     ]

@@ -140,6 +140,8 @@ class Routes:
         filters: Metadata | None,
         include_superseded: bool = False,
         as_of: AsOf = None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> Call[list[RecalledMemory]]:
         body: dict[str, Any] = {"query": query, "limit": limit, "session": _sessions_body(session)}
         body.update(_over_time(include_superseded, as_of))
@@ -147,6 +149,10 @@ class Routes:
             body["min_score"] = min_score
         if filters is not None:
             body["filters"] = filters
+        if not collapse:
+            body["collapse"] = False
+        if explain:
+            body["explain"] = True
         return Call(
             "POST",
             "/v1/memory/recall",
@@ -301,9 +307,21 @@ class HTTPBackend(_HTTPBase):
         filters: Metadata | None,
         include_superseded: bool = False,
         as_of: AsOf = None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]:
         return self._send(
-            Routes.recall(query, session, limit, min_score, filters, include_superseded, as_of)
+            Routes.recall(
+                query,
+                session,
+                limit,
+                min_score,
+                filters,
+                include_superseded,
+                as_of,
+                collapse,
+                explain,
+            )
         )
 
     def get(self, memory_id: str) -> Memory:
@@ -391,9 +409,21 @@ class AsyncHTTPBackend(_HTTPBase):
         filters: Metadata | None,
         include_superseded: bool = False,
         as_of: AsOf = None,
+        collapse: bool = True,
+        explain: bool = False,
     ) -> list[RecalledMemory]:
         return await self._send(
-            Routes.recall(query, session, limit, min_score, filters, include_superseded, as_of)
+            Routes.recall(
+                query,
+                session,
+                limit,
+                min_score,
+                filters,
+                include_superseded,
+                as_of,
+                collapse,
+                explain,
+            )
         )
 
     async def get(self, memory_id: str) -> Memory:

@@ -89,6 +89,8 @@ def _value(name: str, a: Victim, session: str | None) -> Any:
         "as_of": None,
         "supersedes": [next(iter(a.ids))],  # B cannot supersede A's memory: 404
         "on_similar": "supersede",
+        "collapse": True,  # issue 16: collapsed ids (similar_ids) are A's only if B saw A's
+        "explain": True,  # why.neighbor_of names a memory id: never one of A's
     }.get(name, ...)
 
 

@@ -188,6 +188,10 @@ def recall(
     min_score: float | None = None,
     include_superseded: Annotated[bool, Query(description=_ALL_VERSIONS)] = False,
     as_of: Annotated[str | None, Query(description=_AS_OF)] = None,
+    collapse: Annotated[
+        bool, Query(description="Near-duplicates of one session shown once; false: all.")
+    ] = True,
+    explain: Annotated[bool, Query(description="Add `why` to each result.")] = False,
 ) -> RecallResponse:
     """The memories most relevant to ``q``, best first, each with a score in [0, 1]."""
     found = engine.recall(
@@ -198,6 +202,8 @@ def recall(
         min_score,
         include_superseded=include_superseded,
         as_of=as_of,
+        collapse=collapse,
+        explain=explain,
     )
     return RecallResponse(memories=found)
 
@@ -214,6 +220,8 @@ def recall_post(body: RecallRequest, account: Account, engine: Engine) -> Recall
         body.filters,
         include_superseded=body.include_superseded,
         as_of=body.as_of,
+        collapse=body.collapse,
+        explain=body.explain,
     )
     return RecallResponse(memories=found)
 

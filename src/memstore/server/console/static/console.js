@@ -310,7 +310,7 @@ async function searchPage() {
       const [key, value] = row.querySelectorAll("input");
       if (key.value.trim()) where[key.value.trim()] = filterValue(value.value);
     }
-    const body = { query: query.value, session: chosen.length ? chosen : "*", limit: 20 };
+    const body = { query: query.value, session: chosen.length ? chosen : "*", limit: 20, explain: true };
     if (Object.keys(where).length) body.filters = where;
     const found = await api("POST", "/v1/memory/recall", { body });
     results.replaceChildren(
@@ -318,15 +318,35 @@ async function searchPage() {
       h("ol", { class: "memories" }, found.memories.map((m) =>
         memoryItem(m, [h("span", { class: "score", title: "score in [0, 1]: see docs/ranking.md" }, m.score.toFixed(3)), " · "]))),
     );
-    // Hook: when recall explains a result (m.why: a list of reasons), show it under the memory.
     found.memories.forEach((m, i) => {
-      if (Array.isArray(m.why) && m.why.length) {
-        results.querySelectorAll("li.memory")[i].append(h("div", { class: "why" }, `why: ${m.why.join("; ")}`));
-      }
+      const item = results.querySelectorAll("li.memory")[i];
+      if (m.why) item.append(whyLine(m.why));
+      if (m.similar) item.append(similarList(m));
     });
   });
   show("Search", form, results);
   query.focus();
+}
+
+// Why recall returned a memory (explain=true): the parts of its rank, see docs/memory-over-time.md.
+function whyLine(why) {
+  const parts = [];
+  if (why.cosine !== null) parts.push(`cosine ${why.cosine.toFixed(2)}`);
+  if (why.keyword_rank !== null) {
+    parts.push(`keywords ${why.keywords.length ? why.keywords.join(", ") : "—"} (#${why.keyword_rank})`);
+  }
+  if (why.neighbor_of) parts.push(h("a", { href: `#/m/${encodeURIComponent(why.neighbor_of)}` }, "next to a better match"));
+  if (why.period) parts.push(`created in ${why.period.start.slice(0, 10)} – ${why.period.end.slice(0, 10)}`);
+  if (why.similar) parts.push(`${why.similar} similar collapsed`);
+  const joined = parts.flatMap((part, i) => (i ? [" · ", part] : [part]));
+  return h("div", { class: "why" }, "why: ", ...joined);
+}
+
+// The older near-duplicates collapsed into this memory, as links.
+function similarList(m) {
+  return h("details", { class: "similar" },
+    h("summary", {}, `${m.similar} similar older version${m.similar === 1 ? "" : "s"}`),
+    h("ul", {}, m.similar_ids.map((id) => h("li", {}, h("a", { href: `#/m/${encodeURIComponent(id)}` }, id)))));
 }
 
 async function addPage(session) {
