@@ -235,6 +235,27 @@ def test_a_non_admin_is_refused_key_management(watched, server):
     assert status == 403
 
 
+def test_a_slow_page_does_not_paint_over_the_page_opened_after_it(watched, server):
+    """The sessions list is still loading when the user opens Keys; when its answer comes,
+    the Keys page stays."""
+    page = watched
+    held = []
+    page.route("**/v1/sessions*", lambda route: held.append(route))
+    sign_in(page, server, server.key(_name("slow")).key)
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the sessions page never asked for /v1/sessions"
+    page.goto(server.url + "/console#/keys")
+    page.wait_for_timeout(200)
+    held[0].continue_()
+    page.wait_for_selector("#keys-refused")
+    page.wait_for_timeout(500)  # the sessions answer has arrived and been handled
+    assert page.locator("#keys-refused").is_visible()
+    assert page.title().startswith("Keys")
+
+
 HOSTILE = [
     "<script>alert(1)</script>",
     '<img src=x onerror="alert(2)">',

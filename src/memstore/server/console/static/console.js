@@ -500,7 +500,15 @@ function fail(err) {
   if (me) say(err.message, "error");
 }
 
-async function route() {
+// One page at a time: a slow page (its API call still out) must not paint over the page
+// navigated to after it, so each route waits for the one before it to finish.
+let routing = Promise.resolve();
+function route() {
+  routing = routing.then(renderRoute, renderRoute);
+  return routing;
+}
+
+async function renderRoute() {
   if (!me) return;
   const [, page, arg] = location.hash.match(/^#\/([^/]*)\/?(.*)$/) || [];
   const value = arg ? decodeURIComponent(arg) : null;
