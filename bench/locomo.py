@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from memstore.embedding import load_embedder
+from memstore.embedding import Embedder, load_embedder
 from memstore.engine import MemoryEngine
 from memstore.stores.sqlite import SQLiteStore
 
@@ -105,7 +105,10 @@ def score_query(found: list[str], evidence: set[str]) -> dict[str, float]:
 
 
 def run(
-    data: Path, limit_conversations: int | None = None, collapse: bool = True
+    data: Path,
+    limit_conversations: int | None = None,
+    collapse: bool = True,
+    embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     samples = json.loads(data.read_text())[:limit_conversations]
     clock = SettableClock()
@@ -117,7 +120,7 @@ def run(
     timings = {"store": 0.0, "recall": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore.open_dir(Path(tmp))
-        engine = MemoryEngine(store, load_embedder(), clock=clock)
+        engine = MemoryEngine(store, embedder or load_embedder(), clock=clock)
         engine.ensure_account(BENCH_ACCOUNT)
         for n, sample in enumerate(samples):
             session = str(sample.get("sample_id", f"conversation-{n}"))
