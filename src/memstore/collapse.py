@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memstore.ranking import STOPWORDS
+from memstore.ranking import STOPWORDS, rows_of
 from memstore.stores.base import MemoryRow, Store
 
 # Measured with bench/runlog.py and the LoCoMo dev file (docs/memory-over-time.md): versions
@@ -128,7 +128,7 @@ class _Near:
     def __init__(self, ids: list[str], vectors: dict[str, np.ndarray]) -> None:
         self.ids = ids
         self.at = {mid: i for i, mid in enumerate(ids)}
-        self.matrix = np.stack([vectors[mid] for mid in ids]) if ids else None
+        self.matrix = rows_of(vectors, ids) if ids else None
         self._of: dict[int, np.ndarray] = {}
 
     def of(self, h: int) -> np.ndarray:

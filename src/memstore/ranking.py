@@ -179,6 +179,12 @@ class Context:
                     current = following
 
 
+def rows_of(vectors: Mapping[str, np.ndarray], ids: Sequence[str]) -> np.ndarray:
+    """The vectors of ``ids`` as the rows of one matrix (``np.array`` over the list: several
+    times faster than ``np.stack``, which reshapes each vector first)."""
+    return np.array([vectors[i] for i in ids], dtype=np.float32).reshape(len(ids), -1)
+
+
 def context_cosines(
     query: np.ndarray, vectors: Mapping[str, np.ndarray], context: Context
 ) -> list[tuple[str, float]]:
@@ -188,7 +194,7 @@ def context_cosines(
         return []
     ids = list(vectors)
     row = {memory_id: i for i, memory_id in enumerate(ids)}
-    matrix = np.stack([vectors[i] for i in ids])
+    matrix = rows_of(vectors, ids)
     pairs = [(i, row[p]) for i, m in enumerate(ids) if (p := context.before.get(m)) in row]
     blended = matrix.copy()
     if pairs:

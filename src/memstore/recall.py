@@ -36,6 +36,7 @@ from memstore.ranking import (
     context_cosines,
     keyword_terms,
     query_periods,
+    rows_of,
     rrf,
     scores,
     spread,
@@ -45,8 +46,8 @@ from memstore.stores.base import Filters, MemoryRow, Store
 
 CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
 IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
-# A cold recall searches keywords on one of these threads while its own thread embeds the
-# query (the model and SQLite both release the GIL), so the keyword half costs no wall time.
+# Recall searches keywords on one of these threads while its own thread embeds the query
+# and searches vectors (the model, numpy and SQLite release the GIL).
 _BESIDE = ThreadPoolExecutor(4, thread_name_prefix="memstore-keywords")
 
 
@@ -77,17 +78,16 @@ def recall(
     # 1. candidates
     k = max(CANDIDATES, q.limit * 4)
     terms = keyword_terms(q.query)
+    # The keyword search runs beside the embedding (when the query is not cached) and the
+    # dense search: only what it takes longer than both costs wall time.
+    beside = _BESIDE.submit(store.keyword_search, account, q.sessions, terms, k, now, where)
     if callable(vector):
-        beside = _BESIDE.submit(store.keyword_search, account, q.sessions, terms, k, now, where)
         vector = vector()
-        lap("embedding")
-        keyword = beside.result()
-    else:
-        lap("embedding")  # cached
-        keyword = store.keyword_search(account, q.sessions, terms, k, now, where)
-    lap("keyword")  # when beside the embedding: only the wait for it after the embedding
+    lap("embedding")  # ~0 when cached
     dense = store.dense_search(account, q.sessions, vector, k, now, where)
     lap("dense")
+    keyword = beside.result()
+    lap("keyword")  # only the wait for it after the embedding and the dense search
     first = rrf([dense, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
     candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, q.limit)]
 
@@ -98,7 +98,9 @@ def recall(
     pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
     unscored = pool.union(mid for mid, _ in keyword).difference(dict(dense))
     fetched = store.vectors(account, list(pool | unscored))
-    cosines = {**dict(dense), **{mid: float(np.dot(v, vector)) for mid, v in fetched.items()}}
+    order = list(fetched)
+    own = (rows_of(fetched, order) @ vector).tolist() if order else []
+    cosines = {**dict(dense), **dict(zip(order, own, strict=True))}
     in_context = context_cosines(vector, {m: v for m, v in fetched.items() if m in pool}, context)
     lap("context")
 
