@@ -157,3 +157,40 @@ def test_taken_unique_keys_raise_duplicate_error(filled):
     with pytest.raises(DuplicateError):
         filled.update(twin, None)
     assert filled.get(A, second.id, NOW).content == second.content  # rolled back
+
+
+def test_vectors_follow_updates_and_deletes_after_a_search(filled):
+    """Recall reads candidate vectors after a dense search (on SQLite from the in-memory
+    index); they are the stored ones, after an update or a delete too."""
+    query = np.ones(DIM, dtype=np.float32) / np.sqrt(DIM)
+    ids = [mid for mid, _ in filled.dense_search(A, None, query, 20, NOW, None)]
+    changed, deleted = filled.get(A, ids[0], NOW), ids[1]
+    new_vector = np.full(DIM, 0.5, dtype=np.float32)
+    filled.update(changed, new_vector)
+    filled.delete(A, deleted)
+    filled.dense_search(A, None, query, 20, NOW, None)
+    got = filled.vectors(A, ids)
+    assert deleted not in got and set(got) == set(ids) - {deleted}
+    assert np.array_equal(got[changed.id], new_vector)
+    rest = sorted(set(ids) - {changed.id, deleted})
+    assert all(np.count_nonzero(got[mid]) == 1 for mid in rest)  # still rows of the eye
+
+
+def test_sqlite_vectors_see_another_handles_writes(tmp_path):
+    """A second process writing to the same file is seen by the first one's vectors."""
+    from memstore.stores.sqlite import SQLiteStore
+
+    first, second = SQLiteStore.open_dir(tmp_path), SQLiteStore.open_dir(tmp_path)
+    try:
+        first.set_embedder_info("test-embedder", DIM)
+        [(row, _)] = first.insert([make_row("one")], np.eye(1, DIM, dtype=np.float32))
+        query = np.eye(1, DIM, dtype=np.float32)[0]
+        first.dense_search(A, None, query, 5, NOW, None)  # loads first's index
+        second.update(row, np.full(DIM, 0.25, dtype=np.float32))
+        [(other, _)] = second.insert([make_row("two")], np.eye(2, DIM, dtype=np.float32)[1:])
+        got = first.vectors(A, [row.id, other.id])
+        assert np.array_equal(got[row.id], np.full(DIM, 0.25, dtype=np.float32))
+        assert np.array_equal(got[other.id], np.eye(2, DIM, dtype=np.float32)[1])
+    finally:
+        first.close()
+        second.close()

@@ -44,3 +44,25 @@ def test_search_matches_brute_force_through_writes(seed):
                     want = brute_force(rows, query, 7, 10.0, sessions, allowed)
                     assert [m for m, _ in got] == [m for m, _ in want]
                     assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vectors_by_id_match_the_live_rows_through_writes(seed):
+    rng = np.random.default_rng(seed)
+    index, rows = VectorIndex(8), {}
+    asked: set[str] = set()
+    for step in range(300):
+        seq = int(rng.integers(0, 60))
+        if rng.random() < 0.3:
+            index.remove(seq)
+            rows.pop(seq, None)
+        else:
+            vec = rng.standard_normal(8).astype(np.float32)
+            index.upsert(seq, f"m{seq}-{step}", "a", vec, None)
+            rows[seq] = (f"m{seq}-{step}", vec)
+            asked.add(f"m{seq}-{step}")
+        if step % 10 == 0:
+            live = {memory_id: vec for memory_id, vec in rows.values()}
+            got = index.vectors(sorted(asked))
+            assert got.keys() == live.keys()
+            assert all(np.array_equal(got[m], live[m]) for m in live)

@@ -459,6 +459,8 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersessio
     def vectors(self, account_id: str, ids: list[str]) -> dict[str, np.ndarray]:
         if not ids:
             return {}
+        if account_id in self._indexes:  # read from memory: ~10x faster than the blobs
+            return self._index(account_id).vectors(ids)
         rows = self._read(
             f"SELECT id, embedding FROM memories WHERE +account_id = ?"
             f" AND id IN ({','.join('?' * len(ids))})",

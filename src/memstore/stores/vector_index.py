@@ -26,6 +26,7 @@ class VectorIndex:
         self._expires = np.empty(0, dtype=np.float64)
         self._ids: list[str] = []
         self._pos: dict[int, int] = {}
+        self._row_of: dict[str, int] = {}  # memory id -> row
         self._session_codes: dict[str, int] = {}
         self._counts: dict[int, int] = {}  # rows per session code
         self._expiring = 0  # rows with an expiry time; when 0, searches skip the expiry mask
@@ -67,8 +68,10 @@ class VectorIndex:
                 self._pos[seq] = i
                 self._ids.append(memory_id)
             else:
+                self._row_of.pop(self._ids[i], None)
                 self._ids[i] = memory_id
                 self._forget_row_stats(i)
+            self._row_of[memory_id] = i
             code = self._code(session)
             self._vectors[i] = vector
             self._seqs[i] = seq
@@ -88,6 +91,7 @@ class VectorIndex:
                 return
             self._session_rows.clear()
             self._forget_row_stats(i)
+            self._row_of.pop(self._ids[i], None)
             last = self.n - 1
             if i != last:
                 self._vectors[i] = self._vectors[last]
@@ -96,8 +100,18 @@ class VectorIndex:
                 self._expires[i] = self._expires[last]
                 self._ids[i] = self._ids[last]
                 self._pos[int(self._seqs[i])] = i
+                self._row_of[self._ids[i]] = i
             self._ids.pop()
             self.n = last
+
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """The vectors of those ``ids`` the index holds (copies: rows move on writes)."""
+        with self.lock:
+            found = [(mid, i) for mid in ids if (i := self._row_of.get(mid)) is not None]
+            if not found:
+                return {}
+            block = self._vectors[[i for _, i in found]]
+        return {mid: block[j] for j, (mid, _) in enumerate(found)}
 
     def _rows_of(self, codes: tuple[int, ...]) -> np.ndarray:
         """Row positions of the given sessions, cached until the next write."""
