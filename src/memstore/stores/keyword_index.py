@@ -19,6 +19,7 @@ import math
 import re
 import sqlite3
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +63,8 @@ class Tokenizer:
                 self._db.execute("ROLLBACK")  # leaves the table empty for the next call
         terms = [t for t, _ in grouped]
         counts = np.fromiter((d.count(" ") + 1 for _, d in grouped), np.int64, len(grouped))
-        seqs = np.array(" ".join(d for _, d in grouped).split(), dtype=np.int64)
+        # parsed in C: a Python string per instance would cost ~50 bytes each
+        seqs = np.fromstring(" ".join(d for _, d in grouped), dtype=np.int64, sep=" ")
         term_of = np.repeat(np.arange(len(terms)), counts)
         # one instance per occurrence, ordered by (term, doc): runs are term frequencies
         new = np.ones(seqs.size, dtype=bool)
@@ -125,12 +127,16 @@ class KeywordIndex:
         self._ids: list[str] = []
         self._pos: dict[int, int] = {}
         self._session_codes: dict[str, int] = {}
-        self._base_terms: dict[str, tuple[int, int]] = {}  # token -> run of the bulk postings
+        self._base_terms: dict[str, int] = {}  # token -> j: its bulk postings run
+        self._base_bounds = np.zeros(1, dtype=np.int64)  # ... from bounds[j] to bounds[j + 1]
         self._base_rows = np.empty(0, dtype=np.int32)
         self._base_freqs = np.empty(0, dtype=np.float64)
         self._extra: dict[str, list[tuple[int, int]]] = {}  # token -> (row, freq) added later
         self._added = 0  # rows added after the bulk load
         self._dead = 0
+        self._writes = 0  # bumped when a row's length may change (invalidates _norm)
+        self._norm = np.empty(0, dtype=np.float64)
+        self._norm_key: tuple[float, int, int] = (0.0, -1, 0)
         self.lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -176,17 +182,31 @@ class KeywordIndex:
         self._sessions[i] = self._code(session)
         self._expires[i] = np.inf if expires_at is None else expires_at
 
-    def load(self, rows: list[tuple[int, str, str, float | None, str]], tok: Tokenizer) -> None:
-        """Bulk-load (seq, id, session, expires_at, content) rows into an empty index."""
-        for seq, memory_id, session, expires_at, content in rows:
-            i = self._new_row(seq, memory_id, session, expires_at)
-            self._hashes[i] = hash(content)
-        terms, pairs, bounds = tok.documents([(r[0], r[4]) for r in rows])
-        order = np.argsort(self._seqs[: self.n], kind="stable")
-        rows_of = order[np.searchsorted(self._seqs[: self.n], pairs[:, 0], sorter=order)]
-        self._base_rows = rows_of.astype(np.int32)
-        self._base_freqs = pairs[:, 1].astype(np.float64)
-        self._base_terms = {t: (int(bounds[j]), int(bounds[j + 1])) for j, t in enumerate(terms)}
+    def load(
+        self, batches: Iterable[list[tuple[int, str, str, float | None, str]]], tok: Tokenizer
+    ) -> None:
+        """Bulk-load batches of (seq, id, session, expires_at, content) rows, seqs ascending,
+        into an empty index (in batches, so that tokenising never holds the whole text)."""
+        ids: dict[str, int] = {}
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (term ids, rows, freqs)
+        for rows in batches:
+            first = self.n
+            for seq, memory_id, session, expires_at, content in rows:
+                i = self._new_row(seq, memory_id, session, expires_at)
+                self._hashes[i] = hash(content)
+            terms, pairs, bounds = tok.documents([(r[0], r[4]) for r in rows])
+            term_ids = np.fromiter((ids.setdefault(t, len(ids)) for t in terms), np.int64)
+            seqs = self._seqs[first : self.n]
+            rows_of = first + np.searchsorted(seqs, pairs[:, 0])
+            parts.append((np.repeat(term_ids, np.diff(bounds)), rows_of, pairs[:, 1]))
+        if not parts:
+            return
+        term_of = np.concatenate([p[0] for p in parts])
+        order = np.argsort(term_of, kind="stable")  # rows stay ascending within a term
+        self._base_rows = np.concatenate([p[1] for p in parts]).astype(np.int32)[order]
+        self._base_freqs = np.concatenate([p[2] for p in parts]).astype(np.float64)[order]
+        self._base_terms = ids
+        self._base_bounds = np.searchsorted(term_of[order], np.arange(len(ids) + 1))
         self._lengths[: self.n] = np.bincount(self._base_rows, self._base_freqs, minlength=self.n)
 
     def upsert(
@@ -210,6 +230,7 @@ class KeywordIndex:
                 changed.append((seq, content))
             if not changed:
                 return
+            self._writes += 1
             terms, pairs, bounds = tok.documents(changed)
             for j, term in enumerate(terms):
                 postings = self._extra.setdefault(term, [])
@@ -225,8 +246,17 @@ class KeywordIndex:
                 self._alive[i] = False
                 self._dead += 1
 
+    def _norms(self, avgdl: float) -> np.ndarray:
+        """Each row's length part of FTS5's bm25 denominator, kept until ``avgdl`` or a
+        row's length changes."""
+        if self._norm_key != (avgdl, self.n, self._writes):
+            self._norm = K1 * ((1 - B) + B * self._lengths[: self.n] / avgdl)
+            self._norm_key = (avgdl, self.n, self._writes)
+        return self._norm
+
     def _postings(self, token: str) -> tuple[np.ndarray, np.ndarray]:
-        start, end = self._base_terms.get(token, (0, 0))
+        j = self._base_terms.get(token)
+        start, end = (0, 0) if j is None else self._base_bounds[j : j + 2].tolist()
         rows, freqs = self._base_rows[start:end], self._base_freqs[start:end]
         extra = self._extra.get(token)
         if extra:
@@ -251,18 +281,21 @@ class KeywordIndex:
                 return []
             avgdl = float(stats.tokens) / float(stats.rows)
             scores = np.zeros(n, dtype=np.float64)
+            matched = np.zeros(n, dtype=bool)
+            norms = self._norms(avgdl)
             for token in phrases:
                 rows, freqs = self._postings(token)
                 if rows.size == 0:
                     continue
                 # FTS5's expression, operation for operation (fts5_aux.c, fts5Bm25Function)
-                norm = freqs + K1 * ((1 - B) + B * self._lengths[rows] / avgdl)
-                scores[rows] += stats.idf(token) * ((freqs * (K1 + 1.0)) / norm)
-            hit = np.flatnonzero(scores)
+                scores[rows] += stats.idf(token) * ((freqs * (K1 + 1.0)) / (freqs + norms[rows]))
+                matched[rows] = True
+            hit = np.flatnonzero(matched)
             keep = self._alive[hit] & (self._expires[hit] > now)
-            if sessions is not None:
-                codes = [self._session_codes[s] for s in sessions if s in self._session_codes]
-                keep &= np.isin(self._sessions[hit], codes)
+            if sessions is not None and not set(self._session_codes) <= set(sessions):
+                wanted = np.zeros(len(self._session_codes), dtype=bool)
+                wanted[[self._session_codes[s] for s in sessions if s in self._session_codes]] = 1
+                keep &= wanted[self._sessions[hit]]
             hit = hit[keep]
             if hit.size == 0:
                 return []

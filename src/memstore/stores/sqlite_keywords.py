@@ -19,6 +19,7 @@ from memstore.stores.keyword_index import FtsStats, KeywordIndex, Tokenizer, tok
 
 KEYWORD_INDEX_MAX_ROWS = 2_000_000  # per account; ~? MB at 100k (docs/performance.md)
 _CHUNK = 500
+_BATCH = 5000  # rows tokenised at a time when an index is built
 
 
 def _varints(blob: bytes) -> list[int]:
@@ -160,12 +161,12 @@ class KeywordIndexes:
                 self._kw_over[account_id] = last
                 return None
             self._kw_over.pop(account_id, None)
-            rows = self._read(
+            cursor = self._reader().execute(
                 "SELECT seq, id, session, expires_at, content FROM memories"
                 " WHERE account_id = ? ORDER BY seq",
                 (account_id,),
             )
             index = KeywordIndex()
-            index.load(rows, self._tokenizer())  # type: ignore[arg-type]
+            index.load(iter(lambda: cursor.fetchmany(_BATCH), []), self._tokenizer())
             self._kw_indexes[account_id] = (index, last)
             return index
