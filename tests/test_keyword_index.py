@@ -193,6 +193,15 @@ def test_tenants_never_see_each_other_and_idf_is_the_whole_store(stores):
     assert_same(fts, indexed, account=B)
 
 
+def test_environment_variable_turns_the_index_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMSTORE_KEYWORD_INDEX_MAX_ROWS", "0")
+    store = SQLiteStore(tmp_path / "memstore.db")
+    add(store, [row(t) for t in TEXTS])
+    assert store.indexed_keyword_search(A, None, ["lake"], 10, NOW) is None
+    assert store.keyword_search(A, None, ["lake"], 10, NOW, None)
+    store.close()
+
+
 def test_metadata_filters_and_the_size_cap_use_fts5(tmp_path):
     path = str(tmp_path / "memstore.db")
     capped = SQLiteStore(path, keyword_index_max_rows=5)

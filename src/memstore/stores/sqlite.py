@@ -23,7 +23,7 @@ from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_off
 from memstore.stores.hygiene import Hygiene
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
-from memstore.stores.sqlite_keywords import KEYWORD_INDEX_MAX_ROWS, KeywordIndexes
+from memstore.stores.sqlite_keywords import KeywordIndexes
 from memstore.stores.stats import InstallStats
 from memstore.stores.supersession import SCHEMA as SUPERSESSION_SCHEMA
 from memstore.stores.supersession import Supersession
@@ -239,7 +239,7 @@ class SQLiteStore(
         path: str | Path,
         *,
         synchronous: str = "FULL",
-        keyword_index_max_rows: int = KEYWORD_INDEX_MAX_ROWS,
+        keyword_index_max_rows: int | None = None,  # None: sqlite_keywords' default
     ) -> None:
         self.path = str(path)
         self._init_keyword_indexes(keyword_index_max_rows)

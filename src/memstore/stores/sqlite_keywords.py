@@ -11,13 +11,17 @@ tokens, an account over ``keyword_index_max_rows`` (0 turns the index off).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any
 
 from memstore.stores.keyword_index import FtsStats, KeywordIndex, Tokenizer, tokenize_option
 
-KEYWORD_INDEX_MAX_ROWS = 2_000_000  # per account; ~? MB at 100k (docs/performance.md)
+# Rows per account above which keyword search stays on FTS5: the index holds ~65 MB per
+# 100k memories (docs/keyword-index.md). MEMSTORE_KEYWORD_INDEX_MAX_ROWS overrides it.
+KEYWORD_INDEX_MAX_ROWS = 1_000_000
+ENV_MAX_ROWS = "MEMSTORE_KEYWORD_INDEX_MAX_ROWS"
 _CHUNK = 500
 _BATCH = 5000  # rows tokenised at a time when an index is built
 
@@ -48,7 +52,9 @@ class KeywordIndexes:
         def _read(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]: ...
         def _reader(self) -> sqlite3.Connection: ...
 
-    def _init_keyword_indexes(self, max_rows: int) -> None:
+    def _init_keyword_indexes(self, max_rows: int | None) -> None:
+        if max_rows is None:
+            max_rows = int(os.environ.get(ENV_MAX_ROWS) or KEYWORD_INDEX_MAX_ROWS)
         self.keyword_index_max_rows = max_rows
         self._kw_lock = threading.RLock()
         self._kw_indexes: dict[str, tuple[KeywordIndex, int]] = {}
