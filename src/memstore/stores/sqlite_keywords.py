@@ -16,11 +16,13 @@ import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any
 
+from memstore.settings import Settings
 from memstore.stores.keyword_index import FtsStats, KeywordIndex, Tokenizer, tokenize_option
 
-# Rows per account above which keyword search stays on FTS5: the index holds ~65 MB per
-# 100k memories (docs/keyword-index.md). MEMSTORE_KEYWORD_INDEX_MAX_ROWS overrides it.
-KEYWORD_INDEX_MAX_ROWS = 1_000_000
+# Rows per account above which keyword search stays on FTS5 (the index holds ~65 MB per
+# 100k memories, docs/keyword-index.md): Settings.keyword_index_max_rows, read here from
+# its variable alone so that opening a store never validates unrelated settings.
+KEYWORD_INDEX_MAX_ROWS: int = Settings.model_fields["keyword_index_max_rows"].default
 ENV_MAX_ROWS = "MEMSTORE_KEYWORD_INDEX_MAX_ROWS"
 _CHUNK = 500
 _BATCH = 5000  # rows tokenised at a time when an index is built
