@@ -33,6 +33,7 @@ TEXTS = [
     "snake_case and kebab-case words with under_scores",
     "Caroline",
     "the the the the",
+    "🎉🎉🎉",
 ]
 QUERIES = [
     ["caroline", "support", "group"],
@@ -40,6 +41,7 @@ QUERIES = [
     ["café", "cafe", "naive"],
     ["paint", "painting", "paints"],
     ["🎉", "party"],
+    ["🎉"],
     ['"', "OR", "near", "*", "(", "--"],
     ["snake_case", "case"],
     ["under", "scores"],
