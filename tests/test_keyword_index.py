@@ -8,8 +8,11 @@ another process, as from another ``memstore serve`` worker.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import pytest
 
 from memstore.models import content_hash, new_memory_id
 from memstore.stores.base import MemoryRow
+from memstore.stores.keyword_index import Tokenizer
 from memstore.stores.sqlite import SQLiteStore
 
 A, B = "acct_a", "acct_b"
@@ -222,3 +226,24 @@ def test_metadata_filters_and_the_size_cap_use_fts5(tmp_path):
         }
     capped.close()
     fts.close()
+
+
+def test_closing_the_tokenizer_during_a_search_raises_not_crashes():
+    # recall searches keywords on a thread beside the embedding; when the embedding fails
+    # that search may still be tokenising while the store closes
+    tok = Tokenizer("porter unicode61 remove_diacritics 2")
+    errors: list[BaseException] = []
+
+    def search() -> None:
+        try:
+            for i in range(1_000_000):
+                tok.query(f"term{i}")
+        except sqlite3.ProgrammingError as exc:  # "Cannot operate on a closed database."
+            errors.append(exc)
+
+    worker = threading.Thread(target=search)
+    worker.start()
+    time.sleep(0.2)
+    tok.close()
+    worker.join(10)
+    assert not worker.is_alive() and len(errors) == 1

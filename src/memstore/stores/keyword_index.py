@@ -93,7 +93,10 @@ class Tokenizer:
         return tokens
 
     def close(self) -> None:
-        self._db.close()
+        # under the lock: a keyword search left running beside a failed embedding may still
+        # be tokenising, and closing a connection under a running statement crashes sqlite3
+        with self._lock:
+            self._db.close()
 
 
 @dataclass(frozen=True)
