@@ -23,6 +23,7 @@ from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_off
 from memstore.stores.hygiene import Hygiene
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
+from memstore.stores.sqlite_keywords import KeywordIndexes
 from memstore.stores.stats import InstallStats
 from memstore.stores.supersession import SCHEMA as SUPERSESSION_SCHEMA
 from memstore.stores.supersession import Supersession
@@ -228,11 +229,20 @@ def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, li
     return sql, args
 
 
-class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersession, Hygiene):
+class SQLiteStore(
+    AccountsAndKeys, IdempotencyRecords, InstallStats, Supersession, Hygiene, KeywordIndexes
+):
     """Store over one SQLite database file (see module docstring)."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        keyword_index_max_rows: int | None = None,  # None: sqlite_keywords' default
+    ) -> None:
         self.path = str(path)
+        self._init_keyword_indexes(keyword_index_max_rows)
         # One writer connection behind a lock; reads use one connection per thread, so
         # they run side by side (WAL) and never wait for a write.
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -317,6 +327,7 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersessio
         return self._reader().execute(sql, args).fetchall()
 
     def close(self) -> None:
+        self._close_keyword_indexes()
         with self._lock:
             self._conn.close()
         with self._readers_lock:
@@ -652,6 +663,10 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersessio
     ) -> list[tuple[str, float]]:
         if not terms:
             return []
+        if not filters:  # the in-memory index (sqlite_keywords.py), when it can answer
+            found = self.indexed_keyword_search(account_id, sessions, terms, k, now)
+            if found is not None:
+                return found
         rows = self._read(*keyword_query(account_id, sessions, terms, k, now, filters))
         return [(r[0], float(r[1])) for r in rows]
 
