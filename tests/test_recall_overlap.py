@@ -4,8 +4,10 @@ one returns (issue 15)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
+import pytest
 
 from memstore.embedding import Embedder
 from memstore.engine import MemoryEngine
@@ -60,3 +62,39 @@ def test_cold_and_cached_recalls_return_the_same_memories_in_the_same_order(
         cached = engine.recall(A, query, session="s", limit=6)
         assert [m.id for m in cold] == [m.id for m in cached]
         assert [m.score for m in cold] == [m.score for m in cached]
+
+
+class FailingEmbedder(WatchedEmbedder):
+    """Stores memories with the real model; every query's embedding fails."""
+
+    def embed_query(self, text: str) -> np.ndarray:
+        raise RuntimeError("the model failed")
+
+
+class SlowKeywords:
+    """The real store, with a keyword search that takes a while and says when it ended."""
+
+    def __init__(self, store: object) -> None:
+        self.store, self.finished = store, threading.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def keyword_search(self, *args: object) -> object:
+        time.sleep(0.3)
+        try:
+            return self.store.keyword_search(*args)
+        finally:
+            self.finished.set()
+
+
+def test_a_failed_recall_waits_for_its_keyword_search_before_raising(store, embedder, clock):
+    """Its caller may close the store next: the search beside it has ended by then."""
+    engine = MemoryEngine(store, FailingEmbedder(embedder), clock=clock)
+    engine.ensure_account(A)
+    engine.remember_many(A, [{"content": n} for n in NOTES])
+    slow = SlowKeywords(store)
+    engine.store = slow
+    with pytest.raises(RuntimeError, match="the model failed"):
+        engine.recall(A, "why did the staging deploy fail")
+    assert slow.finished.is_set()

@@ -16,7 +16,7 @@ The pure functions live in ``ranking.py``; this module only fetches and wires th
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,11 +81,15 @@ def recall(
     # The keyword search runs beside the embedding (when the query is not cached) and the
     # dense search: only what it takes longer than both costs wall time.
     beside = _BESIDE.submit(store.keyword_search, account, q.sessions, terms, k, now, where)
-    if callable(vector):
-        vector = vector()
-    lap("embedding")  # ~0 when cached
-    dense = store.dense_search(account, q.sessions, vector, k, now, where)
-    lap("dense")
+    try:
+        if callable(vector):
+            vector = vector()
+        lap("embedding")  # ~0 when cached
+        dense = store.dense_search(account, q.sessions, vector, k, now, where)
+        lap("dense")
+    except BaseException:
+        wait([beside])  # never left running against a store its caller may close next
+        raise
     keyword = beside.result()
     lap("keyword")  # only the wait for it after the embedding and the dense search
     first = rrf([dense, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
