@@ -52,6 +52,7 @@ class LoadReport:
     cold_queries: int = 0  # recalls of a query text not sent before (not in the query cache)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     queries_seen: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    by_server: Counter = field(default_factory=Counter)  # answered requests per base URL
 
     @property
     def errors(self) -> int:
@@ -139,6 +140,7 @@ async def _client(
                 report.requests += 1
                 report.latencies_ms.append((time.perf_counter() - started) * 1000)
             report.statuses[r.status_code] += 1
+            report.by_server[url] += 1
             if r.is_success:
                 report.ops_ok += ops
                 if not recall:
