@@ -83,7 +83,14 @@ async def exercise_every_tool(session: ClientSession) -> None:
         assert "\n " not in tool.description  # dedented for the model
     remember = next(t for t in listed.tools if t.name == "remember")
     assert remember.inputSchema["required"] == ["content"]
-    assert set(remember.inputSchema["properties"]) == {"content", "session", "metadata", "ttl"}
+    assert set(remember.inputSchema["properties"]) == {
+        "content",
+        "session",
+        "metadata",
+        "ttl",
+        "supersedes",
+        "on_similar",
+    }
 
     stored = await call(
         session, "remember", content="Deploys go to Fly.io, region ams", metadata={"kind": "ops"}
@@ -204,6 +211,55 @@ def test_http_serves_every_tool_at_slash_mcp(server):
     run(scenario)
 
 
+async def exercise_memory_over_time(session: ClientSession) -> None:
+    """A corrected fact replaces the old one in recall; near-duplicates skip or supersede."""
+    old = await call(session, "remember", content="The staging database runs PostgreSQL 14")
+    old_id = old["memory"]["id"]
+    new = await call(
+        session,
+        "remember",
+        content="The staging database was upgraded to PostgreSQL 17",
+        supersedes=[old_id],
+    )
+    found = (await call(session, "recall", query="staging database PostgreSQL version"))["memories"]
+    assert [m["id"] for m in found] == [new["memory"]["id"]]
+    assert "not_found" in await fails(
+        session, "remember", content="x", supersedes=["mem_" + "0" * 24]
+    )
+    assert "on_similar" in await fails(session, "remember", content="x", on_similar="merge")
+
+    summary = "Weekly run: 12 leads qualified, 3 demos booked, pipeline value $48k"
+    first = await call(session, "remember", content=summary)
+    rerun = summary.replace("12 leads", "13 leads")
+    skipped = await call(session, "remember", content=rerun, on_similar="skip")
+    assert skipped["deduplicated"] is True
+    assert skipped["memory"]["id"] == first["memory"]["id"]
+    replaced = await call(session, "remember", content=rerun, on_similar="supersede")
+    assert replaced["deduplicated"] is False
+    found = (await call(session, "recall", query="weekly run leads demos"))["memories"]
+    assert found[0]["id"] == replaced["memory"]["id"]
+    assert first["memory"]["id"] not in [m["id"] for m in found]
+    assert all(m["similar"] == 0 for m in found)
+
+
+def test_stdio_supersedes_and_on_similar(tmp_path):
+    async def scenario() -> None:
+        async with stdio_session("--data-dir", str(tmp_path / "data")) as session:
+            await exercise_memory_over_time(session)
+
+    run(scenario)
+
+
+def test_http_supersedes_and_on_similar(server):
+    key = server.key("mcp-over-time").key
+
+    async def scenario() -> None:
+        async with http_session(server.url + "/mcp?session=ops", key) as session:
+            await exercise_memory_over_time(session)
+
+    run(scenario)
+
+
 def test_http_each_key_sees_only_its_own_account(server):
     key_a, key_b = server.key("mcp-iso-a").key, server.key("mcp-iso-b").key
 
@@ -219,6 +275,9 @@ def test_http_each_key_sees_only_its_own_account(server):
             assert (await call(b, "list_memories", session="*"))["memories"] == []
             assert (await call(b, "list_sessions"))["sessions"] == []
             assert "not_found" in await fails(b, "forget", id=secret_id)
+            assert "not_found" in await fails(
+                b, "remember", content="B's takeover", supersedes=[secret_id]
+            )
         async with http_session(server.url + "/mcp", key_a) as a:
             found = await call(a, "recall", query="launch secret May", session="*")
             assert secret_id in [m["id"] for m in found["memories"]]

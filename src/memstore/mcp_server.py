@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar
 
 import anyio
 from mcp.server.fastmcp import Context, FastMCP
@@ -50,7 +50,13 @@ class Memories(Protocol):
     """The five operations the tools need, for one account."""
 
     def remember(
-        self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None
+        self,
+        content: str,
+        session: str | None,
+        metadata: Metadata | None,
+        ttl: float | None,
+        supersedes: builtins.list[str] | None = None,
+        on_similar: str | None = None,
     ) -> RememberResult: ...
     def recall(
         self,
@@ -72,9 +78,20 @@ class SDKMemories:
         self.client = client
 
     def remember(
-        self, content: str, session: str | None, metadata: Metadata | None, ttl: float | None
+        self,
+        content: str,
+        session: str | None,
+        metadata: Metadata | None,
+        ttl: float | None,
+        supersedes: builtins.list[str] | None = None,
+        on_similar: str | None = None,
     ) -> RememberResult:
-        item = {"content": content, "session": session, "metadata": metadata, "ttl": ttl}
+        item: dict[str, Any] = {"content": content, "session": session, "metadata": metadata}
+        item["ttl"] = ttl
+        if supersedes:
+            item["supersedes"] = supersedes
+        if on_similar is not None:
+            item["on_similar"] = on_similar
         return self.client.remember_many([item])[0]
 
     def recall(
@@ -124,12 +141,16 @@ class MemoryOut(BaseModel):
 
 class RecalledOut(MemoryOut):
     score: float = Field(description="Relevance in [0, 1]; higher is better.")
+    similar: int = Field(
+        default=0, description="How many older near-identical versions this result stands for."
+    )
 
 
 class Remembered(BaseModel):
     memory: MemoryOut
     deduplicated: bool = Field(
-        description="True if identical content was already in that session (nothing added)."
+        description="True if nothing was added: identical content was already in that session "
+        "(or, with on_similar='skip', a near-identical one; `memory` is that one)."
     )
 
 
@@ -219,12 +240,29 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
         ttl: Annotated[
             float | None, Field(description="Seconds until the memory expires; omit to keep it.")
         ] = None,
+        supersedes: Annotated[
+            list[str] | None,
+            Field(
+                description="Ids of memories this one corrects or replaces: recall stops "
+                "returning them, but they are kept as history."
+            ),
+        ] = None,
+        on_similar: Annotated[
+            Literal["keep", "skip", "supersede"] | None,
+            Field(
+                description="If a near-identical memory is already current in the session: "
+                "'keep' both (default), 'skip' storing this one, or 'supersede' the old one."
+            ),
+        ] = None,
     ) -> Remembered:
         """Store a memory for later runs and conversations. Storing the same content twice
-        in one session keeps a single copy."""
+        in one session keeps a single copy. When a fact changed, pass the old memory's id in
+        `supersedes` so only the new version is recalled."""
         target = resolve(ctx)
         where = session_or_default(target, session)
-        result = await _run(lambda: target.memories.remember(content, where, metadata, ttl))
+        result = await _run(
+            lambda: target.memories.remember(content, where, metadata, ttl, supersedes, on_similar)
+        )
         return Remembered(memory=_out(result.memory, MemoryOut), deduplicated=result.deduplicated)
 
     @tool(title="Recall", readOnlyHint=True)
@@ -261,8 +299,8 @@ def build_server(resolve: Resolve, **settings: Any) -> FastMCP:
         id: Annotated[str, Field(description="The memory's id (mem_...), from recall or list.")],
         ctx: ToolContext,
     ) -> Forgotten:
-        """Delete one memory by id, e.g. one that turned out wrong or outdated. To correct a
-        memory, forget it and remember the corrected fact."""
+        """Delete one memory by id, for good (e.g. one that was stored by mistake). To correct
+        an outdated fact and keep its history, remember the new fact with `supersedes`."""
         target = resolve(ctx)
         await _run(lambda: target.memories.forget(id))
         return Forgotten(forgotten=id)
