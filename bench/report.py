@@ -161,10 +161,13 @@ def load_row(label: str, r: dict[str, Any]) -> list[str]:
         f"{r['throughput_rps']:.1f} req/s, {r['errors']} errors; {r['embeddings_per_request']:.2f}"
         f" embeddings/request; server CPU {r.get('server_cpu_ms_per_request', 0):.1f} ms/request"
     )
+    if r.get("cpu_bound_rps"):
+        note += f" (+ {r['client_cpu_ms_per_request']:.1f} ms clients): CPU bound "
+        note += f"{r['cpu_bound_rps']:.0f} req/s"
     if "embedder_texts_per_s" in r:
         note += (
-            f"; e5 alone {r['embedder_texts_per_s']:.0f} texts/s "
-            f"-> at most {r['embedder_bound_rps']:.0f} req/s"
+            f"; e5 alone {r['embedder_cpu_ms_per_text']:.1f} ms CPU/text: embeddings alone "
+            f"bound {r['embedder_bound_rps']:.0f} req/s"
         )
     note += f"; load {r['load']}"
     return ["50 clients", label, ms(r["p50_ms"]), ms(r["p99_ms"]), "", note]
