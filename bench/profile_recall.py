@@ -7,6 +7,7 @@ A profile under load still shows the shares of each function, which the wall tim
 
     .venv/bin/python bench/profile_recall.py --n 10000
     .venv/bin/python bench/profile_recall.py --n 100000 --top 25
+    .venv/bin/python bench/profile_recall.py --n 100000 --fts5   # + a cached pass on FTS5
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=150)
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--top", type=int, default=20, help="profile lines shown")
+    ap.add_argument(
+        "--fts5", action="store_true", help="add a cached pass with keywords from FTS5 (before)"
+    )
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
     args = ap.parse_args()
 
@@ -66,7 +70,10 @@ def main() -> None:
             f"query embed alone p50 {statistics.median(embed):7.2f} ms wall,"
             f" {embed_cpu:7.2f} ms CPU (mean)"
         )
-        for name in ("cold", "cached"):
+        store = ms.backend.engine.store
+        indexed = store.keyword_index_max_rows
+        for name in ("cold", "cached") + (("cached-fts5",) if args.fts5 else ()):
+            store.keyword_index_max_rows = 0 if name == "cached-fts5" else indexed
             # CPU time, not wall time: other processes' load then does not show in the profile
             prof = cProfile.Profile(time.process_time)
             times, cpu = [], []

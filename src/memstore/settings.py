@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     concurrency_wait_seconds: float = Field(
         10.0, description="How long a request waits for its account's slot before a 429."
     )
+    keyword_index_max_rows: int = Field(
+        1_000_000,
+        description="SQLite: memories of one account above which keyword search stays on FTS5"
+        " instead of the in-memory index (0: always FTS5; docs/keyword-index.md).",
+    )
     # Operating it (memstore serve --metrics / --log-format / --log-user-data; see
     # docs/operations.md).
     metrics: bool = Field(False, description="Serve GET /metrics (Prometheus); 404 when off.")

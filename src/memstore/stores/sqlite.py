@@ -23,6 +23,7 @@ from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_off
 from memstore.stores.hygiene import Hygiene
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
+from memstore.stores.sqlite_keywords import KeywordIndexes
 from memstore.stores.stats import InstallStats
 from memstore.stores.supersession import SCHEMA as SUPERSESSION_SCHEMA
 from memstore.stores.supersession import Supersession
@@ -228,17 +229,26 @@ def _scope(sessions: list[str] | None, filters: Filters | None) -> tuple[str, li
     return sql, args
 
 
-class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersession, Hygiene):
+class SQLiteStore(
+    AccountsAndKeys, IdempotencyRecords, InstallStats, Supersession, Hygiene, KeywordIndexes
+):
     """Store over one SQLite database file (see module docstring)."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        keyword_index_max_rows: int | None = None,  # None: sqlite_keywords' default
+    ) -> None:
         self.path = str(path)
+        self._init_keyword_indexes(keyword_index_max_rows)
         # One writer connection behind a lock; reads use one connection per thread, so
         # they run side by side (WAL) and never wait for a write.
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: list[tuple[sqlite3.Connection, threading.RLock]] = []
         self._readers_lock = threading.Lock()
         self._index_lock = threading.RLock()
         self._conn.execute("PRAGMA busy_timeout = 10000")
@@ -301,27 +311,36 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersessio
         finally:
             self._conn.execute(f"PRAGMA synchronous = {self._sync_level}")
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's read connection (opened on first use)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """This thread's read connection (opened on first use), held for the block so that
+        ``close`` waits for a query in flight instead of freeing its connection under it."""
+        reader: tuple[sqlite3.Connection, threading.RLock] | None = getattr(
+            self._local, "reader", None
+        )
+        if reader is None:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA query_only = ON")
-            self._local.conn = conn
+            reader = (conn, threading.RLock())
+            self._local.reader = reader
             with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+                self._readers.append(reader)
+        with reader[1]:
+            yield reader[0]
 
     def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._reader().execute(sql, args).fetchall()
+        with self._reading() as conn:
+            return conn.execute(sql, args).fetchall()
 
     def close(self) -> None:
+        self._close_keyword_indexes()
         with self._lock:
             self._conn.close()
         with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
+            for conn, lock in self._readers:
+                with lock:  # a query running on it finishes first
+                    conn.close()
             self._readers.clear()
 
     def check(self) -> None:
@@ -611,12 +630,15 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersessio
             info = self.embedder_info()
             index = VectorIndex(info[1] if info else 384)
             last = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
-            cur = self._reader().execute(
-                "SELECT seq, id, session, expires_at, embedding FROM memories WHERE account_id = ?",
-                (account_id,),
-            )
-            for seq, memory_id, session, expires_at, blob in cur:
-                index.upsert(seq, memory_id, session, np.frombuffer(blob, np.float32), expires_at)
+            with self._reading() as conn:
+                cur = conn.execute(
+                    "SELECT seq, id, session, expires_at, embedding FROM memories"
+                    " WHERE account_id = ?",
+                    (account_id,),
+                )
+                for seq, memory_id, session, expires_at, blob in cur:
+                    vector = np.frombuffer(blob, np.float32)
+                    index.upsert(seq, memory_id, session, vector, expires_at)
             self._indexes[account_id] = (index, last)
             return index
 
@@ -650,6 +672,10 @@ class SQLiteStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersessio
     ) -> list[tuple[str, float]]:
         if not terms:
             return []
+        if not filters:  # the in-memory index (sqlite_keywords.py), when it can answer
+            found = self.indexed_keyword_search(account_id, sessions, terms, k, now)
+            if found is not None:
+                return found
         rows = self._read(*keyword_query(account_id, sessions, terms, k, now, filters))
         return [(r[0], float(r[1])) for r in rows]
 

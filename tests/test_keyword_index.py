@@ -1,0 +1,249 @@
+"""The SQLite store's in-memory keyword index answers exactly what its FTS5 query answers.
+
+Each test opens two stores on one real SQLite file: ``fts`` runs the FTS5 query (the index
+turned off) and ``indexed`` the in-memory BM25 index; writes come from a third store in
+another process, as from another ``memstore serve`` worker.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memstore.models import content_hash, new_memory_id
+from memstore.stores.base import MemoryRow
+from memstore.stores.keyword_index import Tokenizer
+from memstore.stores.sqlite import SQLiteStore
+
+A, B = "acct_a", "acct_b"
+NOW = 1_700_000_000.0
+TEXTS = [
+    "Caroline went to the LGBTQ support group yesterday",
+    "Melanie painted a sunrise over the lake, the lake was calm",
+    "support support support: the group met again at the café",
+    "Cafe opening in Stockholm — naïve résumé of the plan",
+    "🎉 party at the lake 🎉 with Caroline and Melanie",
+    'quotes "inside" and (parens) OR AND NOT near:* -- the FTS5 syntax',
+    "painting painted paints: the porter stemmer folds them",
+    "snake_case and kebab-case words with under_scores",
+    "Caroline",
+    "the the the the",
+    "🎉🎉🎉",
+]
+QUERIES = [
+    ["caroline", "support", "group"],
+    ["lake", "painted"],
+    ["café", "cafe", "naive"],
+    ["paint", "painting", "paints"],
+    ["🎉", "party"],
+    ["🎉"],
+    ['"', "OR", "near", "*", "(", "--"],
+    ["snake_case", "case"],
+    ["under", "scores"],
+    ["the"],
+    ["nothing", "matches", "this"],
+    ["x" * 5000, "lake"],
+    [f"w{i}" for i in range(32)] + ["caroline"],
+]
+
+
+def row(content: str, session: str = "s1", account: str = A, **kw: object) -> MemoryRow:
+    return MemoryRow(
+        id=new_memory_id(),
+        account_id=account,
+        session=session,
+        content=content,
+        content_hash=content_hash(content),
+        created_at=NOW,
+        updated_at=NOW,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def add(store: SQLiteStore, rows: list[MemoryRow]) -> list[MemoryRow]:
+    vectors = np.ones((len(rows), 4), dtype=np.float32)
+    return [r for r, _ in store.insert(rows, vectors)]
+
+
+WRITER = """
+import json, sys
+import numpy as np
+from memstore.stores.sqlite import SQLiteStore
+from memstore.models import content_hash
+from memstore.stores.base import MemoryRow
+store = SQLiteStore(sys.argv[1])
+for op, *args in json.loads(sys.argv[2]):
+    if op == "remember":
+        account, session, content, expires = args
+        r = MemoryRow("mem_" + content_hash(account + session + content)[:16], account, session,
+                      content, content_hash(content), {}, 1.0, 1.0, expires)
+        store.insert([r], np.ones((1, 4), dtype=np.float32))
+    elif op == "update":
+        account, memory_id, content, expires = args
+        old = store.get(account, memory_id, 0.0)
+        new = MemoryRow(**{**old.__dict__, "content": content,
+                           "content_hash": content_hash(content), "expires_at": expires})
+        store.update(new, None)
+    elif op == "forget":
+        store.delete(*args)
+    elif op == "forget_session":
+        store.delete_session(*args)
+store.close()
+"""
+
+
+def write_elsewhere(path: str, ops: list[list[object]]) -> None:
+    """Run ``ops`` through a store of another process over the same file."""
+    subprocess.run([sys.executable, "-c", WRITER, path, json.dumps(ops)], check=True)
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[tuple[SQLiteStore, SQLiteStore, str]]:
+    path = str(tmp_path / "memstore.db")
+    fts = SQLiteStore(path, keyword_index_max_rows=0)
+    indexed = SQLiteStore(path)
+    yield fts, indexed, path
+    fts.close()
+    indexed.close()
+
+
+def assert_same(
+    fts: SQLiteStore,
+    indexed: SQLiteStore,
+    account: str = A,
+    sessions: list[str] | None = None,
+    now: float = NOW,
+    k: int = 100,
+) -> None:
+    """Both paths give the same ids, order and (bit for bit) scores for every query, and
+    the index did answer the ones FTS5 can't tell apart from one-token phrases."""
+    for terms in QUERIES:
+        want = fts.keyword_search(account, sessions, terms, k, now, None)
+        got = indexed.keyword_search(account, sessions, terms, k, now, None)
+        assert got == want, terms
+        answered = indexed.indexed_keyword_search(account, sessions, terms, k, now)
+        multi_token = any("_" in t for t in terms)  # "snake_case": FTS5 makes it a phrase
+        assert (answered is None) == multi_token, terms
+        if answered is not None:
+            assert answered == want
+
+
+def test_same_results_as_fts5_on_hostile_text(stores):
+    fts, indexed, _ = stores
+    add(fts, [row(t) for t in TEXTS] + [row(t, session="s2") for t in TEXTS[:4]])
+    for sessions in (None, ["s1"], ["s2"], ["s1", "s2"], ["nope"], []):
+        for k in (1, 3, 100):
+            assert_same(fts, indexed, sessions=sessions, k=k)
+
+
+def test_exact_ties_come_in_seq_order_on_both_paths(stores):
+    fts, indexed, _ = stores
+    add(fts, [row("the lake was calm", session=f"s{i}") for i in range(30)])
+    want = fts.keyword_search(A, None, ["lake"], 10, NOW, None)
+    got = indexed.keyword_search(A, None, ["lake"], 10, NOW, None)
+    assert got == want and len({s for _, s in got}) == 1
+    seqs = {r.id: r.seq for r in fts.list_memories(A, None, 100, None, NOW)}
+    assert [seqs[m] for m, _ in got] == sorted(seqs.values())[:10]
+
+
+def test_index_follows_writes_of_another_process(stores):
+    fts, indexed, path = stores
+    kept = add(fts, [row(t) for t in TEXTS] + [row(t, session="s2") for t in TEXTS[:5]])
+    assert_same(fts, indexed)  # builds the index
+    steps: list[list[list[object]]] = [
+        [["remember", A, "s1", "a new memory about the lake and Caroline", None]],
+        [["update", A, kept[1].id, "Melanie now paints mountains, not the lake", None]],
+        [["update", A, kept[2].id, kept[2].content, NOW + 10]],  # same text, new expiry
+        [["forget", A, kept[0].id]],
+        [["forget_session", A, "s2"]],
+        [["remember", A, "s3", f"support group note {i} at the lake", NOW + i] for i in range(20)],
+        [["remember", B, "s1", "the lake the lake the lake support", None]],
+    ]
+    for ops in steps:
+        write_elsewhere(path, ops)
+        for now in (NOW, NOW + 5, NOW + 50):
+            assert_same(fts, indexed, now=now)
+            assert_same(fts, indexed, sessions=["s1", "s3"], now=now)
+
+
+def test_index_rebuilds_after_many_writes(stores):
+    fts, indexed, _ = stores
+    add(fts, [row(t) for t in TEXTS])
+    assert_same(fts, indexed)
+    add(fts, [row(f"lake note {i} from Caroline") for i in range(1200)])
+    assert_same(fts, indexed)
+    assert indexed._kw_indexes[A][0]._added == 0  # rebuilt from the database
+
+
+def test_tenants_never_see_each_other_and_idf_is_the_whole_store(stores):
+    fts, indexed, _ = stores
+    add(fts, [row(t) for t in TEXTS])
+    before = indexed.keyword_search(A, None, ["lake"], 100, NOW, None)
+    theirs = add(fts, [row(f"the lake, again {i}", account=B) for i in range(50)])
+    mine = indexed.keyword_search(A, None, ["lake"], 100, NOW, None)
+    assert not {m for m, _ in mine} & {r.id for r in theirs}
+    assert {m for m, _ in mine} == {m for m, _ in before}
+    # FTS5's bm25 counts rows and document frequencies over the whole table (every
+    # account), so B's writes move A's scores; the index matches that exactly.
+    assert [s for _, s in mine] != [s for _, s in before]
+    assert_same(fts, indexed)
+    assert_same(fts, indexed, account=B)
+
+
+def test_environment_variable_turns_the_index_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMSTORE_KEYWORD_INDEX_MAX_ROWS", "0")
+    store = SQLiteStore(tmp_path / "memstore.db")
+    add(store, [row(t) for t in TEXTS])
+    assert store.indexed_keyword_search(A, None, ["lake"], 10, NOW) is None
+    assert store.keyword_search(A, None, ["lake"], 10, NOW, None)
+    store.close()
+
+
+def test_metadata_filters_and_the_size_cap_use_fts5(tmp_path):
+    path = str(tmp_path / "memstore.db")
+    capped = SQLiteStore(path, keyword_index_max_rows=5)
+    fts = SQLiteStore(path, keyword_index_max_rows=0)
+    add(fts, [row(t, metadata={"n": i % 2}) for i, t in enumerate(TEXTS)])
+    assert capped.indexed_keyword_search(A, None, ["lake"], 10, NOW) is None
+    assert capped.keyword_search(A, None, ["lake"], 10, NOW, None) == fts.keyword_search(
+        A, None, ["lake"], 10, NOW, None
+    )
+    for store in (capped, fts):
+        found = store.keyword_search(A, None, ["lake"], 10, NOW, {"n": 1})
+        assert {m for m, _ in found} == {
+            r.id
+            for r in store.list_memories(A, None, 100, None, NOW)
+            if "lake" in r.content.lower() and r.metadata == {"n": 1}
+        }
+    capped.close()
+    fts.close()
+
+
+def test_closing_the_tokenizer_during_a_search_raises_not_crashes():
+    # recall searches keywords on a thread beside the embedding; when the embedding fails
+    # that search may still be tokenising while the store closes
+    tok = Tokenizer("porter unicode61 remove_diacritics 2")
+    errors: list[BaseException] = []
+
+    def search() -> None:
+        try:
+            for i in range(1_000_000):
+                tok.query(f"term{i}")
+        except sqlite3.ProgrammingError as exc:  # "Cannot operate on a closed database."
+            errors.append(exc)
+
+    worker = threading.Thread(target=search)
+    worker.start()
+    time.sleep(0.2)
+    tok.close()
+    worker.join(10)
+    assert not worker.is_alive() and len(errors) == 1
