@@ -693,6 +693,7 @@ def main() -> None:
         "--postgres", action="store_true", help="also memstore local over a throwaway pgserver"
     )
     ap.add_argument("--pg-max", type=int, default=10_000, help="largest size run on PostgreSQL")
+    ap.add_argument("--levels-json", help="also write every measurement of every size here")
     args = ap.parse_args()
 
     command = "bench/latency.py " + " ".join(sys.argv[1:])
@@ -736,6 +737,8 @@ def main() -> None:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
     peer_names = [p.name for p in peers]
+    if args.levels_json:  # bench/report.py builds its table from these
+        Path(args.levels_json).write_text(json.dumps({"levels": levels, "peers": peer_names}))
     print(
         f"\nmemstore recall / remember, {source}; {len(queries)} distinct queries per pass; "
         f"corpus base {len(texts)} real e5 vectors (embedded at "

@@ -3,11 +3,15 @@
     .venv/bin/python bench/load.py                      # 50 clients, 60 s, own server
     .venv/bin/python bench/load.py --duration 10 --json
     .venv/bin/python bench/load.py --base-url http://127.0.0.1:8420 --key am_live_...
+    .venv/bin/python bench/load.py --servers 3 --postgres  # 3 servers over one pgserver
+    .venv/bin/python bench/load.py --embedder-rate        # and the embedder's own ceiling
 
-Without --base-url it starts `memstore serve` on a free loopback port over a fresh data
-directory. Requests only ever go to a loopback address. Every run is bounded by both a
-time limit and a request count. Prints throughput, p50/p99 latency and errors (any
-response that is neither 2xx nor 429, or no response at all).
+Without --base-url it starts `memstore serve` (``--servers`` of them, each with
+``--workers`` processes) on free loopback ports over a fresh data directory, or over one
+throwaway pgserver database with ``--postgres``; clients are spread over the servers.
+Requests only ever go to a loopback address. Every run is bounded by both a time limit and
+a request count. Prints throughput, p50/p99 latency and errors (any response that is
+neither 2xx nor 429, or no response at all), and the texts the server embedded per request.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,7 +48,11 @@ class LoadReport:
     statuses: Counter = field(default_factory=Counter)
     transport_errors: int = 0
     ops_ok: int = 0  # operations that went through (a batch counts per memory)
+    passages_ok: int = 0  # memories remembered (each a unique text: each one embedded)
+    cold_queries: int = 0  # recalls of a query text not sent before (not in the query cache)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
+    queries_seen: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    by_server: Counter = field(default_factory=Counter)  # answered requests per base URL
 
     @property
     def errors(self) -> int:
@@ -62,7 +73,16 @@ class LoadReport:
             "transport_errors": self.transport_errors,
             "errors": self.errors,
             "ops_ok": self.ops_ok,
+            "embeddings_per_request": round(self.embeddings / self.requests, 3)
+            if self.requests
+            else 0.0,
+            "embeddings_per_s": round(self.embeddings / self.seconds, 1) if self.seconds else 0.0,
         }
+
+    @property
+    def embeddings(self) -> int:
+        """Texts the server embedded: remembered memories and first-seen recall queries."""
+        return self.passages_ok + self.cold_queries
 
 
 def require_loopback(base_url: str) -> None:
@@ -77,7 +97,7 @@ def require_loopback(base_url: str) -> None:
 
 async def _client(
     n: int,
-    base_url: str,
+    base_url: str | list[str],
     key: str,
     deadline: float,
     budget: list[int],
@@ -89,7 +109,9 @@ async def _client(
     rng = random.Random(n)
     headers = {"Authorization": f"Bearer {key}"}
     session = f"load-{n % 10}"
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as http:
+    url = base_url if isinstance(base_url, str) else base_url[n % len(base_url)]
+    seen: set[tuple[str, str]] = report.queries_seen
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
         i = 0
         while time.monotonic() < deadline and budget[0] > 0:
             budget[0] -= 1
@@ -97,19 +119,20 @@ async def _client(
             text = " ".join(rng.choice(words) for _ in range(3))
             tag = f" {n}-{i}" if unique else ""
             roll = rng.random()
-            if roll < recall_share:
-                method, url, kw, ops = "GET", "/v1/memory/recall", {"params": {"q": text}}, 1
+            recall = roll < recall_share
+            if recall:
+                method, path, kw, ops = "GET", "/v1/memory/recall", {"params": {"q": text}}, 1
                 kw["params"]["session"] = session
             elif roll < recall_share + (1 - recall_share) * 0.8:
                 body = {"content": text + tag, "session": session}
-                method, url, kw, ops = "POST", "/v1/memory/remember", {"json": body}, 1
+                method, path, kw, ops = "POST", "/v1/memory/remember", {"json": body}, 1
             else:
                 items = [{"content": f"{text}{tag} {j}", "session": session} for j in range(5)]
-                method, url = "POST", "/v1/memory/remember/batch"
+                method, path = "POST", "/v1/memory/remember/batch"
                 kw, ops = {"json": {"memories": items}}, len(items)
             started = time.perf_counter()
             try:
-                r = await http.request(method, url, **kw)
+                r = await http.request(method, path, **kw)
             except httpx.HTTPError:
                 report.transport_errors += 1
                 continue
@@ -117,12 +140,18 @@ async def _client(
                 report.requests += 1
                 report.latencies_ms.append((time.perf_counter() - started) * 1000)
             report.statuses[r.status_code] += 1
+            report.by_server[url] += 1
             if r.is_success:
                 report.ops_ok += ops
+                if not recall:
+                    report.passages_ok += ops
+                elif (url, text) not in seen:  # per account and process: all clients share one
+                    seen.add((url, text))
+                    report.cold_queries += 1
 
 
 async def run_load(
-    base_url: str,
+    base_url: str | list[str],
     key: str,
     *,
     clients: int = 50,
@@ -132,12 +161,14 @@ async def run_load(
     words: tuple[str, ...] = WORDS,
     unique: bool = True,
 ) -> LoadReport:
-    """Run ``clients`` concurrent clients until ``duration`` passes or ``max_requests`` are sent.
+    """Run ``clients`` concurrent clients until ``duration`` passes or ``max_requests`` are sent
+    (client ``n`` talks to ``base_url[n % len(base_url)]`` when given several servers).
 
     Texts are three of ``words``; with ``unique`` each remembered text also gets a tag of
     its own (so nothing is deduplicated and everything is embedded).
     """
-    require_loopback(base_url)
+    for url in [base_url] if isinstance(base_url, str) else base_url:
+        require_loopback(url)
     report = LoadReport(clients=clients, seconds=0.0)
     budget = [max_requests]
     started = time.monotonic()
@@ -153,7 +184,47 @@ async def run_load(
 
 
 @contextmanager
-def own_server(plan: str = "unlimited"):
+def own_servers(
+    plan: str = "unlimited", servers: int = 1, workers: int = 1, postgres: bool = False
+) -> Iterator[tuple[list[str], str, list[int]]]:
+    """``servers`` `memstore serve` processes on free loopback ports over one fresh store (a
+    SQLite data dir, or a throwaway pgserver database), and a key for them: (URLs, key,
+    server pids)."""
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "bench"))
+    from tests.servers import ServerProcess
+
+    with tempfile.TemporaryDirectory(prefix="memstore-bench-") as tmp, ExitStack() as stack:
+        url = None
+        if postgres:
+            from pg_recall import start_pgserver
+
+            url, pg, _ = start_pgserver()
+            stack.callback(pg.cleanup)
+        running: list[ServerProcess] = []
+        stack.callback(lambda: [s.stop() for s in running])
+        for _ in range(servers):
+            server = ServerProcess(Path(tmp) / "data", database_url=url, workers=workers)
+            running.append(server.start(timeout=120))
+        key = running[0].key("bench", plan).key
+        yield [s.url for s in running], key, [s.proc.pid for s in running if s.proc]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and all their children (uvicorn workers)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        root = psutil.Process(pid)
+        for proc in [root, *root.children(recursive=True)]:
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+@contextmanager
+def own_server(plan: str = "unlimited") -> Iterator[tuple[Any, str]]:
     """A `memstore serve` on a free loopback port over a fresh data dir, and a key for it."""
     sys.path.insert(0, str(ROOT))
     from tests.servers import ServerProcess
@@ -166,6 +237,32 @@ def own_server(plan: str = "unlimited"):
             server.stop()
 
 
+def embedder_rate(seconds: float = 10.0, callers: int = 8) -> tuple[float, float]:
+    """(texts/s, CPU ms per text) of the default embedder alone in this process, ``callers``
+    threads each embedding one load-like text at a time (what the server's requests do)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from memstore.embedding import load_embedder
+
+    embedder = load_embedder()
+    embedder.embed_documents(["warm up"])
+    rng = random.Random(0)
+    done = [0]
+    deadline = time.monotonic() + seconds
+
+    def worker(n: int) -> None:
+        while time.monotonic() < deadline:
+            text = " ".join(rng.choice(WORDS) for _ in range(3)) + f" rate-{n}-{done[0]}"
+            embedder.embed_documents([text])
+            done[0] += 1
+
+    started, cpu = time.monotonic(), time.process_time()
+    with ThreadPoolExecutor(callers) as pool:
+        list(pool.map(worker, range(callers)))
+    cpu_ms = (time.process_time() - cpu) * 1000 / max(1, done[0])
+    return done[0] / (time.monotonic() - started), cpu_ms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base-url", help="a running server (loopback only)")
@@ -175,28 +272,72 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=200_000)
     parser.add_argument("--recall-share", type=float, default=0.5)
     parser.add_argument("--plan", default="unlimited", help="plan of the key for own server")
+    parser.add_argument("--servers", type=int, default=1, help="own servers (one store)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per server")
+    parser.add_argument("--postgres", action="store_true", help="own servers over a pgserver")
+    parser.add_argument(
+        "--embedder-rate",
+        action="store_true",
+        help="first measure the embedder alone (10 s) and print the throughput it allows",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    command = "bench/load.py " + " ".join(sys.argv[1:])
     kw = dict(
         clients=args.clients,
         duration=args.duration,
         max_requests=args.max_requests,
         recall_share=args.recall_share,
     )
+    rate = embedder_rate() if args.embedder_rate else None
+    load_before = load_average()
     if args.base_url:
         if not args.key:
             parser.error("--key is required with --base-url")
         report = asyncio.run(run_load(args.base_url, args.key, **kw))
     else:
-        with own_server(args.plan) as (server, key):
-            report = asyncio.run(run_load(server.url, key, **kw))
-    summary = report.summary()
+        own = own_servers(args.plan, args.servers, args.workers, args.postgres)
+        with own as (urls, key, pids):
+            server_cpu, client_cpu = cpu_seconds(pids), time.process_time()
+            report = asyncio.run(run_load(urls, key, **kw))
+            server_cpu = cpu_seconds(pids) - server_cpu
+            client_cpu = time.process_time() - client_cpu
+    summary: dict[str, Any] = report.summary()
+    if not args.base_url and report.requests:
+        # CPU per request holds under load better than wall time: 2 cores / CPU per request
+        # is what this machine could serve if nothing else ran on it.
+        summary["server_cpu_ms_per_request"] = round(server_cpu * 1000 / report.requests, 2)
+        summary["client_cpu_ms_per_request"] = round(client_cpu * 1000 / report.requests, 2)
+    summary.update(
+        servers=1 if args.base_url else args.servers,
+        workers=args.workers,
+        store="postgres" if args.postgres else "sqlite",
+        load=f"{load_before} -> {load_average()}",
+        command=command,
+    )
+    cores = len(os.sched_getaffinity(0))
+    if not args.base_url and report.requests:
+        # Ceilings from CPU time, which a loaded machine disturbs far less than wall time:
+        # every core busy with this server and its clients and nothing else.
+        per_request = summary["server_cpu_ms_per_request"] + summary["client_cpu_ms_per_request"]
+        summary["cpu_bound_rps"] = round(cores * 1000 / per_request, 1) if per_request else None
+    if rate is not None:
+        # Every core doing nothing but this mix's embeddings: the most it can reach.
+        summary["embedder_texts_per_s"] = round(rate[0], 1)
+        summary["embedder_cpu_ms_per_text"] = round(rate[1], 2)
+        texts = summary["embeddings_per_request"] * rate[1]
+        summary["embedder_bound_rps"] = round(cores * 1000 / texts, 1) if texts else None
     if args.json:
         print(json.dumps(summary))
     else:
         for name, value in summary.items():
-            print(f"{name:>16}: {value}")
+            print(f"{name:>22}: {value}")
+        print(f"reproduce: .venv/bin/python {command}")
     sys.exit(1 if report.errors else 0)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -218,7 +218,6 @@ class EngineMachine(RuleBasedStateMachine):
         limit=st.integers(1, 8),
     )
     def recall(self, account, query, sessions, limit):
-        found = self.engine.recall(account, query, sessions, limit)
         scope = (
             None if sessions == "*" else set(sessions) if isinstance(sessions, list) else {sessions}
         )
@@ -227,6 +226,8 @@ class EngineMachine(RuleBasedStateMachine):
             for mid, m in self.live.items()
             if m.account == account and (scope is None or m.session in scope)
         }
+        # every version (collapse=False): exactly min(limit, eligible) memories
+        found = self.engine.recall(account, query, sessions, limit, collapse=False)
         ids = [m.id for m in found]
         assert set(ids) <= eligible, "recall returned a forgotten, expired or foreign memory"
         assert len(ids) == len(set(ids)) == min(limit, len(eligible))
@@ -235,6 +236,15 @@ class EngineMachine(RuleBasedStateMachine):
         assert scores == sorted(scores, reverse=True)
         for m in found:
             assert m.content == self.live[m.id].content
+        # the default folds near-duplicates into one result, which names the others
+        shown = self.engine.recall(account, query, sessions, limit)
+        named = [m.id for m in shown] + [i for m in shown for i in m.similar_ids]
+        assert set(named) <= eligible, "recall named a forgotten, expired or foreign memory"
+        assert len(named) == len(set(named))
+        assert all(m.similar == len(m.similar_ids) for m in shown)
+        assert len(shown) <= min(limit, len(eligible)) <= len(named)
+        shown_scores = [m.score for m in shown]
+        assert shown_scores == sorted(shown_scores, reverse=True)
 
     @rule(
         account=st.sampled_from(ACCOUNTS),

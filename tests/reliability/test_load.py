@@ -56,3 +56,23 @@ def test_50_clients_on_a_free_key_never_get_past_1000_ops(server):
     assert report.statuses[429] > 0
     assert used == 500 + report.ops_ok <= 1000
     assert used >= 995  # the cap was reached, give or take a refused batch of 5
+
+
+def test_load_spreads_clients_over_several_servers_and_counts_what_they_embed(server):
+    """bench/load.py --servers N: client n talks to server n mod N; every remembered text is
+    unique, so the memories stored are the texts the servers embedded for remembers."""
+    from tests.servers import ServerProcess
+
+    second = ServerProcess(server.data_dir).start()  # the same store, another process
+    try:
+        key = server.key(f"spread-{uuid.uuid4().hex[:6]}").key
+        urls = [server.url, second.url]
+        report = asyncio.run(run_load(urls, key, clients=6, duration=3, max_requests=60))
+    finally:
+        second.stop()
+    assert report.errors == 0, report.summary()
+    assert set(report.by_server) == set(urls) and min(report.by_server.values()) > 0
+    with httpx.Client(base_url=server.url, headers=auth(key)) as http:
+        stored = sum(s["count"] for s in http.get("/v1/sessions").json()["sessions"])
+    assert stored == report.passages_ok > 0
+    assert report.summary()["embeddings_per_request"] > 0

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, Security
 from fastapi.security import HTTPBearer
+from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 
 from memstore.engine import MemoryEngine
@@ -104,8 +105,19 @@ async def limited_account(
             slot.release()
 
 
+async def engine_dependency(request: Request) -> MemoryEngine:
+    """The engine, as a coroutine: a sync dependency would cost a worker-thread hop."""
+    return engine_of(request)
+
+
 Account = Annotated[str, Depends(limited_account)]
-Engine = Annotated[MemoryEngine, Depends(engine_of)]
+Engine = Annotated[MemoryEngine, Depends(engine_dependency)]
+
+
+def json_response(model: BaseModel, status: int = 200) -> Response:
+    """``model`` as JSON, serialised once by pydantic-core: returning the model itself would
+    have FastAPI validate it again against the response model before encoding it."""
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
 
 
 def _sessions_arg(session: list[str] | None) -> str | list[str] | None:
@@ -192,7 +204,7 @@ def recall(
         bool, Query(description="Near-duplicates of one session shown once; false: all.")
     ] = True,
     explain: Annotated[bool, Query(description="Add `why` to each result.")] = False,
-) -> RecallResponse:
+) -> Response:
     """The memories most relevant to ``q``, best first, each with a score in [0, 1]."""
     found = engine.recall(
         account,
@@ -205,11 +217,11 @@ def recall(
         collapse=collapse,
         explain=explain,
     )
-    return RecallResponse(memories=found)
+    return json_response(RecallResponse(memories=found))
 
 
 @router.post("/v1/memory/recall", response_model=RecallResponse)
-def recall_post(body: RecallRequest, account: Account, engine: Engine) -> RecallResponse:
+def recall_post(body: RecallRequest, account: Account, engine: Engine) -> Response:
     """Recall with a JSON body, which can also carry metadata ``filters``."""
     found = engine.recall(
         account,
@@ -223,7 +235,7 @@ def recall_post(body: RecallRequest, account: Account, engine: Engine) -> Recall
         collapse=body.collapse,
         explain=body.explain,
     )
-    return RecallResponse(memories=found)
+    return json_response(RecallResponse(memories=found))
 
 
 @router.get("/v1/memory", response_model=MemoryPage)

@@ -248,7 +248,7 @@ class SQLiteStore(
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: list[tuple[sqlite3.Connection, threading.RLock]] = []
         self._readers_lock = threading.Lock()
         self._index_lock = threading.RLock()
         self._conn.execute("PRAGMA busy_timeout = 10000")
@@ -311,28 +311,36 @@ class SQLiteStore(
         finally:
             self._conn.execute(f"PRAGMA synchronous = {self._sync_level}")
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's read connection (opened on first use)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """This thread's read connection (opened on first use), held for the block so that
+        ``close`` waits for a query in flight instead of freeing its connection under it."""
+        reader: tuple[sqlite3.Connection, threading.RLock] | None = getattr(
+            self._local, "reader", None
+        )
+        if reader is None:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA query_only = ON")
-            self._local.conn = conn
+            reader = (conn, threading.RLock())
+            self._local.reader = reader
             with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+                self._readers.append(reader)
+        with reader[1]:
+            yield reader[0]
 
     def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._reader().execute(sql, args).fetchall()
+        with self._reading() as conn:
+            return conn.execute(sql, args).fetchall()
 
     def close(self) -> None:
         self._close_keyword_indexes()
         with self._lock:
             self._conn.close()
         with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
+            for conn, lock in self._readers:
+                with lock:  # a query running on it finishes first
+                    conn.close()
             self._readers.clear()
 
     def check(self) -> None:
@@ -624,12 +632,15 @@ class SQLiteStore(
             info = self.embedder_info()
             index = VectorIndex(info[1] if info else 384)
             last = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
-            cur = self._reader().execute(
-                "SELECT seq, id, session, expires_at, embedding FROM memories WHERE account_id = ?",
-                (account_id,),
-            )
-            for seq, memory_id, session, expires_at, blob in cur:
-                index.upsert(seq, memory_id, session, np.frombuffer(blob, np.float32), expires_at)
+            with self._reading() as conn:
+                cur = conn.execute(
+                    "SELECT seq, id, session, expires_at, embedding FROM memories"
+                    " WHERE account_id = ?",
+                    (account_id,),
+                )
+                for seq, memory_id, session, expires_at, blob in cur:
+                    vector = np.frombuffer(blob, np.float32)
+                    index.upsert(seq, memory_id, session, vector, expires_at)
             self._indexes[account_id] = (index, last)
             return index
 

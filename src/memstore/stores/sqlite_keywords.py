@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from memstore.settings import Settings
@@ -52,7 +53,7 @@ class KeywordIndexes:
     if TYPE_CHECKING:  # provided by SQLiteStore
 
         def _read(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]: ...
-        def _reader(self) -> sqlite3.Connection: ...
+        def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
     def _init_keyword_indexes(self, max_rows: int | None) -> None:
         if max_rows is None:
@@ -169,12 +170,13 @@ class KeywordIndexes:
                 self._kw_over[account_id] = last
                 return None
             self._kw_over.pop(account_id, None)
-            cursor = self._reader().execute(
-                "SELECT seq, id, session, expires_at, content FROM memories"
-                " WHERE account_id = ? ORDER BY seq",
-                (account_id,),
-            )
             index = KeywordIndex()
-            index.load(iter(lambda: cursor.fetchmany(_BATCH), []), self._tokenizer())
+            with self._reading() as conn:
+                cursor = conn.execute(
+                    "SELECT seq, id, session, expires_at, content FROM memories"
+                    " WHERE account_id = ? ORDER BY seq",
+                    (account_id,),
+                )
+                index.load(iter(lambda: cursor.fetchmany(_BATCH), []), self._tokenizer())
             self._kw_indexes[account_id] = (index, last)
             return index
