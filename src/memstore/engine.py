@@ -305,7 +305,11 @@ class MemoryEngine:
             k: (row, True) for k, row in self.store.find_duplicates(account_id, keys, now).items()
         }
         if refresh:
-            newest = dict(zip(keys, rows, strict=True))
+            # per memory, the batch's requests folded in order: the last ttl, and the last
+            # metadata given (a later item without metadata keeps an earlier item's)
+            newest: dict[tuple[str, str], MemoryRow] = {}
+            for key, row in zip(keys, rows, strict=True):
+                newest[key] = self._refreshed(newest[key], row) if key in newest else row
             rows = [self._refreshed(r, newest[k]) for r, k in zip(rows, keys, strict=True)]
             for key, (row, _) in list(stored.items()):
                 want = self._refreshed(row, newest[key])

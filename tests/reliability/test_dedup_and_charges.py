@@ -56,6 +56,17 @@ def test_the_last_copy_in_a_batch_wins(engine, clock):
     assert memory.expires_at is None and memory.metadata == {"k": "last"}
 
 
+def test_a_batch_copy_without_metadata_keeps_an_earlier_copys_metadata(engine):
+    # as if the copies came one after the other: the last metadata given wins
+    batch = [{"content": "V"}, {"content": "V", "metadata": {"k": "mid"}}, {"content": "V"}]
+    results = engine.remember_many(A, batch)
+    assert [r.memory.metadata for r in results] == [{"k": "mid"}] * 3
+    assert engine.list(A).memories[0].metadata == {"k": "mid"}
+    again = engine.remember_many(A, [{"content": "V", "metadata": {"k": "new"}}, {"content": "V"}])
+    assert [r.memory.metadata for r in again] == [{"k": "new"}] * 2
+    assert engine.list(A).memories[0].metadata == {"k": "new"}
+
+
 # -- item 10: only successful operations are charged
 def test_an_update_conflict_is_not_charged(engine):
     engine.remember(A, "taken")

@@ -253,7 +253,9 @@ class EngineMachine(RuleBasedStateMachine):
         limit=st.integers(1, 8),
     )
     def recall_with_a_filter(self, account, query, kind, limit):
-        found = self.engine.recall(account, query, "*", limit, filters={"kind": kind})
+        found = self.engine.recall(
+            account, query, "*", limit, filters={"kind": kind}, collapse=False
+        )
         eligible = {mid for mid, m in self.live.items() if m.account == account and m.kind == kind}
         ids = [m.id for m in found]
         assert set(ids) <= eligible, "a filtered recall returned a memory outside the filter"
