@@ -592,39 +592,55 @@ class SQLiteStore(
         return purged
 
     # -- search
+    def _changes_pruned_upto(self) -> int:
+        """The log entry up to which the changes log was pruned (an index older than it must
+        be rebuilt from the table)."""
+        pruned = self._read("SELECT value FROM meta WHERE key = 'changes_pruned_upto'")
+        return int(pruned[0][0]) if pruned else 0
+
+    def _changed_since(
+        self, account_id: str, last: int, columns: str
+    ) -> tuple[int, list[int], dict[int, tuple[Any, ...]]] | None:
+        """What an in-memory index of the account must apply after log entry ``last``: the
+        newest log entry, the memory seqs that changed, and ``columns`` (``seq`` first) of
+        those still present (a seq missing from them was deleted). None if nothing changed."""
+        changed = self._read(
+            "SELECT max(seq), memory_seq FROM changes WHERE account_id = ? AND seq > ?"
+            " GROUP BY memory_seq",
+            (account_id, last),
+        )
+        if not changed:
+            return None
+        seqs = [r[1] for r in changed]
+        present = {
+            r[0]: r
+            for chunk in range(0, len(seqs), 500)
+            for r in self._read(
+                f"SELECT {columns} FROM memories"
+                f" WHERE seq IN ({','.join('?' * len(seqs[chunk : chunk + 500]))})",
+                seqs[chunk : chunk + 500],
+            )
+        }
+        return max(r[0] for r in changed), seqs, present
+
     def _index(self, account_id: str) -> VectorIndex:
         """The account's vector index, brought up to date with the changes log."""
         with self._index_lock:
             cached = self._indexes.get(account_id)
-            pruned = self._read("SELECT value FROM meta WHERE key = 'changes_pruned_upto'")
-            pruned_upto = int(pruned[0][0]) if pruned else 0
-            if cached is None or cached[1] < pruned_upto:
+            if cached is None or cached[1] < self._changes_pruned_upto():
                 return self._load_index(account_id)
             index, last = cached
-            changed = self._read(
-                "SELECT max(seq), memory_seq FROM changes WHERE account_id = ? AND seq > ?"
-                " GROUP BY memory_seq",
-                (account_id, last),
-            )
-            if not changed:
+            news = self._changed_since(account_id, last, "seq, id, session, expires_at, embedding")
+            if news is None:
                 return index
-            seqs = [r[1] for r in changed]
-            present = {
-                r[0]: r
-                for chunk in range(0, len(seqs), 500)
-                for r in self._read(
-                    "SELECT seq, id, session, expires_at, embedding FROM memories"
-                    f" WHERE seq IN ({','.join('?' * len(seqs[chunk : chunk + 500]))})",
-                    seqs[chunk : chunk + 500],
-                )
-            }
+            newest, seqs, present = news
             for seq in seqs:
                 r = present.get(seq)
                 if r is None:
                     index.remove(seq)
                 else:
                     index.upsert(r[0], r[1], r[2], np.frombuffer(r[4], dtype=np.float32), r[3])
-            self._indexes[account_id] = (index, max(r[0] for r in changed))
+            self._indexes[account_id] = (index, newest)
             return index
 
     def _load_index(self, account_id: str) -> VectorIndex:

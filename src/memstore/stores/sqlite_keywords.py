@@ -25,7 +25,6 @@ from memstore.stores.keyword_index import FtsStats, KeywordIndex, Tokenizer, tok
 # its variable alone so that opening a store never validates unrelated settings.
 KEYWORD_INDEX_MAX_ROWS: int = Settings.model_fields["keyword_index_max_rows"].default
 ENV_MAX_ROWS = "MEMSTORE_KEYWORD_INDEX_MAX_ROWS"
-_CHUNK = 500
 _BATCH = 5000  # rows tokenised at a time when an index is built
 
 
@@ -54,6 +53,10 @@ class KeywordIndexes:
 
         def _read(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]: ...
         def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _changes_pruned_upto(self) -> int: ...
+        def _changed_since(
+            self, account_id: str, last: int, columns: str
+        ) -> tuple[int, list[int], dict[int, tuple[Any, ...]]] | None: ...
 
     def _init_keyword_indexes(self, max_rows: int | None) -> None:
         if max_rows is None:
@@ -126,34 +129,19 @@ class KeywordIndexes:
         """The account's keyword index brought up to date with the changes log (as
         ``SQLiteStore._index`` does for vectors); None when the account is over the cap."""
         with self._kw_lock:
-            pruned = self._read("SELECT value FROM meta WHERE key = 'changes_pruned_upto'")
-            pruned_upto = int(pruned[0][0]) if pruned else 0
             cached = self._kw_indexes.get(account_id)
-            if cached is None or cached[1] < pruned_upto or cached[0].stale():
+            if cached is None or cached[1] < self._changes_pruned_upto() or cached[0].stale():
                 return self._load_keyword_index(account_id)
             index, last = cached
-            changed = self._read(
-                "SELECT max(seq), memory_seq FROM changes WHERE account_id = ? AND seq > ?"
-                " GROUP BY memory_seq",
-                (account_id, last),
-            )
-            if not changed:
+            news = self._changed_since(account_id, last, "seq, id, session, expires_at, content")
+            if news is None:
                 return index
-            seqs = [r[1] for r in changed]
-            present = {
-                r[0]: r
-                for chunk in range(0, len(seqs), _CHUNK)
-                for r in self._read(
-                    "SELECT seq, id, session, expires_at, content FROM memories"
-                    f" WHERE seq IN ({','.join('?' * len(seqs[chunk : chunk + _CHUNK]))})",
-                    seqs[chunk : chunk + _CHUNK],
-                )
-            }
+            newest, seqs, present = news
             for seq in seqs:
                 if seq not in present:
                     index.remove(seq)
             index.upsert([present[s] for s in seqs if s in present], self._tokenizer())
-            self._kw_indexes[account_id] = (index, max(r[0] for r in changed))
+            self._kw_indexes[account_id] = (index, newest)
             return self._load_keyword_index(account_id) if index.stale() else index
 
     def _load_keyword_index(self, account_id: str) -> KeywordIndex | None:
