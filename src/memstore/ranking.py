@@ -38,6 +38,13 @@ RRF_K = 5
 DENSE_WEIGHT = 0.7
 KEYWORD_WEIGHT = 1.0
 PERIOD_WEIGHT = 1.0
+# The centred dense list: every memory of a conversation or a project shares one direction
+# in e5's space (its names, its framing, its topics), which dominates the query's cosine
+# with all of them. Searching with the query minus CENTRING x the searched sessions' mean
+# vector ranks by what sets a memory apart; that list joins both fusions at CENTRED_WEIGHT
+# (measured on LoCoMo: docs/ranking.md, "The centred dense list").
+CENTRING = 1.0
+CENTRED_WEIGHT = 0.3
 # Context: memories of one session stored within an hour of each other, in order, are read
 # together. A memory's context vector is its own plus CONTEXT_MIX of the previous one's.
 CONTEXT_RADIUS = 2
@@ -106,6 +113,16 @@ def calibrate_cosine(cosine: float) -> float:
             return y0 + (y1 - y0) * (cosine - x0) / (x1 - x0)
         x0, y0 = x1, y1
     return y0
+
+
+def centred_query(vector: np.ndarray, mean: np.ndarray | None) -> np.ndarray | None:
+    """normalise(vector - CENTRING x mean): the query with the searched scope's common
+    direction taken out; None without a mean, or when nothing is left of the query."""
+    if mean is None:
+        return None
+    shifted = np.asarray(vector, dtype=np.float32) - CENTRING * np.asarray(mean, np.float32)
+    norm = float(np.linalg.norm(shifted))
+    return shifted / norm if norm > 1e-6 else None
 
 
 def rrf(

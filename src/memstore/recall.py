@@ -1,11 +1,11 @@
 """The recall pipeline: candidates -> context -> fusion -> spreading -> scores.
 
-1. candidates: the best ``CANDIDATES`` of the dense (vector) and keyword lists, fused by
-   rank to pick the ``IN_CONTEXT`` worth reading in context;
+1. candidates: the best ``CANDIDATES`` of the dense (vector), centred dense and keyword
+   lists, fused by rank to pick the ``IN_CONTEXT`` worth reading in context;
 2. context: the memories stored around each of those in its session, and the query's
    cosine with each memory blended with the one before it;
-3. fusion: rank fusion of the in-context dense list, the keyword list and, when the query
-   names a month or year, the memories created in it;
+3. fusion: rank fusion of the in-context dense list, the keyword list, the centred dense
+   list and, when the query names a month or year, the memories created in it;
 4. spreading: part of each memory's fused relevance goes to its neighbours;
 5. scores: the calibrated cosine, lifted by the share of the query's words the memory
    contains, shown to users, best first.
@@ -27,12 +27,14 @@ from memstore.collapse import depth as collapse_depth
 from memstore.explain import Trace
 from memstore.models import RecalledMemory, to_memory
 from memstore.ranking import (
+    CENTRED_WEIGHT,
     CONTEXT_RADIUS,
     CONTEXT_WINDOW,
     DENSE_WEIGHT,
     KEYWORD_WEIGHT,
     PERIOD_WEIGHT,
     Context,
+    centred_query,
     context_cosines,
     keyword_terms,
     query_periods,
@@ -86,13 +88,14 @@ def recall(
             vector = vector()
         lap("embedding")  # ~0 when cached
         dense = store.dense_search(account, q.sessions, vector, k, now, where)
+        centred = centred_search(store, q, vector, k)
         lap("dense")
     except BaseException:
         wait([beside])  # never left running against a store its caller may close next
         raise
     keyword = beside.result()
     lap("keyword")  # only the wait for it after the embedding and the dense search
-    first = rrf([dense, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
+    first = rrf([dense, keyword, centred], [DENSE_WEIGHT, KEYWORD_WEIGHT, CENTRED_WEIGHT])
     candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, q.limit)]
 
     # 2. context: every memory that can be returned is scored by its real cosine, keyword-only
@@ -100,7 +103,7 @@ def recall(
     around = store.neighbors(account, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where)
     context = Context(around)
     pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
-    unscored = pool.union(mid for mid, _ in keyword).difference(dict(dense))
+    unscored = pool.union(mid for mid, _ in keyword + centred).difference(dict(dense))
     fetched = store.vectors(account, list(pool | unscored))
     order = list(fetched)
     own = (rows_of(fetched, order) @ vector).tolist() if order else []
@@ -109,7 +112,7 @@ def recall(
     lap("context")
 
     # 3. fusion (the period list, last, only adds to the fused relevance of the others)
-    fused = rrf([in_context, keyword], [DENSE_WEIGHT, KEYWORD_WEIGHT])
+    fused = rrf([in_context, keyword, centred], [DENSE_WEIGHT, KEYWORD_WEIGHT, CENTRED_WEIGHT])
     periods = query_periods(q.query)
     if periods:
         order = sorted(fused, key=fused.__getitem__, reverse=True)
@@ -154,6 +157,19 @@ def recall(
         for mid, score in ranked
         if mid in rows
     ]
+
+
+def centred_search(
+    store: Store, q: RecallQuery, vector: np.ndarray, k: int
+) -> list[tuple[str, float]]:
+    """The dense list of the query centred on the searched sessions' mean vector
+    (``ranking.centred_query``), best first; empty when the sessions hold nothing."""
+    if not CENTRED_WEIGHT:
+        return []
+    centred = centred_query(vector, store.session_mean(q.account_id, q.sessions, q.now))
+    if centred is None:
+        return []
+    return store.dense_search(q.account_id, q.sessions, centred, k, q.now, q.filters)
 
 
 class WordCoverage:

@@ -192,6 +192,17 @@ class Store(Protocol):
         """(id, cosine similarity), best first, exact within the given sessions."""
         ...
 
+    def session_mean(
+        self, account_id: str, sessions: list[str] | None, now: float
+    ) -> np.ndarray | None:
+        """The mean stored vector of the account's memories in ``sessions`` (all when None),
+        None when they hold none: recall centres its query with it (ranking.centred_query).
+        Kept as running sums updated with every write, so it costs no scan. Approximate
+        on purpose, which a centring vector allows: memories that expired but are not purged
+        yet count (a store may leave ``now`` unused), superseded ones too, and metadata
+        filters are not applied (the mean of the sessions searched)."""
+        ...
+
     def keyword_search(
         self,
         account_id: str,

@@ -25,6 +25,8 @@ from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_off
 from memstore.stores.hygiene import Hygiene
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
+from memstore.stores.pg_session_sums import SCHEMA as SESSION_SUMS_SCHEMA
+from memstore.stores.pg_session_sums import SessionSums, SumChanges, move_sums
 from memstore.stores.stats import InstallStats
 from memstore.stores.supersession import SCHEMA as SUPERSESSION_SCHEMA
 from memstore.stores.supersession import Supersession
@@ -121,6 +123,8 @@ MIGRATIONS: list[str] = [
         ADD COLUMN IF NOT EXISTS superseded_by text;
     """
     + SUPERSESSION_SCHEMA.format(int="bigint", real="double precision"),
+    # 7: per-session sums of the vectors, for recall's centring mean (pg_session_sums.py)
+    SESSION_SUMS_SCHEMA,
 ]
 
 _COLUMNS = (
@@ -167,7 +171,9 @@ def _scope(
     return sql, args
 
 
-class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersession, Hygiene):
+class PostgresStore(
+    AccountsAndKeys, IdempotencyRecords, InstallStats, Supersession, Hygiene, SessionSums
+):
     """Store over a PostgreSQL database with pgvector (see module docstring)."""
 
     param = "%s"
@@ -299,14 +305,17 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersess
 
     def insert(self, rows: list[MemoryRow], vectors: np.ndarray) -> list[tuple[MemoryRow, bool]]:
         out: list[tuple[MemoryRow, bool]] = []
+        sums = SumChanges()
         with self._tx() as conn:
             for row, vector in zip(rows, vectors, strict=True):
                 # An expired twin no longer counts: it makes way for the new memory.
-                conn.execute(
+                for (twin,) in conn.execute(
                     "DELETE FROM memories WHERE account_id = %s AND session = %s"
-                    " AND content_hash = %s AND expires_at IS NOT NULL AND expires_at <= %s",
+                    " AND content_hash = %s AND expires_at IS NOT NULL AND expires_at <= %s"
+                    " RETURNING embedding",
                     (row.account_id, row.session, row.content_hash, row.created_at),
-                )
+                ):
+                    sums.remove(row.account_id, row.session, twin)
                 inserted = conn.execute(
                     "INSERT INTO memories (id, account_id, session, content, content_hash,"
                     " metadata, embedding, created_at, updated_at, expires_at)"
@@ -327,6 +336,7 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersess
                 ).fetchone()
                 if inserted:
                     out.append((MemoryRow(**{**row.__dict__, "seq": inserted[0]}), False))
+                    sums.add(row.account_id, row.session, vector)
                 else:
                     existing = conn.execute(
                         f"SELECT {_COLUMNS} FROM memories m WHERE account_id = %s"
@@ -335,6 +345,7 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersess
                     ).fetchone()
                     assert existing is not None  # the conflicting row, committed before us
                     out.append((_row(existing), True))
+            move_sums(conn, sums)
         return out
 
     def get(self, account_id: str, memory_id: str, now: float) -> MemoryRow | None:
@@ -423,25 +434,48 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersess
             sql += ", embedding = %s"
             args.append(np.asarray(vector, dtype=np.float32))
         with self._tx() as conn:
+            old = None
+            if vector is not None:
+                old = conn.execute(
+                    "SELECT session, embedding FROM memories WHERE id = %s AND account_id = %s"
+                    " FOR UPDATE",
+                    (row.id, row.account_id),
+                ).fetchone()
             cur = conn.execute(
                 sql + " WHERE id = %s AND account_id = %s", (*args, row.id, row.account_id)
             )
+            if old is not None and cur.rowcount:
+                sums = SumChanges()
+                sums.remove(row.account_id, old[0], old[1])
+                sums.add(row.account_id, old[0], vector)
+                move_sums(conn, sums)
             return cur.rowcount > 0
 
     def delete(self, account_id: str, memory_id: str) -> bool:
         with self._tx() as conn:
-            cur = conn.execute(
-                "DELETE FROM memories WHERE id = %s AND account_id = %s", (memory_id, account_id)
-            )
-            return cur.rowcount > 0
+            gone = conn.execute(
+                "DELETE FROM memories WHERE id = %s AND account_id = %s"
+                " RETURNING session, embedding",
+                (memory_id, account_id),
+            ).fetchall()
+            sums = SumChanges()
+            for session, vector in gone:
+                sums.remove(account_id, session, vector)
+            move_sums(conn, sums)
+            return bool(gone)
 
     def delete_session(self, account_id: str, session: str) -> int:
         with self._tx() as conn:
-            cur = conn.execute(
-                "DELETE FROM memories WHERE account_id = %s AND session = %s",
+            ((n, total),) = conn.execute(
+                "WITH gone AS (DELETE FROM memories WHERE account_id = %s AND session = %s"
+                " RETURNING embedding) SELECT count(*), sum(embedding) FROM gone",
                 (account_id, session),
-            )
-            return cur.rowcount
+            ).fetchall()
+            if n:
+                sums = SumChanges()
+                sums.remove(account_id, session, total, n)
+                move_sums(conn, sums)
+            return int(n)
 
     def sessions(self, account_id: str, now: float) -> list[tuple[str, int, float]]:
         rows = self._read(
@@ -457,9 +491,17 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersess
         if session is not None:
             sql, args = sql + " AND session = %s", (*args, session)
         with self._tx() as conn:
-            gone = [r[0] for r in conn.execute(sql + " RETURNING session", args).fetchall()]
-            self._count_purged(conn, account_id, gone)
-            return len(gone)
+            per_session = conn.execute(
+                f"WITH gone AS ({sql} RETURNING session, embedding)"
+                " SELECT session, count(*), sum(embedding) FROM gone GROUP BY session",
+                args,
+            ).fetchall()
+            self._count_purged(conn, account_id, [s for s, n, _ in per_session for _ in range(n)])
+            sums = SumChanges()
+            for session, n, total in per_session:
+                sums.remove(account_id, session, total, n)
+            move_sums(conn, sums)
+            return sum(n for _, n, _ in per_session)
 
     # -- search
     def dense_search(

@@ -679,6 +679,12 @@ class SQLiteStore(
         index = self._index(account_id)
         return index.search(np.asarray(vector, np.float32), k, now, sessions, allowed)
 
+    def session_mean(
+        self, account_id: str, sessions: list[str] | None, now: float
+    ) -> np.ndarray | None:
+        """From the vector index's running sums (expired rows count until purged)."""
+        return self._index(account_id).session_mean(sessions)
+
     def keyword_search(
         self,
         account_id: str,

@@ -31,6 +31,8 @@ class VectorIndex:
         self._counts: dict[int, int] = {}  # rows per session code
         self._expiring = 0  # rows with an expiry time; when 0, searches skip the expiry mask
         self._session_rows: dict[tuple[int, ...], np.ndarray] = {}
+        self._sums: dict[int, np.ndarray] = {}  # float64 sum of the vectors per session code
+        self._total = np.zeros(dim)  # and of all rows
         self.lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -79,10 +81,20 @@ class VectorIndex:
             self._expires[i] = np.inf if expires_at is None else expires_at
             self._counts[code] = self._counts.get(code, 0) + 1
             self._expiring += expires_at is not None
+            if code not in self._sums:
+                self._sums[code] = np.zeros(self.dim)
+            self._sums[code] += self._vectors[i]
+            self._total += self._vectors[i]
 
     def _forget_row_stats(self, i: int) -> None:
-        self._counts[int(self._sessions[i])] -= 1
+        code = int(self._sessions[i])
+        self._counts[code] -= 1
         self._expiring -= bool(np.isfinite(self._expires[i]))
+        self._total -= self._vectors[i]
+        if self._counts[code]:
+            self._sums[code] -= self._vectors[i]
+        else:  # no rounding residue left behind in an emptied session
+            self._sums[code][:] = 0.0
 
     def remove(self, seq: int) -> None:
         with self.lock:
@@ -112,6 +124,20 @@ class VectorIndex:
                 return {}
             block = self._vectors[[i for _, i in found]]
         return {mid: block[j] for j, (mid, _) in enumerate(found)}
+
+    def session_mean(self, sessions: list[str] | None = None) -> np.ndarray | None:
+        """The mean vector of the rows of ``sessions`` (all when None), from running sums:
+        O(dim) per session, never a scan. Rows that expired but are still held count too.
+        None when those sessions hold no row."""
+        with self.lock:
+            if sessions is None:
+                return np.asarray(self._total / self.n, dtype=np.float32) if self.n else None
+            codes = [c for s in set(sessions) if (c := self._session_codes.get(s)) is not None]
+            count = sum(self._counts.get(c, 0) for c in codes)
+            if not count:
+                return None
+            total = np.sum([self._sums[c] for c in codes if self._counts.get(c)], axis=0)
+            return np.asarray(total / count, dtype=np.float32)
 
     def _rows_of(self, codes: tuple[int, ...]) -> np.ndarray:
         """Row positions of the given sessions, cached until the next write."""
