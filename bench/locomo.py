@@ -8,7 +8,10 @@ shown score separates evidence from the rest: of the top 10 memories scoring at 
 ``min_score`` (0.5, 0.8), the share that are evidence (precision) and the share of all
 evidence they hold.
 
-    python bench/locomo.py --data ../shared/data/locomo-dev.json [--json]
+    python bench/locomo.py --data ../shared/data/locomo-dev.json [--json] [--postgres]
+
+``--postgres`` stores the turns in PostgreSQL + pgvector (a throwaway ``pgserver``, a fresh
+database per run) instead of SQLite, to check that both backends rank alike.
 
 A turn is stored the way an agent keeping a conversation log would write it: who said
 it, when, and what (with the caption of a shared photo), e.g.
@@ -21,19 +24,25 @@ session's date (the engine's clock is set to it while that session is stored).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import re
 import shlex
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from memstore.embedding import Embedder, load_embedder
 from memstore.engine import MemoryEngine
+from memstore.stores.base import Store
 from memstore.stores.sqlite import SQLiteStore
 
 BATCH = 100
@@ -109,7 +118,9 @@ def run(
     limit_conversations: int | None = None,
     collapse: bool = True,
     embedder: Embedder | None = None,
+    postgres: str | None = None,
 ) -> dict[str, Any]:
+    """``postgres``: a PostgreSQL server URL to store in (a new database), else SQLite."""
     samples = json.loads(data.read_text())[:limit_conversations]
     clock = SettableClock()
     per_category: dict[int, list[dict[str, float]]] = defaultdict(list)
@@ -118,8 +129,7 @@ def run(
     thresholds = {t: [0, 0, 0] for t in MIN_SCORES}
     started = time.perf_counter()
     timings = {"store": 0.0, "recall": 0.0}
-    with tempfile.TemporaryDirectory() as tmp:
-        store = SQLiteStore.open_dir(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp), postgres) as store:
         engine = MemoryEngine(store, embedder or load_embedder(), clock=clock)
         engine.ensure_account(BENCH_ACCOUNT)
         for n, sample in enumerate(samples):
@@ -145,7 +155,6 @@ def run(
                     counts[2] += len(evidence)
             timings["store"] += t1 - t0
             timings["recall"] += time.perf_counter() - t1
-        store.close()
     return {
         "per_category": per_category,
         "per_conversation": per_conversation,
@@ -153,6 +162,44 @@ def run(
         "wall": time.perf_counter() - started,
         **timings,
     }
+
+
+@contextmanager
+def open_store(tmp: Path, postgres: str | None) -> Iterator[Store]:
+    """A SQLite store in ``tmp``, or a PostgresStore in a new database of the server
+    ``postgres`` (dropped afterwards)."""
+    if postgres is None:
+        store: Store = SQLiteStore.open_dir(tmp)
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    import psycopg
+
+    from memstore.stores.postgres import PostgresStore
+
+    name = f"locomo_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    pg = PostgresStore(urlunsplit(urlsplit(postgres)._replace(path="/" + name)))
+    try:
+        yield pg
+    finally:
+        pg.close()
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+_databases = itertools.count()
+
+
+def pgserver_url() -> tuple[str, object]:
+    """A throwaway pgserver (bench/pg_recall.py); keep the server object referenced."""
+    from pg_recall import start_pgserver
+
+    url, server, _ = start_pgserver()
+    return url, server
 
 
 def mean(rows: list[dict[str, float]], key: str) -> float:
@@ -202,9 +249,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-collapse", action="store_true", help="return every near-duplicate (collapse=false)"
     )
+    parser.add_argument("--postgres", action="store_true", help="store in a throwaway pgserver")
     args = parser.parse_args(argv)
     command = "python " + " ".join(shlex.quote(a) for a in ["bench/locomo.py", *sys.argv[1:]])
-    report(run(args.data, args.conversations, not args.no_collapse), command, args.json)
+    url, _server = pgserver_url() if args.postgres else (None, None)
+    report(
+        run(args.data, args.conversations, not args.no_collapse, postgres=url), command, args.json
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ after another, each against the same baseline.
 
     python bench/locomo_variants.py --data ../shared/data/locomo-dev.json \
         [--cache /tmp/locomo-vectors.npz] [--set "ranking.RRF_K=5 recall.IN_CONTEXT=50" ...]
+        [--postgres]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from locomo import CATEGORIES, mean, run, sessions_of, turn_text
+from locomo import CATEGORIES, mean, pgserver_url, run, sessions_of, turn_text
 
 from memstore.embedding import Embedder, load_embedder
 
@@ -122,7 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/locomo-vectors.npz"))
     parser.add_argument("--set", action="append", default=[], help="'module.NAME=value ...'")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--postgres", action="store_true", help="store in a throwaway pgserver")
     args = parser.parse_args(argv)
+    url, _server = pgserver_url() if args.postgres else (None, None)
     embedder = CachedEmbedder(load_embedder(), args.cache)
     warm(embedder, args.data)
     runs = ([] if args.no_baseline else [""]) + args.set
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     for settings in runs:
         previous = apply(settings)
         try:
-            table[settings or "baseline"] = summary(run(args.data, embedder=embedder))
+            table[settings or "baseline"] = summary(run(args.data, embedder=embedder, postgres=url))
         finally:
             restore(previous)
         label = settings or "baseline"

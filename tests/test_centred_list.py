@@ -1,0 +1,92 @@
+"""The centred dense list: searching with the query minus the searched sessions' mean finds
+the memory that differs from the rest in the query's direction, which the plain cosine
+ranks last when every memory shares one strong common direction (the same speakers, the
+same framing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memstore import recall as recall_module
+from memstore.models import content_hash, new_memory_id
+from memstore.ranking import centred_query
+from memstore.recall import RecallQuery, centred_search
+from memstore.stores.base import MemoryRow
+
+A = "acct_a"
+DIM = 8
+NOW = 1_700_000_000.0
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def axis(i: int, weight: float = 1.0) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[i] = weight
+    return v
+
+
+@pytest.fixture
+def shared_direction(store):
+    """Seven memories close to e0 (each leaning to its own axis) and one, "distinct", that
+    holds less of e0 and much of e1; another session holds memories along e1."""
+    store.set_embedder_info("test-embedder", DIM)
+    store.create_account(A, A, "unlimited", NOW)
+    contents = [f"common {i}" for i in range(2, 8)] + ["distinct"]
+    vectors = [unit(axis(0) + axis(i, 0.15)) for i in range(2, 8)]
+    vectors.append(unit(axis(0, 0.6) + axis(1, 0.8)))
+    other = [unit(axis(1) + axis(i, 0.1)) for i in range(2, 5)]
+    rows = [
+        MemoryRow(
+            id=new_memory_id(),
+            account_id=A,
+            session=session,
+            content=text,
+            content_hash=content_hash(text),
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        for session, text in [("chat", c) for c in contents]
+        + [("other", f"o{i}") for i in range(3)]
+    ]
+    store.insert(rows, np.array(vectors + other))
+    return store, {r.content: r.id for r in rows}
+
+
+def query(sessions: list[str] | None) -> RecallQuery:
+    return RecallQuery(A, "q", sessions, 5, None, None, NOW)
+
+
+def test_the_centred_list_puts_first_what_the_plain_cosine_puts_last(shared_direction):
+    store, ids = shared_direction
+    q = unit(axis(0) + axis(1, 0.3))
+    plain = store.dense_search(A, ["chat"], q, 10, NOW, None)
+    assert plain[-1][0] == ids["distinct"]
+    centred = centred_search(store, query(["chat"]), q, 10)
+    assert centred[0][0] == ids["distinct"]
+    assert {mid for mid, _ in centred} == {mid for mid, _ in plain}  # same scope
+
+
+def test_the_centring_mean_is_the_searched_sessions_own(shared_direction):
+    store, _ = shared_direction
+    chat = store.session_mean(A, ["chat"], NOW)
+    both = store.session_mean(A, None, NOW)
+    assert chat is not None and both is not None
+    assert not np.allclose(chat, both)  # "other" pulls the account's mean towards e1
+    q = unit(axis(0) + axis(1, 0.3))
+    expected = centred_query(q, chat)
+    assert expected is not None
+    np.testing.assert_allclose(np.linalg.norm(expected), 1.0, rtol=1e-5)
+
+
+def test_no_centred_list_without_memories_or_weight(shared_direction, monkeypatch):
+    store, _ = shared_direction
+    q = unit(axis(0))
+    assert centred_search(store, query(["empty"]), q, 10) == []
+    assert centred_query(q, None) is None
+    assert centred_query(q, q) is None  # nothing left of the query
+    monkeypatch.setattr(recall_module, "CENTRED_WEIGHT", 0.0)
+    assert centred_search(store, query(["chat"]), q, 10) == []
