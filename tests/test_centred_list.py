@@ -11,7 +11,7 @@ import pytest
 from memstore import recall as recall_module
 from memstore.models import content_hash, new_memory_id
 from memstore.ranking import centred_query
-from memstore.recall import RecallQuery, centred_search
+from memstore.recall import RecallQuery, dense_and_centred
 from memstore.stores.base import MemoryRow
 
 A = "acct_a"
@@ -46,6 +46,7 @@ def shared_direction(store):
             session=session,
             content=text,
             content_hash=content_hash(text),
+            metadata={"kind": "x"} if text[-1] in "246" else {},
             created_at=NOW,
             updated_at=NOW,
         )
@@ -63,9 +64,9 @@ def query(sessions: list[str] | None) -> RecallQuery:
 def test_the_centred_list_puts_first_what_the_plain_cosine_puts_last(shared_direction):
     store, ids = shared_direction
     q = unit(axis(0) + axis(1, 0.3))
-    plain = store.dense_search(A, ["chat"], q, 10, NOW, None)
+    plain, centred = dense_and_centred(store, query(["chat"]), q, 10)
+    assert plain == store.dense_search(A, ["chat"], q, 10, NOW, None)
     assert plain[-1][0] == ids["distinct"]
-    centred = centred_search(store, query(["chat"]), q, 10)
     assert centred[0][0] == ids["distinct"]
     assert {mid for mid, _ in centred} == {mid for mid, _ in plain}  # same scope
 
@@ -85,8 +86,19 @@ def test_the_centring_mean_is_the_searched_sessions_own(shared_direction):
 def test_no_centred_list_without_memories_or_weight(shared_direction, monkeypatch):
     store, _ = shared_direction
     q = unit(axis(0))
-    assert centred_search(store, query(["empty"]), q, 10) == []
+    assert dense_and_centred(store, query(["empty"]), q, 10) == ([], [])
     assert centred_query(q, None) is None
     assert centred_query(q, q) is None  # nothing left of the query
     monkeypatch.setattr(recall_module, "CENTRED_WEIGHT", 0.0)
-    assert centred_search(store, query(["chat"]), q, 10) == []
+    plain, centred = dense_and_centred(store, query(["chat"]), q, 10)
+    assert len(plain) == 7 and centred == []
+
+
+@pytest.mark.parametrize("sessions", [["chat"], ["chat", "other"], None, ["empty"], []])
+@pytest.mark.parametrize("k", [0, 3, 20])
+@pytest.mark.parametrize("filters", [None, {"kind": "x"}])
+def test_dense_search_many_answers_as_dense_search_does(shared_direction, sessions, k, filters):
+    store, _ = shared_direction
+    vectors = [unit(axis(0) + axis(1, 0.3)), unit(axis(3)), unit(axis(1) - axis(0, 0.5))]
+    many = store.dense_search_many(A, sessions, vectors, k, NOW, filters)
+    assert many == [store.dense_search(A, sessions, v, k, NOW, filters) for v in vectors]

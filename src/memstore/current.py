@@ -41,6 +41,19 @@ class CurrentView:
             self.store.dense_search(account_id, sessions, vector, more, now, filters), k
         )
 
+    def dense_search_many(
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        vectors: list[np.ndarray],
+        k: int,
+        now: float,
+        filters: Filters | None,
+    ) -> list[list[tuple[str, float]]]:
+        more = k + len(self.hidden)
+        found = self.store.dense_search_many(account_id, sessions, vectors, more, now, filters)
+        return [self._ranked(one, k) for one in found]
+
     def keyword_search(
         self,
         account_id: str,

@@ -87,8 +87,7 @@ def recall(
         if callable(vector):
             vector = vector()
         lap("embedding")  # ~0 when cached
-        dense = store.dense_search(account, q.sessions, vector, k, now, where)
-        centred = centred_search(store, q, vector, k)
+        dense, centred = dense_and_centred(store, q, vector, k)
         lap("dense")
     except BaseException:
         wait([beside])  # never left running against a store its caller may close next
@@ -159,17 +158,20 @@ def recall(
     ]
 
 
-def centred_search(
+def dense_and_centred(
     store: Store, q: RecallQuery, vector: np.ndarray, k: int
-) -> list[tuple[str, float]]:
-    """The dense list of the query centred on the searched sessions' mean vector
-    (``ranking.centred_query``), best first; empty when the sessions hold nothing."""
-    if not CENTRED_WEIGHT:
-        return []
-    centred = centred_query(vector, store.session_mean(q.account_id, q.sessions, q.now))
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The dense list of the query and the centred dense list: the query with the searched
+    sessions' mean vector taken out (``ranking.centred_query``), empty when the sessions
+    hold nothing. Both from one pass over the scope where the store can."""
+    mean = store.session_mean(q.account_id, q.sessions, q.now) if CENTRED_WEIGHT else None
+    centred = centred_query(vector, mean)
     if centred is None:
-        return []
-    return store.dense_search(q.account_id, q.sessions, centred, k, q.now, q.filters)
+        return store.dense_search(q.account_id, q.sessions, vector, k, q.now, q.filters), []
+    plain, shifted = store.dense_search_many(
+        q.account_id, q.sessions, [vector, centred], k, q.now, q.filters
+    )
+    return plain, shifted
 
 
 class WordCoverage:

@@ -192,6 +192,19 @@ class Store(Protocol):
         """(id, cosine similarity), best first, exact within the given sessions."""
         ...
 
+    def dense_search_many(
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        vectors: list[np.ndarray],
+        k: int,
+        now: float,
+        filters: Filters | None,
+    ) -> list[list[tuple[str, float]]]:
+        """``dense_search`` of each of ``vectors`` (same answers), in one pass over the scope
+        where the store can (recall's plain and centred queries)."""
+        ...
+
     def session_mean(
         self, account_id: str, sessions: list[str] | None, now: float
     ) -> np.ndarray | None:

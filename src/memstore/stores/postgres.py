@@ -538,6 +538,41 @@ class PostgresStore(
             ).fetchall()
         return [(r[0], float(r[1])) for r in rows]
 
+    def dense_search_many(
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        vectors: list[np.ndarray],
+        k: int,
+        now: float,
+        filters: Filters | None,
+    ) -> list[list[tuple[str, float]]]:
+        """Exact scopes: one scan scores the rows against every vector (reading the rows,
+        not the cosines, is most of a search), each vector's top ``k`` ordered as in
+        ``dense_search``. Scopes big enough for the HNSW index: one search per vector."""
+        with self._tx() as conn:
+            big = k > 0 and sessions != [] and self._scope_is_big(conn, account_id, sessions)
+        if len(vectors) < 2 or big or k <= 0 or sessions == []:
+            return [self.dense_search(account_id, sessions, v, k, now, filters) for v in vectors]
+        scope, args = _scope(account_id, sessions, now, filters)
+        queries = [np.asarray(v, dtype=np.float32) for v in vectors]
+        scores = ", ".join(
+            f"1 - cosine_distance(m.embedding, %s) AS s{i}" for i in range(len(queries))
+        )
+        tops = " UNION ALL ".join(
+            f"(SELECT {i}, id, seq, s{i} FROM scored ORDER BY s{i} DESC, seq LIMIT %s)"
+            for i in range(len(queries))
+        )
+        rows = self._read(
+            f"WITH scored AS MATERIALIZED (SELECT m.id, m.seq, {scores} FROM memories m"
+            f" WHERE {scope}) {tops}",
+            (*queries, *args, *[k] * len(queries)),
+        )
+        found: list[list[tuple[float, int, str]]] = [[] for _ in queries]
+        for i, memory_id, seq, score in rows:
+            found[i].append((-float(score), seq, memory_id))
+        return [[(mid, -neg) for neg, _, mid in sorted(one)] for one in found]
+
     def _scope_is_big(
         self, conn: psycopg.Connection, account_id: str, sessions: list[str] | None
     ) -> bool:

@@ -679,6 +679,18 @@ class SQLiteStore(
         index = self._index(account_id)
         return index.search(np.asarray(vector, np.float32), k, now, sessions, allowed)
 
+    def dense_search_many(
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        vectors: list[np.ndarray],
+        k: int,
+        now: float,
+        filters: Filters | None,
+    ) -> list[list[tuple[str, float]]]:
+        """One search per vector (an exact scan at 10k rows is ~0.3 ms)."""
+        return [self.dense_search(account_id, sessions, v, k, now, filters) for v in vectors]
+
     def session_mean(
         self, account_id: str, sessions: list[str] | None, now: float
     ) -> np.ndarray | None:
