@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from memstore import recall as recall_module
+from memstore.current import CurrentView
 from memstore.models import content_hash, new_memory_id
 from memstore.ranking import centred_query
 from memstore.recall import RecallQuery, dense_and_centred
@@ -102,3 +103,13 @@ def test_dense_search_many_answers_as_dense_search_does(shared_direction, sessio
     vectors = [unit(axis(0) + axis(1, 0.3)), unit(axis(3)), unit(axis(1) - axis(0, 0.5))]
     many = store.dense_search_many(A, sessions, vectors, k, NOW, filters)
     assert many == [store.dense_search(A, sessions, v, k, NOW, filters) for v in vectors]
+
+
+def test_superseded_memories_stay_out_of_both_lists(shared_direction):
+    store, ids = shared_direction
+    hidden = {ids["distinct"], ids["common 2"]}
+    view = CurrentView(store, hidden)
+    vectors = [unit(axis(0) + axis(1, 0.3)), unit(axis(1))]
+    many = view.dense_search_many(A, ["chat"], vectors, 5, NOW, None)
+    assert many == [view.dense_search(A, ["chat"], v, 5, NOW, None) for v in vectors]
+    assert all(len(found) == 5 and not hidden & {m for m, _ in found} for found in many)
