@@ -199,3 +199,30 @@ def test_the_postgres_migration_sums_the_memories_already_stored(empty_pg_url, m
         assert_means_match(store)
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_writers_to_the_same_sessions_in_opposite_orders_never_deadlock(pg_url):
+    """Two batches over sessions s1 and s2, written in opposite orders by two threads at
+    once: the sums move in sorted order at the end of each transaction, so no deadlock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from memstore.stores.postgres import PostgresStore
+
+    store = PostgresStore(pg_url, pool_size=4)
+    try:
+        store.set_embedder_info("test-embedder", DIM)
+        store.create_account(A, A, "unlimited", NOW)
+
+        def write(order: tuple[str, ...], seed: int) -> None:
+            for i in range(40):
+                rows = [row(f"{seed} {i} {s} {n}", s) for n in range(3) for s in order]
+                store.insert(rows, np.array([unit(seed + i + j) for j in range(len(rows))]))
+
+        with ThreadPoolExecutor(2) as pool:
+            done = [pool.submit(write, ("s1", "s2"), 1000), pool.submit(write, ("s2", "s1"), 2000)]
+            for future in done:
+                future.result()
+        assert_means_match(store)
+    finally:
+        store.close()
