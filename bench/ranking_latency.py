@@ -80,10 +80,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--postgres", action="store_true", help="on a throwaway pgserver")
     parser.add_argument("--database-url", help="on this PostgreSQL database (must be empty)")
-    parser.add_argument("--no-centred", action="store_true", help="recall without the centred list")
+    parser.add_argument(
+        "--no-centred", action="store_true", help="recall without the two centred lists"
+    )
     args = parser.parse_args(argv)
     if args.no_centred:  # what the centred dense list costs (docs/ranking.md)
-        memstore_recall.CENTRED_WEIGHT = 0.0
+        memstore_recall.CENTRED_WEIGHT = memstore_recall.LOCAL_WEIGHT = 0.0
     texts, questions = texts_and_questions(args.data, args.memories)
     questions = questions[: args.queries]
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from memstore import recall as recall_module
 from memstore.current import CurrentView
 from memstore.models import content_hash, new_memory_id
 from memstore.ranking import centred_query
-from memstore.recall import RecallQuery, dense_and_centred
+from memstore.recall import RecallQuery, dense_and_centred, local_search
 from memstore.stores.base import MemoryRow
 
 A = "acct_a"
@@ -113,3 +113,20 @@ def test_superseded_memories_stay_out_of_both_lists(shared_direction):
     many = view.dense_search_many(A, ["chat"], vectors, 5, NOW, None)
     assert many == [view.dense_search(A, ["chat"], v, 5, NOW, None) for v in vectors]
     assert all(len(found) == 5 and not hidden & {m for m, _ in found} for found in many)
+
+
+@pytest.mark.parametrize("top", [2, 20])
+def test_the_local_list_centres_the_query_on_its_own_best_hits(shared_direction, monkeypatch, top):
+    store, ids = shared_direction
+    monkeypatch.setattr(recall_module, "LOCAL_TOP", top)
+    q = unit(axis(0) + axis(1, 0.3))
+    dense = store.dense_search(A, None, q, 10, NOW, None)
+    best = store.vectors(A, [mid for mid, _ in dense[:top]])
+    mean = np.mean(list(best.values()), axis=0)
+    expected = store.dense_search(A, None, unit(q - mean), 10, NOW, None)
+    local = local_search(store, query(None), q, dense, 10)
+    assert [mid for mid, _ in local] == [mid for mid, _ in expected]
+    assert local[0][0] != dense[0][0]
+    assert local_search(store, query(None), q, [], 10) == []
+    monkeypatch.setattr(recall_module, "LOCAL_WEIGHT", 0.0)
+    assert local_search(store, query(None), q, dense, 10) == []

@@ -44,7 +44,13 @@ PERIOD_WEIGHT = 1.0
 # vector ranks by what sets a memory apart; that list joins both fusions at CENTRED_WEIGHT
 # (measured on LoCoMo: docs/ranking.md, "The centred dense list").
 CENTRING = 1.0
-CENTRED_WEIGHT = 0.3
+CENTRED_WEIGHT = 0.2
+# The local list: the query minus the mean of its own LOCAL_TOP best dense hits (the same
+# centring, around the query's neighbourhood instead of the whole scope) ranks what the
+# query asks that its nearest memories do not already say: evidence told in another part
+# of the conversation. Joins both fusions at LOCAL_WEIGHT (docs/ranking.md, round 3).
+LOCAL_TOP = 20
+LOCAL_WEIGHT = 0.3
 # Context: memories of one session stored within an hour of each other, in order, are read
 # together. A memory's context vector is its own plus CONTEXT_MIX of the previous one's.
 CONTEXT_RADIUS = 2

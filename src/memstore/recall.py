@@ -1,11 +1,12 @@
 """The recall pipeline: candidates -> context -> fusion -> spreading -> scores.
 
-1. candidates: the best ``CANDIDATES`` of the dense (vector), centred dense and keyword
-   lists, fused by rank to pick the ``IN_CONTEXT`` worth reading in context;
+1. candidates: the best ``CANDIDATES`` of the dense (vector), keyword and two centred dense
+   lists (the query minus the searched sessions' mean vector, and minus the mean of its own
+   best dense hits), fused by rank to pick the ``IN_CONTEXT`` worth reading in context;
 2. context: the memories stored around each of those in its session, and the query's
    cosine with each memory blended with the one before it;
 3. fusion: rank fusion of the in-context dense list, the keyword list, the centred dense
-   list and, when the query names a month or year, the memories created in it;
+   lists and, when the query names a month or year, the memories created in it;
 4. spreading: part of each memory's fused relevance goes to its neighbours;
 5. scores: the calibrated cosine, lifted by the share of the query's words the memory
    contains, shown to users, best first.
@@ -32,6 +33,8 @@ from memstore.ranking import (
     CONTEXT_WINDOW,
     DENSE_WEIGHT,
     KEYWORD_WEIGHT,
+    LOCAL_TOP,
+    LOCAL_WEIGHT,
     PERIOD_WEIGHT,
     Context,
     centred_query,
@@ -88,13 +91,15 @@ def recall(
             vector = vector()
         lap("embedding")  # ~0 when cached
         dense, centred = dense_and_centred(store, q, vector, k)
+        local = local_search(store, q, vector, dense, k)
         lap("dense")
     except BaseException:
         wait([beside])  # never left running against a store its caller may close next
         raise
     keyword = beside.result()
     lap("keyword")  # only the wait for it after the embedding and the dense search
-    first = rrf([dense, keyword, centred], [DENSE_WEIGHT, KEYWORD_WEIGHT, CENTRED_WEIGHT])
+    also, also_weights = [centred, local], [CENTRED_WEIGHT, LOCAL_WEIGHT]  # the centred lists
+    first = rrf([dense, keyword, *also], [DENSE_WEIGHT, KEYWORD_WEIGHT, *also_weights])
     candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, q.limit)]
 
     # 2. context: every memory that can be returned is scored by its real cosine, keyword-only
@@ -102,7 +107,7 @@ def recall(
     around = store.neighbors(account, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where)
     context = Context(around)
     pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
-    unscored = pool.union(mid for mid, _ in keyword + centred).difference(dict(dense))
+    unscored = pool.union(mid for mid, _ in keyword + centred + local).difference(dict(dense))
     fetched = store.vectors(account, list(pool | unscored))
     order = list(fetched)
     own = (rows_of(fetched, order) @ vector).tolist() if order else []
@@ -111,7 +116,7 @@ def recall(
     lap("context")
 
     # 3. fusion (the period list, last, only adds to the fused relevance of the others)
-    fused = rrf([in_context, keyword, centred], [DENSE_WEIGHT, KEYWORD_WEIGHT, CENTRED_WEIGHT])
+    fused = rrf([in_context, keyword, *also], [DENSE_WEIGHT, KEYWORD_WEIGHT, *also_weights])
     periods = query_periods(q.query)
     if periods:
         order = sorted(fused, key=fused.__getitem__, reverse=True)
@@ -172,6 +177,22 @@ def dense_and_centred(
         q.account_id, q.sessions, [vector, centred], k, q.now, q.filters
     )
     return plain, shifted
+
+
+def local_search(
+    store: Store, q: RecallQuery, vector: np.ndarray, dense: list[tuple[str, float]], k: int
+) -> list[tuple[str, float]]:
+    """The dense list of the query centred on the mean of its LOCAL_TOP best ``dense`` hits
+    (``ranking.centred_query``), best first; empty without hits."""
+    if not LOCAL_WEIGHT or not dense:
+        return []
+    top = store.vectors(q.account_id, [mid for mid, _ in dense[:LOCAL_TOP]])
+    if not top:
+        return []
+    shifted = centred_query(vector, rows_of(top, list(top)).mean(axis=0))
+    if shifted is None:
+        return []
+    return store.dense_search(q.account_id, q.sessions, shifted, k, q.now, q.filters)
 
 
 class WordCoverage:
