@@ -1,10 +1,11 @@
 """The recall pipeline: candidates -> context -> fusion -> spreading -> scores.
 
-1. candidates: the best ``CANDIDATES`` of the dense (vector), keyword and two centred dense
-   lists (the query minus the searched sessions' mean vector, and minus the mean of its own
-   best dense hits), fused by rank to pick the ``IN_CONTEXT`` worth reading in context;
+1. candidates: the best ``CANDIDATES`` of the dense (vector), keyword and centred dense
+   lists (the query minus the searched sessions' mean vector), fused by rank to pick the
+   ``IN_CONTEXT`` worth reading in context;
 2. context: the memories stored around each of those in its session, and the query's
-   cosine with each memory blended with the one before it;
+   cosine with each memory blended with the one before it; beside it, the local list (the
+   query minus the mean of its own best dense hits);
 3. fusion: rank fusion of the in-context dense list, the keyword list, the centred dense
    lists and, when the query names a month or year, the memories created in it;
 4. spreading: part of each memory's fused relevance goes to its neighbours;
@@ -91,29 +92,38 @@ def recall(
             vector = vector()
         lap("embedding")  # ~0 when cached
         dense, centred = dense_and_centred(store, q, vector, k)
-        local = local_search(store, q, vector, dense, k)
         lap("dense")
     except BaseException:
         wait([beside])  # never left running against a store its caller may close next
         raise
     keyword = beside.result()
     lap("keyword")  # only the wait for it after the embedding and the dense search
-    also, also_weights = [centred, local], [CENTRED_WEIGHT, LOCAL_WEIGHT]  # the centred lists
-    first = rrf([dense, keyword, *also], [DENSE_WEIGHT, KEYWORD_WEIGHT, *also_weights])
+    first = rrf([dense, keyword, centred], [DENSE_WEIGHT, KEYWORD_WEIGHT, CENTRED_WEIGHT])
     candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, q.limit)]
 
     # 2. context: every memory that can be returned is scored by its real cosine, keyword-only
-    # hits included, not as unrelated.
-    around = store.neighbors(account, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where)
-    context = Context(around)
-    pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
-    unscored = pool.union(mid for mid, _ in keyword + centred + local).difference(dict(dense))
-    fetched = store.vectors(account, list(pool | unscored))
+    # hits included, not as unrelated. The local list, needed by the final fusion only, is
+    # searched beside it.
+    beside = _BESIDE.submit(local_search, store, q, vector, dense, k)
+    try:
+        around = store.neighbors(account, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where)
+        context = Context(around)
+        pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
+        unscored = pool.union(mid for mid, _ in keyword + centred).difference(dict(dense))
+        fetched = store.vectors(account, list(pool | unscored))
+    except BaseException:
+        wait([beside])
+        raise
+    local = beside.result()
+    scored = unscored.union(mid for mid, _ in dense)  # a cosine known or asked for
+    if missing := [mid for mid, _ in local if mid not in scored]:
+        fetched.update(store.vectors(account, missing))
     order = list(fetched)
     own = (rows_of(fetched, order) @ vector).tolist() if order else []
     cosines = {**dict(dense), **dict(zip(order, own, strict=True))}
     in_context = context_cosines(vector, {m: v for m, v in fetched.items() if m in pool}, context)
     lap("context")
+    also, also_weights = [centred, local], [CENTRED_WEIGHT, LOCAL_WEIGHT]  # the centred lists
 
     # 3. fusion (the period list, last, only adds to the fused relevance of the others)
     fused = rrf([in_context, keyword, *also], [DENSE_WEIGHT, KEYWORD_WEIGHT, *also_weights])
