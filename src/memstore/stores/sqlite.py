@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from memstore.stores import vector_codes
 from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
 from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
 from memstore.stores.hygiene import Hygiene
@@ -258,6 +259,7 @@ class SQLiteStore(
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._migrate()
         self._indexes: dict[str, tuple[VectorIndex, int]] = {}
+        self.vector_codes_min_rows = vector_codes.min_rows()  # 0: dense search never codes
 
     @classmethod
     def open_dir(cls, data_dir: str | Path) -> SQLiteStore:
@@ -646,7 +648,7 @@ class SQLiteStore(
     def _load_index(self, account_id: str) -> VectorIndex:
         with self._index_lock:
             info = self.embedder_info()
-            index = VectorIndex(info[1] if info else 384)
+            index = VectorIndex(info[1] if info else 384, self.vector_codes_min_rows)
             last = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
             with self._reading() as conn:
                 cur = conn.execute(

@@ -1,9 +1,13 @@
 """An exact in-memory vector index (numpy) for one account, kept in step with SQLite.
 
 Brute force over float32 rows is exact at every session selectivity and takes about
-3 ms for 100k x 384 on two cores. A search over sessions that hold every row skips all
-masks and gathers; a search over a smaller session scores only that session's rows, whose
-positions are cached until the next write (per-session pre-slicing).
+8 ms for 100k x 384 (memory-bound). From ``codes_min_rows`` rows on, when ``simsimd`` is
+installed, a first pass over int8 codes shortlists the rows that can be in the top k and
+only those are scored in float32 (vector_codes.py): the same answer, ~4x less memory read.
+A search over sessions that hold every row skips all masks and gathers; a search over a
+smaller session scores only that session's rows, whose positions are cached until the
+next write (per-session pre-slicing). Scores are the row-wise float32 sums of
+``vector_codes.exact_top``; ties go to the older row (lower seq).
 """
 
 from __future__ import annotations
@@ -12,12 +16,17 @@ import threading
 
 import numpy as np
 
+from memstore.stores import vector_codes
+from memstore.stores.vector_codes import Int8Codes, exact_top, near_top
+
 
 class VectorIndex:
     """Rows of (seq, id, session, expires_at, vector) with exact top-k cosine search."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, codes_min_rows: int = vector_codes.MIN_ROWS) -> None:
         self.dim = dim
+        self.codes_min_rows = codes_min_rows  # <= 0: never code (always the float32 scan)
+        self._codes: Int8Codes | None = None  # built on the first search past codes_min_rows
         self.n = 0
         self._cap = 0
         self._vectors = np.empty((0, dim), dtype=np.float32)
@@ -47,6 +56,8 @@ class VectorIndex:
             arr = np.empty(cap, dtype=dtype)
             arr[: self.n] = getattr(self, name)[: self.n]
             setattr(self, name, arr)
+        if self._codes is not None:
+            self._codes.grow(cap, self.n)
         self._cap = cap
 
     def _code(self, session: str) -> int:
@@ -74,6 +85,8 @@ class VectorIndex:
             self._row_of[memory_id] = i
             code = self._code(session)
             self._vectors[i] = vector
+            if self._codes is not None:
+                self._codes.set(i, self._vectors[i])
             self._seqs[i] = seq
             self._sessions[i] = code
             self._expires[i] = np.inf if expires_at is None else expires_at
@@ -95,6 +108,8 @@ class VectorIndex:
             last = self.n - 1
             if i != last:
                 self._vectors[i] = self._vectors[last]
+                if self._codes is not None:
+                    self._codes.move(last, i)
                 self._seqs[i] = self._seqs[last]
                 self._sessions[i] = self._sessions[last]
                 self._expires[i] = self._expires[last]
@@ -157,16 +172,23 @@ class VectorIndex:
                 seqs = self._seqs[:n] if rows is None else self._seqs[rows]
                 keep = np.isin(seqs, allowed_seqs)
                 rows = np.flatnonzero(keep) if rows is None else rows[keep]
-            if rows is None:
-                scores = self._vectors[:n] @ vector
-            elif rows.size == 0:
+            if rows is not None and rows.size == 0:
                 return []
+            coded = self._coded()
+            if coded is not None:
+                near = coded.shortlist(vector, k, n, rows)
+            elif rows is None:
+                near = near_top(self._vectors[:n] @ vector, k)
             elif rows.size * 3 < n:
-                scores = self._vectors[rows] @ vector
+                near = rows[near_top(self._vectors[rows] @ vector, k)]
             else:
-                scores = (self._vectors[:n] @ vector)[rows]
-            top = min(k, scores.size)
-            best = np.argpartition(-scores, top - 1)[:top]
-            best = best[np.argsort(-scores[best], kind="stable")]
-            where = best if rows is None else rows[best]
-            return [(self._ids[i], float(scores[j])) for i, j in zip(where, best, strict=True)]
+                near = rows[near_top((self._vectors[:n] @ vector)[rows], k)]
+            where, scores = exact_top(self._vectors, self._seqs, near, vector, k)
+            return [(self._ids[i], s) for i, s in zip(where.tolist(), scores.tolist(), strict=True)]
+
+    def _coded(self) -> Int8Codes | None:
+        """The int8 codes of the rows, built on first use once the index is large enough
+        (None: too small, turned off, or simsimd not installed)."""
+        if self._codes is None and 0 < self.codes_min_rows <= self.n and vector_codes.available():
+            self._codes = Int8Codes(self._vectors[: self.n], self._cap)
+        return self._codes
