@@ -186,3 +186,52 @@ def test_store_codes_agree_with_the_scan_through_writes_from_another_process(
     write_elsewhere(path, ops)
     assert_same(exact, coded, seed=22)
     assert_same(exact, coded, seed=23, now=NOW + 20)
+
+
+def conversation(store: SQLiteStore, account: str, n: int, seed: int) -> list[str]:
+    """``n`` turns over 3 sessions, created seconds to hours apart, some expiring."""
+    rng = np.random.default_rng(seed)
+    when = NOW + np.cumsum(rng.choice([1.0, 30.0, 3599.0, 3601.0, 9000.0], size=n))
+    rows = [
+        MemoryRow(
+            id=f"turn_{account}_{i}",
+            account_id=account,
+            session=f"s{rng.integers(0, 3)}",
+            content=f"turn {i} of {account}",
+            content_hash=content_hash(f"turn {i} of {account}"),
+            created_at=float(when[i]),
+            updated_at=float(when[i]),
+            expires_at=NOW + 30 if i % 11 == 0 else None,
+        )
+        for i in range(n)
+    ]
+    store.insert(rows, clustered(n, seed))
+    return [r.id for r in rows]
+
+
+def assert_same_neighbours(store: SQLiteStore, ids: list[str], now: float) -> None:
+    asked = [*ids, "turn_missing", f"turn_{B}_3"]  # unknown and other-account ids find nothing
+    for radius in (1, 2, 3):
+        for window in (0.5, 3600.0, 1e9):
+            found = store.neighbors(A, asked, radius, window, now, None)
+            assert found == store._neighbors_sql(A, asked, radius, window, now, None)
+    assert store.neighbors(A, ids, 2, 3600.0, now, None)  # not vacuous
+
+
+def test_in_memory_neighbours_equal_the_sql_query_through_writes_from_another_process(
+    stores: tuple[SQLiteStore, SQLiteStore, str],
+) -> None:
+    store, _, path = stores
+    ids = conversation(store, A, 400, seed=8)
+    conversation(store, B, 50, seed=9)
+    assert_same_neighbours(store, ids, NOW)
+    assert_same_neighbours(store, ids, NOW + 60)  # the expiring eleventh are gone
+    new = clustered(10, seed=10)
+    ops: list[list[object]] = [
+        ["remember", A, f"s{i % 3}", f"late {i}", new[i].tolist(), None] for i in range(10)
+    ]
+    ops += [["forget", A, ids[i]] for i in range(0, 400, 5)]
+    ops += [["forget_session", A, "s2"]]
+    write_elsewhere(path, ops)
+    late = [r.id for r in store.list_memories(A, None, 20, None, NOW + 60)]
+    assert_same_neighbours(store, ids + late, NOW + 60)

@@ -500,6 +500,20 @@ class SQLiteStore(
     ) -> dict[str, dict[int, str]]:
         if not ids or radius <= 0:
             return {}
+        if not filters:  # from the vector index's rows (session_order.py), no SQL
+            return self._index(account_id).neighbors(ids, radius, window, now)
+        return self._neighbors_sql(account_id, ids, radius, window, now, filters)
+
+    def _neighbors_sql(
+        self,
+        account_id: str,
+        ids: list[str],
+        radius: int,
+        window: float,
+        now: float,
+        filters: Filters | None,
+    ) -> dict[str, dict[int, str]]:
+        """``neighbors`` by SQL: any filters; the answer the in-memory path must equal."""
         scope, args = _scope(None, filters)
         marks = ",".join("?" * len(ids))
         sides = []
@@ -632,7 +646,9 @@ class SQLiteStore(
             if cached is None or cached[1] < self._changes_pruned_upto():
                 return self._load_index(account_id)
             index, last = cached
-            news = self._changed_since(account_id, last, "seq, id, session, expires_at, embedding")
+            news = self._changed_since(
+                account_id, last, "seq, id, session, expires_at, embedding, created_at"
+            )
             if news is None:
                 return index
             newest, seqs, present = news
@@ -641,7 +657,9 @@ class SQLiteStore(
                 if r is None:
                     index.remove(seq)
                 else:
-                    index.upsert(r[0], r[1], r[2], np.frombuffer(r[4], dtype=np.float32), r[3])
+                    index.upsert(
+                        r[0], r[1], r[2], np.frombuffer(r[4], dtype=np.float32), r[3], r[5]
+                    )
             self._indexes[account_id] = (index, newest)
             return index
 
@@ -652,13 +670,13 @@ class SQLiteStore(
             last = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
             with self._reading() as conn:
                 cur = conn.execute(
-                    "SELECT seq, id, session, expires_at, embedding FROM memories"
-                    " WHERE account_id = ?",
+                    "SELECT seq, id, session, expires_at, embedding, created_at FROM memories"
+                    " WHERE account_id = ? ORDER BY seq",
                     (account_id,),
                 )
-                for seq, memory_id, session, expires_at, blob in cur:
+                for seq, memory_id, session, expires_at, blob, created_at in cur:
                     vector = np.frombuffer(blob, np.float32)
-                    index.upsert(seq, memory_id, session, vector, expires_at)
+                    index.upsert(seq, memory_id, session, vector, expires_at, created_at)
             self._indexes[account_id] = (index, last)
             return index
 

@@ -17,6 +17,7 @@ import threading
 import numpy as np
 
 from memstore.stores import vector_codes
+from memstore.stores.session_order import SessionOrder
 from memstore.stores.vector_codes import Int8Codes, exact_top, near_top
 
 
@@ -33,6 +34,8 @@ class VectorIndex:
         self._seqs = np.empty(0, dtype=np.int64)
         self._sessions = np.empty(0, dtype=np.int32)
         self._expires = np.empty(0, dtype=np.float64)
+        self._created = np.empty(0, dtype=np.float64)  # created_at, for neighbors()
+        self._order = SessionOrder()
         self._ids: list[str] = []
         self._pos: dict[int, int] = {}
         self._row_of: dict[str, int] = {}  # memory id -> row
@@ -52,7 +55,12 @@ class VectorIndex:
         vectors = np.empty((cap, self.dim), dtype=np.float32)
         vectors[: self.n] = self._vectors[: self.n]
         self._vectors = vectors
-        for name, dtype in (("_seqs", np.int64), ("_sessions", np.int32), ("_expires", np.float64)):
+        for name, dtype in (
+            ("_seqs", np.int64),
+            ("_sessions", np.int32),
+            ("_expires", np.float64),
+            ("_created", np.float64),
+        ):
             arr = np.empty(cap, dtype=dtype)
             arr[: self.n] = getattr(self, name)[: self.n]
             setattr(self, name, arr)
@@ -67,7 +75,13 @@ class VectorIndex:
         return code
 
     def upsert(
-        self, seq: int, memory_id: str, session: str, vector: np.ndarray, expires_at: float | None
+        self,
+        seq: int,
+        memory_id: str,
+        session: str,
+        vector: np.ndarray,
+        expires_at: float | None,
+        created_at: float = 0.0,
     ) -> None:
         with self.lock:
             self._session_rows.clear()
@@ -82,8 +96,11 @@ class VectorIndex:
                 self._row_of.pop(self._ids[i], None)
                 self._ids[i] = memory_id
                 self._forget_row_stats(i)
+                self._order.discard(int(self._sessions[i]), seq)
             self._row_of[memory_id] = i
             code = self._code(session)
+            self._order.add(code, seq)
+            self._created[i] = created_at
             self._vectors[i] = vector
             if self._codes is not None:
                 self._codes.set(i, self._vectors[i])
@@ -104,6 +121,7 @@ class VectorIndex:
                 return
             self._session_rows.clear()
             self._forget_row_stats(i)
+            self._order.discard(int(self._sessions[i]), seq)
             self._row_of.pop(self._ids[i], None)
             last = self.n - 1
             if i != last:
@@ -113,6 +131,7 @@ class VectorIndex:
                 self._seqs[i] = self._seqs[last]
                 self._sessions[i] = self._sessions[last]
                 self._expires[i] = self._expires[last]
+                self._created[i] = self._created[last]
                 self._ids[i] = self._ids[last]
                 self._pos[int(self._seqs[i])] = i
                 self._row_of[self._ids[i]] = i
@@ -127,6 +146,36 @@ class VectorIndex:
                 return {}
             block = self._vectors[[i for _, i in found]]
         return {mid: block[j] for j, (mid, _) in enumerate(found)}
+
+    def neighbors(
+        self, ids: list[str], radius: int, window: float, now: float
+    ) -> dict[str, dict[int, str]]:
+        """``Store.neighbors`` without filters, from memory: id -> {offset: id} of the live
+        rows stored just before (-1, -2...) and after (1, 2...) each of ``ids`` in its
+        session, each side stopping at the first created more than ``window`` seconds away."""
+        with self.lock:
+            pos, expires, created, row_ids = self._pos, self._expires, self._created, self._ids
+
+            def live(seq: int) -> bool:
+                return not self._expiring or bool(expires[pos[seq]] > now)
+
+            out: dict[str, dict[int, str]] = {}
+            for memory_id in ids:
+                i = self._row_of.get(memory_id)
+                if i is None:
+                    continue
+                at = created[i]
+                sides = self._order.around(int(self._sessions[i]), int(self._seqs[i]), radius, live)
+                found: dict[int, str] = {}
+                for side, seqs in zip((-1, 1), sides, strict=True):
+                    for step, seq in enumerate(seqs, start=1):
+                        row = pos[seq]
+                        if abs(created[row] - at) > window:
+                            break
+                        found[side * step] = row_ids[row]
+                if found:
+                    out[memory_id] = found
+            return out
 
     def _rows_of(self, codes: tuple[int, ...]) -> np.ndarray:
         """Row positions of the given sessions, cached until the next write."""
