@@ -643,6 +643,11 @@ class SQLiteStore(
         """The account's vector index, brought up to date with the changes log."""
         with self._index_lock:
             cached = self._indexes.get(account_id)
+            # One read settles the common case, nothing written anywhere since. Writes are
+            # serialised, so every change up to ``top`` has committed and is read below.
+            top = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
+            if cached is not None and cached[1] >= top:
+                return cached[0]
             if cached is None or cached[1] < self._changes_pruned_upto():
                 return self._load_index(account_id)
             index, last = cached
@@ -650,6 +655,7 @@ class SQLiteStore(
                 account_id, last, "seq, id, session, expires_at, embedding, created_at"
             )
             if news is None:
+                self._indexes[account_id] = (index, top)  # other accounts' writes only
                 return index
             newest, seqs, present = news
             for seq in seqs:
@@ -660,7 +666,7 @@ class SQLiteStore(
                     index.upsert(
                         r[0], r[1], r[2], np.frombuffer(r[4], dtype=np.float32), r[3], r[5]
                     )
-            self._indexes[account_id] = (index, newest)
+            self._indexes[account_id] = (index, max(newest, top))
             return index
 
     def _load_index(self, account_id: str) -> VectorIndex:
