@@ -45,9 +45,10 @@ def queries(seed: int, count: int = 25) -> list[np.ndarray]:
     return list(clustered(count, seed))
 
 
-def test_index_codes_agree_with_the_float32_scan_through_upserts_and_removes() -> None:
+@pytest.mark.parametrize("length", [1.0, 7.0])  # unit vectors (every embedder's), and not
+def test_index_codes_agree_with_the_float32_scan_through_upserts_and_removes(length: float) -> None:
     exact, coded = VectorIndex(DIM, codes_min_rows=0), VectorIndex(DIM, codes_min_rows=1)
-    vectors = clustered(3000, seed=1)
+    vectors = clustered(3000, seed=1) * np.float32(length)
     sessions = ["s1", "s2", "s3"]
     for index in (exact, coded):
         for seq, vector in enumerate(vectors, start=1):
@@ -55,7 +56,7 @@ def test_index_codes_agree_with_the_float32_scan_through_upserts_and_removes() -
             index.upsert(seq, f"m{seq}", sessions[seq % 3], vector, expires)
     rng = np.random.default_rng(2)
     for step in range(4):
-        for q in queries(seed=10 + step):
+        for q in np.array(queries(seed=10 + step)) * np.float32(length):
             for scope in (None, ["s1"], ["s2", "s3"]):
                 for k in (1, 10, 100):
                     assert coded.search(q, k, NOW, scope) == exact.search(q, k, NOW, scope)
@@ -69,7 +70,7 @@ def test_index_codes_agree_with_the_float32_scan_through_upserts_and_removes() -
             exact.remove(seq)
             coded.remove(seq)
         for seq in rng.choice(np.arange(1, 3001), size=100, replace=False).tolist():
-            v = clustered(1, seed=seq)[0]
+            v = clustered(1, seed=seq)[0] * np.float32(length)
             exact.upsert(seq, f"m{seq}", "s1", v, None)
             coded.upsert(seq, f"m{seq}", "s1", v, None)
 

@@ -36,12 +36,12 @@ except ImportError:  # pragma: no cover - depends on the install
 # (Settings.vector_codes_min_rows, read here from its variable alone, as sqlite_keywords does).
 MIN_ROWS: int = Settings.model_fields["vector_codes_min_rows"].default
 ENV_MIN_ROWS = "MEMSTORE_VECTOR_CODES_MIN_ROWS"
-# Float rounding: the codes' float32 arithmetic errs by < 3e-5 on unit vectors; the bound
-# is widened by this much and by 0.1% so that it holds with rounding.
+# Float rounding: the codes' float32 arithmetic errs by < 3e-5 x |q| x |x| (< 3e-5 on unit
+# vectors); the bound is widened by this much (times max(1, |q| x |x|)) and by 0.1%.
 _SLACK = 1e-4
 _WIDEN = 1.001
-# Rows within this of the k-th score of a float32 BLAS scan are re-scored canonically: the
-# scan errs by < 3e-5 on unit vectors.
+# Rows within this (times max(1, |q| x |x|)) of the k-th score of a float32 BLAS scan are
+# re-scored canonically: the scan errs by < 3e-5 x |q| x |x|.
 TIE_MARGIN = np.float32(1e-4)
 
 
@@ -74,13 +74,14 @@ def exact_top(
     return positions[order], scores[order]
 
 
-def near_top(scores: np.ndarray, k: int) -> np.ndarray:
+def near_top(scores: np.ndarray, k: int, magnitude: float = 1.0) -> np.ndarray:
     """Indexes into ``scores`` (a BLAS scan) of every row that can be in the top ``k`` by
-    canonical score: those within TIE_MARGIN of the k-th best."""
+    canonical score: those within TIE_MARGIN of the k-th best (``magnitude``: the largest
+    |q| x |x|, 1 for unit vectors)."""
     if scores.size <= k:
         return np.arange(scores.size)
     kth = np.partition(scores, scores.size - k)[scores.size - k]
-    return np.flatnonzero(scores >= kth - TIE_MARGIN)
+    return np.flatnonzero(scores >= kth - TIE_MARGIN * max(1.0, magnitude))
 
 
 class Int8Codes:
@@ -96,6 +97,7 @@ class Int8Codes:
         self.scales = np.empty(0, dtype=np.float32)
         self.errors = np.empty(0, dtype=np.float32)  # ||residual - scale * code||
         self.lengths = np.empty(0, dtype=np.float32)  # ||scale * code||
+        self.max_norm = 0.0  # the largest ||x|| coded so far (for the rounding slack)
         self.grow(cap, 0)
         for start in range(0, len(vectors), 10_000):
             self.set(start, vectors[start : start + 10_000])
@@ -114,7 +116,10 @@ class Int8Codes:
 
     def set(self, start: int, vectors: np.ndarray) -> None:
         """Code ``vectors`` as rows ``start``, ``start + 1``..."""
-        rest = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim) - self.mean
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if len(vectors):
+            self.max_norm = max(self.max_norm, float(np.linalg.norm(vectors, axis=1).max()))
+        rest = vectors - self.mean
         stop = start + len(rest)
         scales = np.abs(rest).max(axis=1) / 127
         scales[scales == 0] = 1.0
@@ -147,10 +152,11 @@ class Int8Codes:
         approx = dots * self.scales[take]
         approx *= np.float32(q_scale)
         approx += np.float32(self.mean @ query)
-        bound = self.errors[take] * np.float32(np.linalg.norm(query))
+        q_norm = float(np.linalg.norm(query))
+        bound = self.errors[take] * np.float32(q_norm)
         bound += self.lengths[take] * np.float32(q_rest)
         bound *= np.float32(_WIDEN)
-        bound += np.float32(_SLACK)
+        bound += np.float32(_SLACK * max(1.0, q_norm * self.max_norm))
         if approx.size <= k:
             found = np.arange(approx.size)
         else:

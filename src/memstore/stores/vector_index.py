@@ -28,6 +28,7 @@ class VectorIndex:
         self.dim = dim
         self.codes_min_rows = codes_min_rows  # <= 0: never code (always the float32 scan)
         self._codes: Int8Codes | None = None  # built on the first search past codes_min_rows
+        self._max_norm = 0.0  # the largest |vector| stored (float rounding margins)
         self.n = 0
         self._cap = 0
         self._vectors = np.empty((0, dim), dtype=np.float32)
@@ -102,6 +103,7 @@ class VectorIndex:
             self._order.add(code, seq)
             self._created[i] = created_at
             self._vectors[i] = vector
+            self._max_norm = max(self._max_norm, float(np.linalg.norm(self._vectors[i])))
             if self._codes is not None:
                 self._codes.set(i, self._vectors[i])
             self._seqs[i] = seq
@@ -226,12 +228,14 @@ class VectorIndex:
             coded = self._coded()
             if coded is not None:
                 near = coded.shortlist(vector, k, n, rows)
-            elif rows is None:
-                near = near_top(self._vectors[:n] @ vector, k)
-            elif rows.size * 3 < n:
-                near = rows[near_top(self._vectors[rows] @ vector, k)]
             else:
-                near = rows[near_top((self._vectors[:n] @ vector)[rows], k)]
+                size = self._max_norm * float(np.linalg.norm(vector))
+                if rows is None:
+                    near = near_top(self._vectors[:n] @ vector, k, size)
+                elif rows.size * 3 < n:
+                    near = rows[near_top(self._vectors[rows] @ vector, k, size)]
+                else:
+                    near = rows[near_top((self._vectors[:n] @ vector)[rows], k, size)]
             where, scores = exact_top(self._vectors, self._seqs, near, vector, k)
             return [(self._ids[i], s) for i, s in zip(where.tolist(), scores.tolist(), strict=True)]
 
