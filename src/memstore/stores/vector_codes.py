@@ -139,11 +139,12 @@ class Int8Codes:
         """Row positions (among ``rows``, or the first ``n``) whose exact score may be in
         the top ``k``: a superset of the true top ``k``, ties included."""
         assert simsimd is not None
-        rows_all = rows is None
-        take = slice(0, n) if rows_all else rows
         q_scale = float(np.abs(query).max()) / 127
         if q_scale == 0.0 or not np.isfinite(q_scale):
-            return np.arange(n) if rows_all else rows  # type: ignore[return-value]
+            return np.arange(n) if rows is None else rows
+        # A few rows are gathered; most of them are cheaper to score all, then pick.
+        gather = rows is not None and rows.size * 3 < n
+        take = rows if gather else slice(0, n)
         q_code = np.rint(query / q_scale).astype(np.int8)
         q_rest = float(np.linalg.norm(query - q_code * np.float32(q_scale)))
         dots = np.asarray(
@@ -157,9 +158,11 @@ class Int8Codes:
         bound += self.lengths[take] * np.float32(q_rest)
         bound *= np.float32(_WIDEN)
         bound += np.float32(_SLACK * max(1.0, q_norm * self.max_norm))
+        if rows is not None and not gather:
+            approx, bound = approx[rows], bound[rows]
         if approx.size <= k:
             found = np.arange(approx.size)
         else:
             floor = np.partition(approx - bound, approx.size - k)[approx.size - k]
             found = np.flatnonzero(approx + bound >= floor)
-        return found if rows_all else rows[found]  # type: ignore[index]
+        return found if rows is None else rows[found]
