@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
                     run(q)
                     timings[name].append(time.perf_counter() - t0)
         codes = _coded(store)
+        if codes == "on":
+            codes += codes_against_scan(store, [cached[q] for q in questions])
         store.close()
 
     dense, hybrid, emb = p50_ms(timings["dense"]), p50_ms(timings["hybrid"]), p50_ms(embed)
@@ -168,6 +170,31 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     argv_shown = " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(f"reproduce: python bench/ranking_latency.py {argv_shown}")
+
+
+def codes_against_scan(store: Store, vectors: list[np.ndarray]) -> str:
+    """Dense search (top 100) with the int8 first pass and with the float32 scan, interleaved
+    query by query on one index, so that load hits both alike; the answers must be equal."""
+    index = next(iter(store._indexes.values()))[0]  # type: ignore[attr-defined]
+    codes, times = index._codes, {"codes": [], "scan": []}
+    now = time.time()
+    try:
+        for _ in range(2):
+            for vector in vectors:
+                found = {}
+                for name in times:
+                    index._codes = codes if name == "codes" else None
+                    t0 = time.perf_counter()
+                    found[name] = index.search(vector, 100, now, [SESSION])
+                    times[name].append(time.perf_counter() - t0)
+                assert found["codes"] == found["scan"], "the int8 first pass changed an answer"
+    finally:
+        index._codes = codes
+    on, off = p50_ms(times["codes"]), p50_ms(times["scan"])
+    return (
+        f" (index search, top 100: {on:.2f} ms vs float32 scan {off:.2f} ms, {off / on:.2f}x;"
+        f" {len(vectors) * 2} answers identical)"
+    )
 
 
 def _coded(store: Store) -> str:
