@@ -39,7 +39,9 @@ store.close()
 
 
 def run(tmp_path: Path, **env: str) -> list[int]:
-    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | env
+    # the variables OpenBLAS reads at load (the embedder sets OMP_NUM_THREADS in-process)
+    chosen = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+    environ = {k: v for k, v in os.environ.items() if k not in chosen} | env
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path / "memstore.db")],
         env=environ,
