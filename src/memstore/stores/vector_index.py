@@ -6,7 +6,7 @@ installed, a first pass over int8 codes shortlists the rows that can be in the t
 only those are scored in float32 (vector_codes.py): the same answer, ~4x less memory read.
 A search over sessions that hold every row skips all masks and gathers; a search over a
 smaller session scores only that session's rows, whose positions are cached until the
-next write (per-session pre-slicing). Scores are the row-wise float32 sums of
+next write (per-session pre-slicing). Scores are the row-wise float64 sums of
 ``vector_codes.exact_top``; ties go to the older row (lower seq).
 """
 
@@ -28,7 +28,7 @@ class VectorIndex:
         self.dim = dim
         self.codes_min_rows = codes_min_rows  # <= 0: never code (always the float32 scan)
         self._codes: Int8Codes | None = None  # built on the first search past codes_min_rows
-        self._max_norm = 0.0  # the largest |vector| stored (float rounding margins)
+        self._max_norm2 = 0.0  # the largest |vector|^2 stored (float rounding margins)
         self.n = 0
         self._cap = 0
         self._vectors = np.empty((0, dim), dtype=np.float32)
@@ -103,7 +103,7 @@ class VectorIndex:
             self._order.add(code, seq)
             self._created[i] = created_at
             self._vectors[i] = vector
-            self._max_norm = max(self._max_norm, float(np.linalg.norm(self._vectors[i])))
+            self._max_norm2 = max(self._max_norm2, float(self._vectors[i] @ self._vectors[i]))
             if self._codes is not None:
                 self._codes.set(i, self._vectors[i])
             self._seqs[i] = seq
@@ -229,7 +229,7 @@ class VectorIndex:
             if coded is not None:
                 near = coded.shortlist(vector, k, n, rows)
             else:
-                size = self._max_norm * float(np.linalg.norm(vector))
+                size = float(np.sqrt(self._max_norm2)) * float(np.linalg.norm(vector))
                 if rows is None:
                     near = near_top(self._vectors[:n] @ vector, k, size)
                 elif rows.size * 3 < n:
