@@ -8,6 +8,11 @@ A profile under load still shows the shares of each function, which the wall tim
     .venv/bin/python bench/profile_recall.py --n 10000
     .venv/bin/python bench/profile_recall.py --n 100000 --top 25
     .venv/bin/python bench/profile_recall.py --n 100000 --fts5   # + a cached pass on FTS5
+
+First, without the profiler, a cached pass reports each recall stage's mean wall time (the
+engine's own stage timer, ``metrics.laps``): embedding, dense, keyword (the wait for it),
+context, fusion. ``MEMSTORE_VECTOR_CODES_MIN_ROWS=0`` turns dense search's int8 first pass
+off (the float32 scan, as before it), for a before/after in one tree.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from latency import (  # noqa: E402
     load_texts,
 )
 
-from memstore import Memstore  # noqa: E402
+from memstore import Memstore, metrics  # noqa: E402
 from memstore.embedding import load_embedder  # noqa: E402
 
 
@@ -48,6 +53,7 @@ def main() -> None:
     ap.add_argument(
         "--fts5", action="store_true", help="add a cached pass with keywords from FTS5 (before)"
     )
+    ap.add_argument("--stages-only", action="store_true", help="skip the cProfile passes")
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
     args = ap.parse_args()
 
@@ -71,8 +77,10 @@ def main() -> None:
             f" {embed_cpu:7.2f} ms CPU (mean)"
         )
         store = ms.backend.engine.store
+        _stage_pass(ms, queries)
         indexed = store.keyword_index_max_rows
-        for name in ("cold", "cached") + (("cached-fts5",) if args.fts5 else ()):
+        passes = ("cold", "cached") + (("cached-fts5",) if args.fts5 else ())
+        for name in () if args.stages_only else passes:
             store.keyword_index_max_rows = 0 if name == "cached-fts5" else indexed
             # CPU time, not wall time: other processes' load then does not show in the profile
             prof = cProfile.Profile(time.process_time)
@@ -94,6 +102,45 @@ def main() -> None:
         ms.close()
     print(f"load {load_average()}; cpus {os.cpu_count()}")
     print(f"reproduce: .venv/bin/python bench/profile_recall.py {' '.join(sys.argv[1:])}")
+
+
+def _stage_pass(ms: Memstore, queries: list[str]) -> None:
+    """Cached recalls without the profiler: wall p50, CPU p50 and each stage's mean."""
+    metrics.enable()
+    for q in queries:  # the vectors into the engine's cache
+        ms.recall(q, session=SESSION, limit=10)
+    registry = metrics._metrics.registry if metrics._metrics else None
+    name = "memstore_recall_stage_duration_seconds"
+
+    def stage_sums() -> dict[str, float]:
+        return {
+            s: (registry.get_sample_value(f"{name}_sum", {"stage": s}) or 0.0) if registry else 0.0
+            for s in metrics.STAGES
+        }
+
+    before, times, cpu = stage_sums(), [], []
+    for q in queries:
+        c0 = time.process_time()
+        times.append(_ms(lambda q=q: ms.recall(q, session=SESSION, limit=10)))
+        cpu.append((time.process_time() - c0) * 1000)
+    after = stage_sums()
+    stages = ", ".join(
+        f"{s} {(after[s] - before[s]) * 1000 / len(queries):.2f}" for s in metrics.STAGES
+    )
+    codes = os.environ.get("MEMSTORE_VECTOR_CODES_MIN_ROWS", "default")
+    print(
+        f"recall cached, no profiler: p50 {statistics.median(times):7.2f} ms wall,"
+        f" {statistics.median(cpu):7.2f} ms CPU; stage means (ms): {stages};"
+        f" vector codes min rows: {codes}; RSS {_rss_mb():.0f} MB; load {load_average()}"
+    )
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _ms(fn: object) -> float:

@@ -12,6 +12,10 @@ with the query vector cached (the engine's LRU) and the embedding's own cost rep
 separately, so the ratio shown is the worst case for hybrid. The "cold" line times what a
 new query costs: embedded inside recall, where the keyword search runs beside the
 embedding, against embedding and searching one after the other.
+
+From 20k memories on SQLite, dense search shortlists with int8 codes (the ``fast`` extra)
+and scores exactly; ``MEMSTORE_VECTOR_CODES_MIN_ROWS=0`` times the float32 scan instead.
+Random unit vectors are the worst case for the codes' error bound.
 """
 
 from __future__ import annotations
@@ -150,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
                     t0 = time.perf_counter()
                     run(q)
                     timings[name].append(time.perf_counter() - t0)
+        codes = _coded(store)
+        if codes == "on":
+            codes += codes_against_scan(store, [cached[q] for q in questions])
         store.close()
 
     dense, hybrid, emb = p50_ms(timings["dense"]), p50_ms(timings["hybrid"]), p50_ms(embed)
@@ -165,9 +172,53 @@ def main(argv: list[str] | None = None) -> None:
     cold, hybrid_cold = p50_ms(timings["dense cold"]), p50_ms(timings["hybrid cold"])
     print(f"cold (embedded inside)   dense {cold:8.2f} ms, hybrid {hybrid_cold:8.2f} ms: ", end="")
     print(f"{hybrid_cold / cold:.2f}x")
+    print(f"dense search int8 first pass: {codes}; RSS {_rss_mb():.0f} MB")
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     argv_shown = " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(f"reproduce: python bench/ranking_latency.py {argv_shown}")
+
+
+def codes_against_scan(store: Store, vectors: list[np.ndarray]) -> str:
+    """Dense search (top 100) with the int8 first pass and with the float32 scan, interleaved
+    query by query on one index, so that load hits both alike; the answers must be equal."""
+    index = next(iter(store._indexes.values()))[0]  # type: ignore[attr-defined]
+    codes, min_rows, times = index._codes, index.codes_min_rows, {"codes": [], "scan": []}
+    now = time.time()
+    try:
+        for _ in range(2):
+            for vector in vectors:
+                found = {}
+                for name in times:
+                    index._codes = codes if name == "codes" else None
+                    index.codes_min_rows = min_rows if name == "codes" else 0  # no rebuild
+                    t0 = time.perf_counter()
+                    found[name] = index.search(vector, 100, now, [SESSION])
+                    times[name].append(time.perf_counter() - t0)
+                assert found["codes"] == found["scan"], "the int8 first pass changed an answer"
+    finally:
+        index._codes, index.codes_min_rows = codes, min_rows
+    on, off = p50_ms(times["codes"]), p50_ms(times["scan"])
+    return (
+        f" (index search, top 100: {on:.2f} ms vs float32 scan {off:.2f} ms, {off / on:.2f}x;"
+        f" {len(vectors) * 2} answers identical)"
+    )
+
+
+def _coded(store: Store) -> str:
+    """Whether the SQLite vector index used its int8 codes (vector_codes.py)."""
+    indexes = getattr(store, "_indexes", None)
+    if not indexes:
+        return "n/a"
+    index = next(iter(indexes.values()))[0]
+    return "on" if getattr(index, "_codes", None) is not None else "off"
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":

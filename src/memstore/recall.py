@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memstore import metrics
+from memstore import blas, metrics
 from memstore.collapse import collapse
 from memstore.collapse import depth as collapse_depth
 from memstore.explain import Trace
@@ -79,6 +79,7 @@ def recall(
     calling ``vector`` returns: the keyword search then runs while it embeds), best first,
     each with a score in [0, 1]."""
     account, now, where = q.account_id, q.now, q.filters
+    blas.one_thread()  # multi-threaded BLAS stalls on a busy host (blas.py)
     lap = metrics.laps()  # times each stage when metrics are on
 
     # 1. candidates

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         description="SQLite: memories of one account above which keyword search stays on FTS5"
         " instead of the in-memory index (0: always FTS5; docs/keyword-index.md).",
     )
+    vector_codes_min_rows: int = Field(
+        20_000,
+        description="SQLite: memories of one account from which dense search shortlists with"
+        " int8 codes before its exact float32 scoring, when simsimd is installed (0: never;"
+        " docs/performance.md).",
+    )
     # Operating it (memstore serve --metrics / --log-format / --log-user-data; see
     # docs/operations.md).
     metrics: bool = Field(False, description="Serve GET /metrics (Prometheus); 404 when off.")

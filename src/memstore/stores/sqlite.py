@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from memstore.stores import vector_codes
 from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
 from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
 from memstore.stores.hygiene import Hygiene
@@ -258,6 +259,7 @@ class SQLiteStore(
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._migrate()
         self._indexes: dict[str, tuple[VectorIndex, int]] = {}
+        self.vector_codes_min_rows = vector_codes.min_rows()  # 0: dense search never codes
 
     @classmethod
     def open_dir(cls, data_dir: str | Path) -> SQLiteStore:
@@ -498,6 +500,20 @@ class SQLiteStore(
     ) -> dict[str, dict[int, str]]:
         if not ids or radius <= 0:
             return {}
+        if not filters:  # from the vector index's rows (session_order.py), no SQL
+            return self._index(account_id).neighbors(ids, radius, window, now)
+        return self._neighbors_sql(account_id, ids, radius, window, now, filters)
+
+    def _neighbors_sql(
+        self,
+        account_id: str,
+        ids: list[str],
+        radius: int,
+        window: float,
+        now: float,
+        filters: Filters | None,
+    ) -> dict[str, dict[int, str]]:
+        """``neighbors`` by SQL: any filters; the answer the in-memory path must equal."""
         scope, args = _scope(None, filters)
         marks = ",".join("?" * len(ids))
         sides = []
@@ -627,11 +643,19 @@ class SQLiteStore(
         """The account's vector index, brought up to date with the changes log."""
         with self._index_lock:
             cached = self._indexes.get(account_id)
+            # One read settles the common case, nothing written anywhere since. Writes are
+            # serialised, so every change up to ``top`` has committed and is read below.
+            top = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
+            if cached is not None and cached[1] >= top:
+                return cached[0]
             if cached is None or cached[1] < self._changes_pruned_upto():
                 return self._load_index(account_id)
             index, last = cached
-            news = self._changed_since(account_id, last, "seq, id, session, expires_at, embedding")
+            news = self._changed_since(
+                account_id, last, "seq, id, session, expires_at, embedding, created_at"
+            )
             if news is None:
+                self._indexes[account_id] = (index, top)  # other accounts' writes only
                 return index
             newest, seqs, present = news
             for seq in seqs:
@@ -639,24 +663,26 @@ class SQLiteStore(
                 if r is None:
                     index.remove(seq)
                 else:
-                    index.upsert(r[0], r[1], r[2], np.frombuffer(r[4], dtype=np.float32), r[3])
-            self._indexes[account_id] = (index, newest)
+                    index.upsert(
+                        r[0], r[1], r[2], np.frombuffer(r[4], dtype=np.float32), r[3], r[5]
+                    )
+            self._indexes[account_id] = (index, max(newest, top))
             return index
 
     def _load_index(self, account_id: str) -> VectorIndex:
         with self._index_lock:
             info = self.embedder_info()
-            index = VectorIndex(info[1] if info else 384)
+            index = VectorIndex(info[1] if info else 384, self.vector_codes_min_rows)
             last = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
             with self._reading() as conn:
                 cur = conn.execute(
-                    "SELECT seq, id, session, expires_at, embedding FROM memories"
-                    " WHERE account_id = ?",
+                    "SELECT seq, id, session, expires_at, embedding, created_at FROM memories"
+                    " WHERE account_id = ? ORDER BY seq",
                     (account_id,),
                 )
-                for seq, memory_id, session, expires_at, blob in cur:
+                for seq, memory_id, session, expires_at, blob, created_at in cur:
                     vector = np.frombuffer(blob, np.float32)
-                    index.upsert(seq, memory_id, session, vector, expires_at)
+                    index.upsert(seq, memory_id, session, vector, expires_at, created_at)
             self._indexes[account_id] = (index, last)
             return index
 
