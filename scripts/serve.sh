@@ -3,6 +3,6 @@
 # Extra arguments pass to `memstore serve`, e.g. scripts/serve.sh --port 9000
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$root/scripts/bootstrap.sh"
+"$root/scripts/bootstrap.sh" fast  # simsimd: the int8 first pass of dense search (docs/performance.md)
 cd "$root"
 exec .venv/bin/memstore serve "$@"
