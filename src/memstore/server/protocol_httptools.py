@@ -71,8 +71,9 @@ class MemstoreHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # the next request's head is already in
         super().on_response_complete()
-        if not self.transport.is_closing():
+        if not pipelined and not self.transport.is_closing():
             self._head_done = False
             self._arm_header_timer()  # the next request on this connection
 
