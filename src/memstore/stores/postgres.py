@@ -35,6 +35,8 @@ EXACT_LIMIT = 100_000
 EF_SEARCH = 400
 HNSW_INDEX = "memories_embedding_hnsw"
 
+VECTOR_STORAGE = "ALTER TABLE memories ALTER COLUMN embedding SET STORAGE MAIN;"
+
 MIGRATIONS: list[str] = [
     # 1: initial schema (the embedding column gets its dimension from set_embedder_info)
     """
@@ -121,6 +123,17 @@ MIGRATIONS: list[str] = [
         ADD COLUMN IF NOT EXISTS superseded_by text;
     """
     + SUPERSESSION_SCHEMA.format(int="bigint", real="double precision"),
+    # 7: the exact vector scan of a scope (docs/performance-server.md). The planner took
+    # account and session for independent, so a 1% session of a big account was estimated
+    # at half its rows and scanned through the whole account: joint statistics let it use
+    # memories_by_session. And a vector past the 2 KB row threshold went out of line
+    # (pgvector's default storage), costing a TOAST lookup per row scanned: MAIN keeps it
+    # in the row unless nothing else can make room (new and updated rows).
+    """
+    CREATE STATISTICS IF NOT EXISTS memories_account_session ON account_id, session
+        FROM memories;
+    """
+    + VECTOR_STORAGE,
 ]
 
 _COLUMNS = (
@@ -242,6 +255,7 @@ class PostgresStore(AccountsAndKeys, IdempotencyRecords, InstallStats, Supersess
                 (name, str(dim)),
             )
             conn.execute(f"ALTER TABLE memories ALTER COLUMN embedding TYPE vector({int(dim)})")
+            conn.execute(VECTOR_STORAGE)  # a new type brings back its default storage
             conn.execute(
                 f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON memories"
                 " USING hnsw (embedding vector_cosine_ops)"
