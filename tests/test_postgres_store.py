@@ -329,3 +329,30 @@ def test_vectors_are_stored_in_the_row(pg_store):
     pg_store.insert(rows, v / np.linalg.norm(v, axis=1, keepdims=True))
     ((after,),) = pg_store._read(toast_bytes)
     assert after == before
+
+
+def test_context_neighbors_are_read_from_their_session_only(pg_store):
+    """Each candidate's neighbours come from memories_by_session next to it: no row of
+    another session or account is read and dropped (the seq walk read ~700 per candidate)."""
+    from memstore.stores.postgres import neighbors_sql
+
+    vectors = unit_vectors(np.random.default_rng(8), 2000)
+    rows = [
+        dataclasses.replace(r, session="small" if i % 100 == 0 else "big")
+        for i, r in enumerate(rows_for("x", 2000))
+    ]
+    stored = [row for row, _ in pg_store.insert(rows, vectors)]
+    with pg_store._tx() as conn:
+        conn.execute("ANALYZE memories")
+    small = [r for r in stored if r.session == "small"]
+    sql, args = neighbors_sql(A, [r.id for r in small[5:15]], 2, NOW, None)
+    ((plan,),) = pg_store._read("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, args)
+    removed = sum(n.get("Rows Removed by Filter", 0) for n in _plan_nodes(plan[0]["Plan"]))
+    assert removed == 0, plan
+    found = pg_store.neighbors(A, [small[10].id], 2, 1e9, NOW, None)
+    assert found[small[10].id] == {
+        -2: small[8].id,
+        -1: small[9].id,
+        1: small[11].id,
+        2: small[12].id,
+    }
