@@ -1,8 +1,10 @@
-"""The SQLite store's in-memory keyword index answers exactly what its FTS5 query answers.
+"""The SQLite store's in-memory keyword index answers exactly what FTS5 would answer if
+the account were alone in the store: FTS5's bm25, with the account's own statistics.
 
 Each test opens two stores on one real SQLite file: ``fts`` runs the FTS5 query (the index
 turned off) and ``indexed`` the in-memory BM25 index; writes come from a third store in
-another process, as from another ``memstore serve`` worker.
+another process, as from another ``memstore serve`` worker. The reference answer is the
+FTS5 query over a fresh file holding only the account's rows (``alone``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ TEXTS = [
     'quotes "inside" and (parens) OR AND NOT near:* -- the FTS5 syntax',
     "painting painted paints: the porter stemmer folds them",
     "snake_case and kebab-case words with under_scores",
+    "kebab-case, kebab case and kebab-case again: a phrase three times",
     "Caroline",
     "the the the the",
     "🎉🎉🎉",
@@ -48,6 +51,7 @@ QUERIES = [
     ["🎉"],
     ['"', "OR", "near", "*", "(", "--"],
     ["snake_case", "case"],
+    ["kebab-case", "lake"],
     ["under", "scores"],
     ["the"],
     ["nothing", "matches", "this"],
@@ -116,6 +120,23 @@ def stores(tmp_path: Path) -> Iterator[tuple[SQLiteStore, SQLiteStore, str]]:
     indexed.close()
 
 
+def alone(fts: SQLiteStore, account: str) -> SQLiteStore:
+    """A store on a fresh file holding only ``account``'s rows (expired and superseded ones
+    too, as FTS5 counts them), in seq order, searched by FTS5 alone."""
+    got = fts._read(
+        "SELECT id, session, content, content_hash, metadata, created_at, updated_at,"
+        " expires_at FROM memories WHERE account_id = ? ORDER BY seq",
+        (account,),
+    )
+    folder = Path(fts.path).parent / f"alone-{new_memory_id()}"
+    folder.mkdir()
+    store = SQLiteStore(folder / "memstore.db", keyword_index_max_rows=0)
+    rows = [MemoryRow(r[0], account, r[1], r[2], r[3], json.loads(r[4]), *r[5:]) for r in got]
+    for r in rows:  # one at a time: seqs keep their order
+        store.insert([r], np.ones((1, 4), dtype=np.float32))
+    return store
+
+
 def assert_same(
     fts: SQLiteStore,
     indexed: SQLiteStore,
@@ -123,18 +144,21 @@ def assert_same(
     sessions: list[str] | None = None,
     now: float = NOW,
     k: int = 100,
+    filters: dict[str, object] | None = None,
 ) -> None:
-    """Both paths give the same ids, order and (bit for bit) scores for every query, and
-    the index did answer the ones FTS5 can't tell apart from one-token phrases."""
-    for terms in QUERIES:
-        want = fts.keyword_search(account, sessions, terms, k, now, None)
-        got = indexed.keyword_search(account, sessions, terms, k, now, None)
-        assert got == want, terms
-        answered = indexed.indexed_keyword_search(account, sessions, terms, k, now)
-        multi_token = any("_" in t for t in terms)  # "snake_case": FTS5 makes it a phrase
-        assert (answered is None) == multi_token, terms
-        if answered is not None:
-            assert answered == want
+    """The index gives the same ids, order and (bit for bit) scores for every query as FTS5
+    over the account alone, and it answered every query itself."""
+    reference = alone(fts, account)
+    try:
+        for terms in QUERIES:
+            want = reference.keyword_search(account, sessions, terms, k, now, filters)
+            got = indexed.keyword_search(account, sessions, terms, k, now, filters)
+            assert got == want, terms
+            allowed = indexed._allowed_seqs(account, sessions, filters)
+            answered = indexed.indexed_keyword_search(account, sessions, terms, k, now, allowed)
+            assert answered == want, terms
+    finally:
+        reference.close()
 
 
 def test_same_results_as_fts5_on_hostile_text(stores):
@@ -184,17 +208,21 @@ def test_index_rebuilds_after_many_writes(stores):
     assert indexed._kw_indexes[A][0]._added == 0  # rebuilt from the database
 
 
-def test_tenants_never_see_each_other_and_idf_is_the_whole_store(stores):
+def test_another_tenants_words_never_move_an_accounts_ranking(stores):
     fts, indexed, _ = stores
-    add(fts, [row(t) for t in TEXTS])
-    before = indexed.keyword_search(A, None, ["lake"], 100, NOW, None)
+    add(fts, [row("the lake"), row("a painted boat at sunrise over the hills")])
+    add(fts, [row(f"nothing to see {i}") for i in range(8)])
+    query = ["lake", "painted"]
+    before = indexed.keyword_search(A, None, query, 100, NOW, None)
+    # Alone, A's two words are equally rare and the shorter row comes first. B writes "lake"
+    # many times: with whole-table statistics (FTS5's bm25) "lake" becomes common and A's
+    # order flips, which would tell A which words B uses.
     theirs = add(fts, [row(f"the lake, again {i}", account=B) for i in range(50)])
-    mine = indexed.keyword_search(A, None, ["lake"], 100, NOW, None)
+    mine = indexed.keyword_search(A, None, query, 100, NOW, None)
+    assert mine == before
     assert not {m for m, _ in mine} & {r.id for r in theirs}
-    assert {m for m, _ in mine} == {m for m, _ in before}
-    # FTS5's bm25 counts rows and document frequencies over the whole table (every
-    # account), so B's writes move A's scores; the index matches that exactly.
-    assert [s for _, s in mine] != [s for _, s in before]
+    whole_table = fts.keyword_search(A, None, query, 100, NOW, None)
+    assert [m for m, _ in whole_table] == [m for m, _ in reversed(before)]
     assert_same(fts, indexed)
     assert_same(fts, indexed, account=B)
 
@@ -208,7 +236,16 @@ def test_environment_variable_turns_the_index_off(tmp_path, monkeypatch):
     store.close()
 
 
-def test_metadata_filters_and_the_size_cap_use_fts5(tmp_path):
+def test_metadata_filters_go_through_the_index(stores):
+    fts, indexed, _ = stores
+    add(fts, [row(t, metadata={"n": i % 2}) for i, t in enumerate(TEXTS)])
+    add(fts, [row(t, account=B, metadata={"n": 1}) for t in TEXTS])
+    for filters in ({"n": 1}, {"n": 0}, {"n": 2}, {"n": 1, "m": None}):
+        for sessions in (None, ["s1"], ["nope"]):
+            assert_same(fts, indexed, sessions=sessions, filters=filters)
+
+
+def test_the_size_cap_uses_fts5(tmp_path):
     path = str(tmp_path / "memstore.db")
     capped = SQLiteStore(path, keyword_index_max_rows=5)
     fts = SQLiteStore(path, keyword_index_max_rows=0)
@@ -247,3 +284,15 @@ def test_closing_the_tokenizer_during_a_search_raises_not_crashes():
     tok.close()
     worker.join(10)
     assert not worker.is_alive() and len(errors) == 1
+
+
+def test_a_phrase_counts_its_newest_rows_only(stores, monkeypatch):
+    # a query word FTS5 splits into several tokens is matched by FTS5 and its rows are
+    # tokenised again: bounded to the newest PHRASE_ROWS, so no query can make it read them all
+    import memstore.stores.sqlite_keywords as sqlite_keywords
+
+    monkeypatch.setattr(sqlite_keywords, "PHRASE_ROWS", 3)
+    fts, indexed, _ = stores
+    rows = add(fts, [row(f"kebab-case note {i}") for i in range(5)])
+    found = indexed.keyword_search(A, None, ["kebab-case"], 10, NOW, None)
+    assert {m for m, _ in found} == {r.id for r in rows[2:]}

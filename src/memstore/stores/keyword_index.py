@@ -5,12 +5,13 @@ question matches ~11,500 of 100k rows), so a top-100 costs tens of milliseconds.
 term's postings are numpy arrays of (row, term frequency), and a query's scores are a few
 vectorised operations over the postings of its terms.
 
-Exactness: tokens come from FTS5's own tokenizer (a private in-memory FTS5 table with the
-store's ``tokenize=`` option), and the score is FTS5's bm25 expression evaluated in the same
-order in float64 (k1 = 1.2, b = 0.75), with the collection statistics FTS5 uses: rows, total
-tokens and each term's document count over the *whole* FTS table (every account), which the
-caller reads from the database (``FtsStats``). Ties are broken by ascending ``seq``, which
-is the order FTS5's sort leaves them in.
+Tokens come from FTS5's own tokenizer (a private in-memory FTS5 table with the store's
+``tokenize=`` option), and the score is FTS5's bm25 expression evaluated in the same order
+in float64 (k1 = 1.2, b = 0.75). The collection statistics (rows, total tokens, each term's
+document count) are the *account's own*, not the whole table's as FTS5's bm25() reads them:
+one tenant's words must not move another tenant's ranking (that would tell it which words
+other tenants use). So an account's scores are exactly what FTS5 would give if the account
+were alone in the store. Ties are broken by ascending ``seq``, as FTS5's sort leaves them.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
 K1 = 1.2
 B = 0.75
+Postings = tuple[np.ndarray, np.ndarray]  # (rows, term frequencies)
 _TOKENIZE = re.compile(r"tokenize\s*=\s*'((?:[^']|'')*)'", re.IGNORECASE)
 
 
@@ -75,6 +76,21 @@ class Tokenizer:
         bounds = np.searchsorted(term_of[starts], np.arange(len(terms) + 1))
         return terms, pairs, bounds
 
+    def sequences(self, docs: list[tuple[int, str]]) -> dict[int, list[str]]:
+        """Tokenise ``docs`` ((seq, text) pairs): each document's tokens in text order."""
+        out: dict[int, list[str]] = {seq: [] for seq, _ in docs}
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT INTO tok (rowid, content) VALUES (?, ?)", docs)
+                for doc, term in self._db.execute(
+                    "SELECT doc, term FROM tok_v ORDER BY doc, offset"
+                ):
+                    out[doc].append(term)
+            finally:
+                self._db.execute("ROLLBACK")
+        return out
+
     def query(self, term: str) -> tuple[str, ...]:
         """The tokens FTS5 makes of one quoted query phrase (cached)."""
         tokens = self._queries.get(term)
@@ -99,18 +115,17 @@ class Tokenizer:
             self._db.close()
 
 
-@dataclass(frozen=True)
-class FtsStats:
-    """The collection statistics FTS5's bm25 uses, over the whole FTS table."""
+def idf(rows: int, hits: int) -> float:
+    """FTS5's idf of a phrase held by ``hits`` of ``rows`` rows (floored at 1e-6)."""
+    value = math.log((rows - hits + 0.5) / (hits + 0.5))
+    return 1e-6 if value <= 0.0 else value
 
-    rows: int
-    tokens: int
-    documents: dict[str, int]  # token -> rows that hold it
 
-    def idf(self, token: str) -> float:
-        hits = self.documents.get(token, 0)
-        idf = math.log((self.rows - hits + 0.5) / (hits + 0.5))
-        return 1e-6 if idf <= 0.0 else idf
+def phrase_count(tokens: list[str], phrase: tuple[str, ...]) -> int:
+    """How many times ``phrase`` occurs in ``tokens`` (at each start position, as FTS5
+    counts a phrase's instances)."""
+    size = len(phrase)
+    return sum(1 for i in range(len(tokens) - size + 1) if tuple(tokens[i : i + size]) == phrase)
 
 
 class KeywordIndex:
@@ -137,6 +152,7 @@ class KeywordIndex:
         self._extra: dict[str, list[tuple[int, int]]] = {}  # token -> (row, freq) added later
         self._added = 0  # rows added after the bulk load
         self._dead = 0
+        self._tokens = 0.0  # tokens of the live rows (the account's, for bm25's average length)
         self._writes = 0  # bumped when a row's length may change (invalidates _norm)
         self._norm = np.empty(0, dtype=np.float64)
         self._norm_key: tuple[float, int, int] = (0.0, -1, 0)
@@ -169,8 +185,7 @@ class KeywordIndex:
     def _new_row(self, seq: int, memory_id: str, session: str, expires_at: float | None) -> int:
         old = self._pos.get(seq)
         if old is not None:
-            self._alive[old] = False
-            self._dead += 1
+            self._kill(old)
         self._grow(self.n + 1)
         i = self.n
         self.n += 1
@@ -180,6 +195,12 @@ class KeywordIndex:
         self._alive[i] = True
         self._set_fields(i, session, expires_at)
         return i
+
+    def _kill(self, i: int) -> None:
+        """Mark row ``i`` dead (replaced or removed): it stays in the postings, unscored."""
+        self._alive[i] = False
+        self._dead += 1
+        self._tokens -= self._lengths[i]
 
     def _set_fields(self, i: int, session: str, expires_at: float | None) -> None:
         self._sessions[i] = self._code(session)
@@ -211,6 +232,7 @@ class KeywordIndex:
         self._base_terms = ids
         self._base_bounds = np.searchsorted(term_of[order], np.arange(len(ids) + 1))
         self._lengths[: self.n] = np.bincount(self._base_rows, self._base_freqs, minlength=self.n)
+        self._tokens = float(self._lengths[: self.n].sum())
 
     def upsert(
         self,
@@ -241,13 +263,13 @@ class KeywordIndex:
                     row = self._pos[seq]
                     postings.append((row, freq))
                     self._lengths[row] += freq
+                    self._tokens += freq
 
     def remove(self, seq: int) -> None:
         with self.lock:
             i = self._pos.pop(seq, None)
             if i is not None:
-                self._alive[i] = False
-                self._dead += 1
+                self._kill(i)
 
     def _norms(self, avgdl: float) -> np.ndarray:
         """Each row's length part of FTS5's bm25 denominator, kept until ``avgdl`` or a
@@ -268,30 +290,48 @@ class KeywordIndex:
             freqs = np.concatenate([freqs, more[:, 1].astype(np.float64)])
         return rows, freqs
 
+    def postings_of(self, found: Iterable[tuple[int, str, int]]) -> Postings:
+        """Postings built from (seq, content, frequency) found outside the index (a phrase of
+        several tokens): only rows the index holds with that same content (a row written
+        since the index last caught up is left out, as from every other posting)."""
+        with self.lock:
+            pairs = [
+                (i, freq)
+                for seq, content, freq in found
+                if freq
+                and (i := self._pos.get(seq)) is not None
+                and self._hashes[i] == hash(content)
+            ]
+        rows = np.array([i for i, _ in pairs], dtype=np.int32)
+        return rows, np.array([f for _, f in pairs], dtype=np.float64)
+
     def search(
         self,
-        phrases: list[str],
-        stats: FtsStats,
+        phrases: list[str | Postings],
         k: int,
         now: float,
         sessions: list[str] | None = None,
+        allowed_seqs: np.ndarray | None = None,
     ) -> list[tuple[str, float]]:
-        """Top ``k`` (id, bm25) among live rows of ``sessions`` (all when None) holding any of
-        ``phrases`` (one token each, in query order: FTS5 sums their scores in that order)."""
+        """Top ``k`` (id, bm25) among live rows of ``sessions`` (all when None; only those
+        whose seq is in ``allowed_seqs`` when given) holding any of ``phrases``, in query
+        order (FTS5 sums their scores in that order): a token, or the postings of a phrase of
+        several tokens (``postings_of``)."""
         with self.lock:
-            n = self.n
-            if n == 0 or k <= 0 or stats.rows <= 0:
+            n, rows_held = self.n, len(self._pos)
+            if n == 0 or k <= 0 or rows_held == 0:
                 return []
-            avgdl = float(stats.tokens) / float(stats.rows)
+            avgdl = self._tokens / float(rows_held)
             scores = np.zeros(n, dtype=np.float64)
             matched = np.zeros(n, dtype=bool)
             norms = self._norms(avgdl)
-            for token in phrases:
-                rows, freqs = self._postings(token)
+            for phrase in phrases:
+                rows, freqs = self._postings(phrase) if isinstance(phrase, str) else phrase
                 if rows.size == 0:
                     continue
+                weight = idf(rows_held, int(np.count_nonzero(self._alive[rows])))
                 # FTS5's expression, operation for operation (fts5_aux.c, fts5Bm25Function)
-                scores[rows] += stats.idf(token) * ((freqs * (K1 + 1.0)) / (freqs + norms[rows]))
+                scores[rows] += weight * ((freqs * (K1 + 1.0)) / (freqs + norms[rows]))
                 matched[rows] = True
             hit = np.flatnonzero(matched)
             keep = self._alive[hit] & (self._expires[hit] > now)
@@ -299,6 +339,8 @@ class KeywordIndex:
                 wanted = np.zeros(len(self._session_codes), dtype=bool)
                 wanted[[self._session_codes[s] for s in sessions if s in self._session_codes]] = 1
                 keep &= wanted[self._sessions[hit]]
+            if allowed_seqs is not None:
+                keep &= np.isin(self._seqs[hit], allowed_seqs)
             hit = hit[keep]
             if hit.size == 0:
                 return []

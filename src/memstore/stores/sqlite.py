@@ -669,15 +669,22 @@ class SQLiteStore(
         now: float,
         filters: Filters | None,
     ) -> list[tuple[str, float]]:
-        allowed = None
-        if filters:
-            scope, args = _scope(sessions, filters)
-            seqs = self._read(
-                f"SELECT seq FROM memories m WHERE account_id = ?{scope}", (account_id, *args)
-            )
-            allowed = np.fromiter((r[0] for r in seqs), dtype=np.int64, count=len(seqs))
+        allowed = self._allowed_seqs(account_id, sessions, filters)
         index = self._index(account_id)
         return index.search(np.asarray(vector, np.float32), k, now, sessions, allowed)
+
+    def _allowed_seqs(
+        self, account_id: str, sessions: list[str] | None, filters: Filters | None
+    ) -> np.ndarray | None:
+        """The seqs of the account's rows that metadata ``filters`` let through (None: no
+        filters), for the in-memory indexes to search among."""
+        if not filters:
+            return None
+        scope, args = _scope(sessions, filters)
+        seqs = self._read(
+            f"SELECT seq FROM memories m WHERE account_id = ?{scope}", (account_id, *args)
+        )
+        return np.fromiter((r[0] for r in seqs), dtype=np.int64, count=len(seqs))
 
     def keyword_search(
         self,
@@ -690,8 +697,10 @@ class SQLiteStore(
     ) -> list[tuple[str, float]]:
         if not terms:
             return []
-        if not filters:  # the in-memory index (sqlite_keywords.py), when it can answer
-            found = self.indexed_keyword_search(account_id, sessions, terms, k, now)
+        # the account's in-memory index (sqlite_keywords.py); FTS5 when it has none
+        if self.keyword_index_max_rows > 0:
+            allowed = self._allowed_seqs(account_id, sessions, filters)
+            found = self.indexed_keyword_search(account_id, sessions, terms, k, now, allowed)
             if found is not None:
                 return found
         rows = self._read(*keyword_query(account_id, sessions, terms, k, now, filters))

@@ -2,11 +2,11 @@
 
 The index is a cache: it is built from the database on an account's first keyword search
 and follows the ``changes`` log exactly as the vector index does, so several processes over
-one file see each other's writes. The collection statistics (rows, tokens and document
-counts over the whole FTS table, as FTS5's bm25 reads them) come from the database and are
-cached until the log moves. A search the index cannot answer exactly returns ``None`` and
-the store runs the FTS5 query: metadata filters, a term FTS5 splits into a phrase of several
-tokens, an account over ``keyword_index_max_rows`` (0 turns the index off).
+one file see each other's writes. Its bm25 uses the account's own statistics, so no other
+tenant's words move an account's ranking. Metadata filters come in as the seqs they let
+through; a term FTS5 splits into a phrase of several tokens is matched by FTS5 and counted
+from the rows' tokens. Only an account over ``keyword_index_max_rows`` (0 turns the index
+off) is left to the FTS5 query, whose bm25 counts the whole table.
 """
 
 from __future__ import annotations
@@ -17,8 +17,16 @@ import threading
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from memstore.settings import Settings
-from memstore.stores.keyword_index import FtsStats, KeywordIndex, Tokenizer, tokenize_option
+from memstore.stores.keyword_index import (
+    KeywordIndex,
+    Postings,
+    Tokenizer,
+    phrase_count,
+    tokenize_option,
+)
 
 # Rows per account above which keyword search stays on FTS5 (the index holds ~65 MB per
 # 100k memories, docs/keyword-index.md): Settings.keyword_index_max_rows, read here from
@@ -26,24 +34,7 @@ from memstore.stores.keyword_index import FtsStats, KeywordIndex, Tokenizer, tok
 KEYWORD_INDEX_MAX_ROWS: int = Settings.model_fields["keyword_index_max_rows"].default
 ENV_MAX_ROWS = "MEMSTORE_KEYWORD_INDEX_MAX_ROWS"
 _BATCH = 5000  # rows tokenised at a time when an index is built
-
-
-def _varints(blob: bytes) -> list[int]:
-    """SQLite's big-endian varints (FTS5's ``averages`` and ``docsize`` records)."""
-    out, i = [], 0
-    while i < len(blob):
-        value = 0
-        for j in range(9):
-            byte = blob[i]
-            i += 1
-            if j == 8:
-                value = (value << 8) | byte
-                break
-            value = (value << 7) | (byte & 0x7F)
-            if byte < 0x80:
-                break
-        out.append(value)
-    return out
+PHRASE_ROWS = 2000  # rows read for a query term FTS5 makes a phrase of several tokens
 
 
 class KeywordIndexes:
@@ -65,7 +56,6 @@ class KeywordIndexes:
         self._kw_lock = threading.RLock()
         self._kw_indexes: dict[str, tuple[KeywordIndex, int]] = {}
         self._kw_over: dict[str, int] = {}  # account -> changes seq when found over the cap
-        self._kw_stats: tuple[int, FtsStats] | None = None  # (changes seq, statistics)
         self._kw_tokenizer: Tokenizer | None = None
 
     def _close_keyword_indexes(self) -> None:
@@ -83,47 +73,50 @@ class KeywordIndexes:
             return self._kw_tokenizer
 
     def indexed_keyword_search(
-        self, account_id: str, sessions: list[str] | None, terms: list[str], k: int, now: float
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        terms: list[str],
+        k: int,
+        now: float,
+        allowed_seqs: np.ndarray | None = None,
     ) -> list[tuple[str, float]] | None:
-        """The FTS5 query's exact answer from the account's index; None when the index
-        cannot give it (the caller then asks FTS5)."""
+        """The account's keyword top ``k`` from its index (among ``allowed_seqs`` when
+        given: the rows metadata filters let through); None when the account has no index
+        (over the cap, or the index turned off): the caller then asks FTS5."""
         if self.keyword_index_max_rows <= 0:
             return None
         tok = self._tokenizer()
-        phrases: dict[str, str] = {}  # token -> a query term that FTS5 turns into it
-        order: list[str] = []
-        for term in terms:
-            tokens = tok.query(term)
-            if len(tokens) > 1:
-                return None
-            if tokens:
-                phrases.setdefault(tokens[0], term)
-                order.append(tokens[0])
-        if not order:
+        queried = [(term, tok.query(term)) for term in terms]
+        if not any(tokens for _, tokens in queried):
             return []
         index = self._keyword_index(account_id)
         if index is None:
             return None
-        return index.search(order, self._fts_stats(phrases), k, now, sessions)
+        phrases: list[str | Postings] = []
+        for term, tokens in queried:
+            if len(tokens) == 1:
+                phrases.append(tokens[0])
+            elif tokens:  # FTS5 makes this term a phrase of several tokens: read its rows
+                phrases.append(index.postings_of(self._phrase_hits(account_id, term, tokens)))
+        return index.search(phrases, k, now, sessions, allowed_seqs)
 
-    def _fts_stats(self, phrases: dict[str, str]) -> FtsStats:
-        """Rows, tokens and the document count of each token, over the whole FTS table."""
-        version = self._read("SELECT coalesce(max(seq), 0) FROM changes")[0][0]
-        with self._kw_lock:
-            cached = self._kw_stats
-            if cached is None or cached[0] != version:
-                block = self._read("SELECT block FROM memories_fts_data WHERE id = 1")
-                rows, tokens = (_varints(block[0][0]) + [0, 0])[:2] if block else (0, 0)
-                cached = self._kw_stats = (version, FtsStats(rows, tokens, {}))
-            stats = cached[1]
-            for token, term in phrases.items():
-                if token not in stats.documents:
-                    # counted as FTS5's bm25 counts a phrase's hits: rows matching the phrase
-                    match = '"' + term.replace('"', '""') + '"'
-                    stats.documents[token] = self._read(
-                        "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?", (match,)
-                    )[0][0]
-            return stats
+    def _phrase_hits(
+        self, account_id: str, term: str, tokens: tuple[str, ...]
+    ) -> list[tuple[int, str, int]]:
+        """(seq, content, times the phrase occurs) of the account's rows that FTS5 says
+        hold the phrase ``term`` makes: the newest ``PHRASE_ROWS`` of them (each is
+        tokenised again here, so the work stays bounded; a phrase that common adds little)."""
+        match = '"' + term.replace('"', '""') + '"'
+        rows = self._read(
+            "SELECT m.seq, m.content FROM memories_fts"
+            " CROSS JOIN memories m ON m.seq = memories_fts.rowid"
+            " WHERE memories_fts MATCH ? AND m.account_id = ?"
+            " ORDER BY memories_fts.rowid DESC LIMIT ?",
+            (match, account_id, PHRASE_ROWS),
+        )
+        words = self._tokenizer().sequences([(seq, content) for seq, content in rows])
+        return [(seq, content, phrase_count(words[seq], tokens)) for seq, content in rows]
 
     def _keyword_index(self, account_id: str) -> KeywordIndex | None:
         """The account's keyword index brought up to date with the changes log (as
