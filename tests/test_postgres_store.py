@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
@@ -274,3 +275,84 @@ def test_vectors_come_back_as_stored(pg_store):
     for row, vector in zip(stored, vectors, strict=True):
         assert found[row.id].dtype == np.float32
         np.testing.assert_array_equal(found[row.id], vector)
+
+
+def test_a_small_sessions_size_is_estimated_from_joint_statistics(pg_store):
+    """Account and session are planned jointly (CREATE STATISTICS): a session holding 1% of
+    an account is estimated as such (taken for independent, they were estimated at half the
+    account, and a bigger table was then scanned whole: bench/latency.py --postgres)."""
+    from memstore.stores.postgres import _scope
+
+    vectors = unit_vectors(np.random.default_rng(5), 3000)
+    pg_store.insert(rows_for("big", 2970), vectors[:2970])
+    pg_store.insert(rows_for("small", 30), vectors[2970:])
+    other = "acct_b"
+    pg_store.create_account(other, other, "free", NOW)
+    pg_store.insert(
+        [dataclasses.replace(r, account_id=other) for r in rows_for("small", 3000, 100)],
+        unit_vectors(np.random.default_rng(6), 3000),
+    )
+    with pg_store._tx() as conn:
+        conn.execute("ANALYZE memories")
+    scope, args = _scope(A, ["small"], NOW, None)
+    ((plan,),) = pg_store._read(
+        "EXPLAIN (ANALYZE, FORMAT JSON) SELECT m.id, 1 - cosine_distance(m.embedding, %s)"
+        f" AS score FROM memories m WHERE {scope} ORDER BY score DESC, m.seq LIMIT 10",
+        (vectors[0], *args),
+    )
+    scan = next(n for n in _plan_nodes(plan[0]["Plan"]) if "Scan" in n["Node Type"])
+    assert scan["Actual Rows"] == 30
+    assert scan["Plan Rows"] <= 90, "estimated as if account and session were unrelated"
+    found = pg_store.dense_search(A, ["small"], vectors[2970], 10, NOW, None)
+    assert len(found) == 10 and found[0][1] == pytest.approx(1.0)
+
+
+def test_vectors_are_stored_in_the_row(pg_store):
+    """A vector stays in its row (storage MAIN), not out of line in TOAST (one lookup per
+    row scanned), in rows past the 2 KB threshold and after the column's type change."""
+    dim = 384
+    pg_store.set_embedder_info("test-embedder-384", dim)
+    ((storage,),) = pg_store._read(
+        "SELECT attstorage FROM pg_attribute"
+        " WHERE attrelid = 'memories'::regclass AND attname = 'embedding'"
+    )
+    assert storage == "m"
+    toast_bytes = (
+        "SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'memories'::regclass"
+    )
+    ((before,),) = pg_store._read(toast_bytes)
+    rows = [
+        dataclasses.replace(r, content=r.content + " the same words again" * 40)
+        for r in rows_for("wide", 20)
+    ]
+    v = np.random.default_rng(7).standard_normal((20, dim)).astype(np.float32)
+    pg_store.insert(rows, v / np.linalg.norm(v, axis=1, keepdims=True))
+    ((after,),) = pg_store._read(toast_bytes)
+    assert after == before
+
+
+def test_context_neighbors_are_read_from_their_session_only(pg_store):
+    """Each candidate's neighbours come from memories_by_session next to it: no row of
+    another session or account is read and dropped (the seq walk read ~700 per candidate)."""
+    from memstore.stores.postgres import neighbors_sql
+
+    vectors = unit_vectors(np.random.default_rng(8), 2000)
+    rows = [
+        dataclasses.replace(r, session="small" if i % 100 == 0 else "big")
+        for i, r in enumerate(rows_for("x", 2000))
+    ]
+    stored = [row for row, _ in pg_store.insert(rows, vectors)]
+    with pg_store._tx() as conn:
+        conn.execute("ANALYZE memories")
+    small = [r for r in stored if r.session == "small"]
+    sql, args = neighbors_sql(A, [r.id for r in small[5:15]], 2, NOW, None)
+    ((plan,),) = pg_store._read("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, args)
+    removed = sum(n.get("Rows Removed by Filter", 0) for n in _plan_nodes(plan[0]["Plan"]))
+    assert removed == 0, plan
+    found = pg_store.neighbors(A, [small[10].id], 2, 1e9, NOW, None)
+    assert found[small[10].id] == {
+        -2: small[8].id,
+        -1: small[9].id,
+        1: small[11].id,
+        2: small[12].id,
+    }

@@ -716,7 +716,7 @@ def serve(
         MEMSTORE_LOG_FORMAT=log_format,
         MEMSTORE_LOG_USER_DATA=str(log_user_data).lower(),
     )
-    from memstore.server.protocol import MemstoreH11Protocol
+    from memstore.server.protocol import MAX_HEAD_BYTES, server_protocol
     from memstore.settings import Settings
 
     settings = Settings()
@@ -733,10 +733,10 @@ def serve(
             timeout_graceful_shutdown=10,
             # Slow and hostile clients (docs/limits.md): header timeout and JSON 400s in the
             # protocol class, body timeout in the app, and these.
-            http=MemstoreH11Protocol,
+            http=server_protocol(),  # httptools if installed, else h11
             timeout_keep_alive=max(1, int(settings.keep_alive_seconds)),
             limit_concurrency=settings.limit_concurrency or None,
-            h11_max_incomplete_event_size=16 * 1024,
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         )
 
 

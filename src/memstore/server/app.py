@@ -22,6 +22,7 @@ from memstore.models import Usage
 from memstore.server.account_routes import router as account_router
 from memstore.server.admin import router as admin_router
 from memstore.server.admin_stats import router as admin_stats_router
+from memstore.server.caller import KeyClaims
 from memstore.server.console import router as console_router
 from memstore.server.docs import add_docs
 from memstore.server.limits import AccountLimits
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
         settings.max_concurrent_per_account,
         settings.concurrency_wait_seconds,
     )
+    app.state.key_claims = KeyClaims()  # server/caller.py: one worker-thread hop per request
     app.include_router(router)
     app.include_router(account_router)
     app.include_router(admin_router)

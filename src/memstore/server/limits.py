@@ -51,6 +51,12 @@ class AccountLimits:
             )
         bucket.tokens -= 1
 
+    def give_back(self, account_id: str) -> None:
+        """Return the token ``take`` spent on a request that was refused before it ran."""
+        bucket = self._buckets.get(account_id)
+        if bucket is not None:
+            bucket.tokens = min(float(self.per_minute), bucket.tokens + 1)
+
     async def acquire(self, account_id: str) -> asyncio.Semaphore | None:
         """A slot among the account's concurrent requests (release it when done)."""
         if self.concurrent <= 0:

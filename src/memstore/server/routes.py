@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, Security
-from fastapi.security import HTTPBearer
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -29,6 +27,7 @@ from memstore.models import (
     UpdateRequest,
     Usage,
 )
+from memstore.server.caller import AuthCaller
 from memstore.server.idempotency import IdempotencyKey, answer_once
 from memstore.validation import SessionsArg
 
@@ -67,11 +66,6 @@ class MemoryIdConvertor(Convertor[str]):
 
 register_url_convertor("memory_id", MemoryIdConvertor())
 
-# Declares HTTP Bearer in the OpenAPI document (the Authorize button of /docs); the header
-# itself is checked by Accounts.verify(), which gives the precise 401 messages.
-bearer = HTTPBearer(
-    auto_error=False, bearerFormat="am_live_...", description="An API key: am_live_..."
-)
 _in_progress: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ErrorResponse,
@@ -85,24 +79,10 @@ def engine_of(request: Request) -> MemoryEngine:
     return engine
 
 
-def current_account(request: Request, _: Annotated[object, Security(bearer)]) -> str:
-    account = engine_of(request).accounts.verify(request.headers.get("authorization"))
-    request.scope["state"]["account"] = account
-    return account
-
-
-async def limited_account(
-    request: Request, account: Annotated[str, Depends(current_account)]
-) -> AsyncIterator[str]:
-    """The account, within its request rate and its concurrent requests (server/limits.py)."""
-    limits = request.app.state.limits
-    limits.take(account)
-    slot = await limits.acquire(account)
-    try:
-        yield account
-    finally:
-        if slot is not None:
-            slot.release()
+async def limited_account(who: AuthCaller) -> str:
+    """The account, its key checked (its own worker-thread hop), within its limits: for
+    routes that are not ``async`` (the /v1 routes here use ``Caller.run``: one hop)."""
+    return await who.verified()
 
 
 async def engine_dependency(request: Request) -> MemoryEngine:
@@ -138,29 +118,33 @@ def _sessions_arg(session: list[str] | None) -> str | list[str] | None:
         **_in_progress,
     },
 )
-def remember(
+async def remember(
     body: RememberRequest,
     request: Request,
-    account: Account,
+    who: AuthCaller,
     engine: Engine,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Remember one memory. 201 when stored, 200 when identical content was already there."""
 
-    def run() -> tuple[int, RememberResponse]:
-        result = engine.remember(
-            account,
-            body.content,
-            body.session,
-            body.metadata,
-            body.ttl,
-            supersedes=body.supersedes,
-            on_similar=body.on_similar,
-        )
-        shaped = RememberResponse(**result.memory.model_dump(), deduplicated=result.deduplicated)
-        return (200 if result.deduplicated else 201), shaped
+    def answer(account: str) -> Response:
+        def run() -> tuple[int, RememberResponse]:
+            result = engine.remember(
+                account,
+                body.content,
+                body.session,
+                body.metadata,
+                body.ttl,
+                supersedes=body.supersedes,
+                on_similar=body.on_similar,
+            )
+            memory = result.memory.model_dump()
+            shaped = RememberResponse(**memory, deduplicated=result.deduplicated)
+            return (200 if result.deduplicated else 201), shaped
 
-    return answer_once(request, engine, account, idempotency_key, body, run)
+        return answer_once(request, engine, account, idempotency_key, body, run)
+
+    return await who.run(answer)
 
 
 @router.post(
@@ -169,28 +153,32 @@ def remember(
     response_model=RememberBatchResponse,
     responses=_in_progress,
 )
-def remember_batch(
+async def remember_batch(
     body: RememberBatchRequest,
     request: Request,
-    account: Account,
+    who: AuthCaller,
     engine: Engine,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Remember up to 100 memories in one transaction; each counts as one operation."""
 
-    def run() -> tuple[int, RememberBatchResponse]:
-        results = engine.remember_many(account, [m.model_dump() for m in body.memories])
-        memories = [
-            RememberResponse(**r.memory.model_dump(), deduplicated=r.deduplicated) for r in results
-        ]
-        return 201, RememberBatchResponse(memories=memories)
+    def answer(account: str) -> Response:
+        def run() -> tuple[int, RememberBatchResponse]:
+            results = engine.remember_many(account, [m.model_dump() for m in body.memories])
+            memories = [
+                RememberResponse(**r.memory.model_dump(), deduplicated=r.deduplicated)
+                for r in results
+            ]
+            return 201, RememberBatchResponse(memories=memories)
 
-    return answer_once(request, engine, account, idempotency_key, body, run)
+        return answer_once(request, engine, account, idempotency_key, body, run)
+
+    return await who.run(answer)
 
 
 @router.get("/v1/memory/recall", response_model=RecallResponse)
-def recall(
-    account: Account,
+async def recall(
+    who: AuthCaller,
     engine: Engine,
     q: Annotated[str, Query(description="What to look for.")],
     session: Annotated[
@@ -206,41 +194,50 @@ def recall(
     explain: Annotated[bool, Query(description="Add `why` to each result.")] = False,
 ) -> Response:
     """The memories most relevant to ``q``, best first, each with a score in [0, 1]."""
-    found = engine.recall(
-        account,
-        q,
-        _sessions_arg(session),
-        limit,
-        min_score,
-        include_superseded=include_superseded,
-        as_of=as_of,
-        collapse=collapse,
-        explain=explain,
-    )
-    return json_response(RecallResponse(memories=found))
+    sessions = _sessions_arg(session)
+
+    def run(account: str) -> Response:
+        found = engine.recall(
+            account,
+            q,
+            sessions,
+            limit,
+            min_score,
+            include_superseded=include_superseded,
+            as_of=as_of,
+            collapse=collapse,
+            explain=explain,
+        )
+        return json_response(RecallResponse(memories=found))
+
+    return await who.run(run)
 
 
 @router.post("/v1/memory/recall", response_model=RecallResponse)
-def recall_post(body: RecallRequest, account: Account, engine: Engine) -> Response:
+async def recall_post(body: RecallRequest, who: AuthCaller, engine: Engine) -> Response:
     """Recall with a JSON body, which can also carry metadata ``filters``."""
-    found = engine.recall(
-        account,
-        body.query,
-        body.session,
-        body.limit,
-        body.min_score,
-        body.filters,
-        include_superseded=body.include_superseded,
-        as_of=body.as_of,
-        collapse=body.collapse,
-        explain=body.explain,
-    )
-    return json_response(RecallResponse(memories=found))
+
+    def run(account: str) -> Response:
+        found = engine.recall(
+            account,
+            body.query,
+            body.session,
+            body.limit,
+            body.min_score,
+            body.filters,
+            include_superseded=body.include_superseded,
+            as_of=body.as_of,
+            collapse=body.collapse,
+            explain=body.explain,
+        )
+        return json_response(RecallResponse(memories=found))
+
+    return await who.run(run)
 
 
 @router.get("/v1/memory", response_model=MemoryPage)
-def list_memories(
-    account: Account,
+async def list_memories(
+    who: AuthCaller,
     engine: Engine,
     session: Annotated[list[str] | None, Query(description="Repeatable; '*' for all.")] = None,
     shared: Annotated[
@@ -250,21 +247,26 @@ def list_memories(
     cursor: str | None = None,
     include_superseded: Annotated[bool, Query(description=_ALL_VERSIONS)] = False,
     as_of: Annotated[str | None, Query(description=_AS_OF)] = None,
-) -> MemoryPage:
+) -> Response:
     """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page.
     No ``session``: the shared session; ``session=x&shared=true``: x and the shared one."""
     sessions: SessionsArg = _sessions_arg(session)
     if shared and session:
         sessions = [None, *session]
-    return engine.list(
-        account, sessions, limit, cursor, include_superseded=include_superseded, as_of=as_of
-    )
+
+    def run(account: str) -> Response:
+        page = engine.list(
+            account, sessions, limit, cursor, include_superseded=include_superseded, as_of=as_of
+        )
+        return json_response(page)
+
+    return await who.run(run)
 
 
 @router.delete("/v1/memory", response_model=DeletedResponse, responses=_in_progress)
-def forget_session(
+async def forget_session(
     request: Request,
-    account: Account,
+    who: AuthCaller,
     engine: Engine,
     session: Annotated[str | None, Query(description="The session to forget.")] = None,
     shared: Annotated[
@@ -283,15 +285,18 @@ def forget_session(
         )
     name = None if shared else session
 
-    def run() -> tuple[int, DeletedResponse]:
-        return 200, DeletedResponse(deleted=engine.forget_session(account, name))
+    def answer(account: str) -> Response:
+        def run() -> tuple[int, DeletedResponse]:
+            return 200, DeletedResponse(deleted=engine.forget_session(account, name))
 
-    return answer_once(request, engine, account, idempotency_key, None, run)
+        return answer_once(request, engine, account, idempotency_key, None, run)
+
+    return await who.run(answer)
 
 
 @router.get("/v1/memory/{memory_id:memory_id}", response_model=Memory)
-def get_memory(memory_id: str, account: Account, engine: Engine) -> Memory:
-    return engine.get(account, memory_id)
+async def get_memory(memory_id: str, who: AuthCaller, engine: Engine) -> Response:
+    return await who.run(lambda account: json_response(engine.get(account, memory_id)))
 
 
 @router.patch(
@@ -305,78 +310,89 @@ def get_memory(memory_id: str, account: Account, engine: Engine) -> Memory:
         }
     },
 )
-def update_memory(
+async def update_memory(
     memory_id: str,
     body: UpdateRequest,
     request: Request,
-    account: Account,
+    who: AuthCaller,
     engine: Engine,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Replace a memory's content and/or metadata."""
 
-    def run() -> tuple[int, Memory]:
-        return 200, engine.update(account, memory_id, body.content, body.metadata)
+    def answer(account: str) -> Response:
+        def run() -> tuple[int, Memory]:
+            return 200, engine.update(account, memory_id, body.content, body.metadata)
 
-    return answer_once(request, engine, account, idempotency_key, body, run)
+        return answer_once(request, engine, account, idempotency_key, body, run)
+
+    return await who.run(answer)
 
 
 @router.delete(
     "/v1/memory/{memory_id:memory_id}", response_model=DeletedResponse, responses=_in_progress
 )
-def forget_memory(
+async def forget_memory(
     memory_id: str,
     request: Request,
-    account: Account,
+    who: AuthCaller,
     engine: Engine,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Forget one memory. Retried with the same Idempotency-Key, it answers as the first time."""
 
-    def run() -> tuple[int, DeletedResponse]:
-        engine.forget(account, memory_id)
-        return 200, DeletedResponse(deleted=1)
+    def answer(account: str) -> Response:
+        def run() -> tuple[int, DeletedResponse]:
+            engine.forget(account, memory_id)
+            return 200, DeletedResponse(deleted=1)
 
-    return answer_once(request, engine, account, idempotency_key, None, run)
+        return answer_once(request, engine, account, idempotency_key, None, run)
+
+    return await who.run(answer)
 
 
 @router.post(
     "/v1/memory/{memory_id:memory_id}/invalidate", response_model=Memory, responses=_in_progress
 )
-def invalidate_memory(
+async def invalidate_memory(
     memory_id: str,
     request: Request,
-    account: Account,
+    who: AuthCaller,
     engine: Engine,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Mark a memory no longer current (kept, with ``superseded_at``); idempotent."""
 
-    def run() -> tuple[int, Memory]:
-        return 200, engine.invalidate(account, memory_id)
+    def answer(account: str) -> Response:
+        def run() -> tuple[int, Memory]:
+            return 200, engine.invalidate(account, memory_id)
 
-    return answer_once(request, engine, account, idempotency_key, None, run)
+        return answer_once(request, engine, account, idempotency_key, None, run)
+
+    return await who.run(answer)
 
 
 @router.get("/v1/stats", response_model=Stats)
-def stats(
-    account: Account,
+async def stats(
+    who: AuthCaller,
     engine: Engine,
     session: Annotated[str | None, Query(description="One session; omit for all.")] = None,
-) -> Stats:
+) -> Response:
     """Hygiene figures: memories, current and superseded, expired and purged, near-duplicate
     groups and never recalled, per session and in all (docs/memory-over-time.md)."""
-    return engine.stats(account, session)
+    return await who.run(lambda account: json_response(engine.stats(account, session)))
 
 
 @router.get("/v1/sessions", response_model=SessionsResponse)
-def list_sessions(account: Account, engine: Engine) -> SessionsResponse:
-    return SessionsResponse(sessions=engine.sessions(account))
+async def list_sessions(who: AuthCaller, engine: Engine) -> Response:
+    return await who.run(
+        lambda account: json_response(SessionsResponse(sessions=engine.sessions(account)))
+    )
 
 
 @router.get("/v1/usage", response_model=Usage)
-def usage(account: Account, engine: Engine) -> Usage:
-    return engine.usage(account)
+async def usage(who: AuthCaller, engine: Engine) -> Response:
+    return await who.run(lambda account: json_response(engine.usage(account)))
 
 
 # Health and readiness are coroutines: they never wait for a worker thread, so they answer

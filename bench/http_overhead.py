@@ -1,0 +1,229 @@
+"""HTTP overhead over local recall (cached query vector): wall time and CPU per request.
+
+At each size (memories in one session, LoCoMo turns as bench/latency.py builds them) it
+measures, interleaved round by round so machine noise falls on every variant alike:
+
+- ``local``: the SDK's local mode in this process (the reference);
+- ``sdk``: the SDK over HTTP to a real ``memstore serve`` (POST /v1/memory/recall);
+- ``raw GET``: one httpx.Client GET /v1/memory/recall on the same server (no SDK parsing);
+- with ``--compare SRC``: the same two against a server importing memstore from ``SRC``
+  (another tree's ``src/``, e.g. ``git archive main src | tar -x -C /tmp/main``): an A/B.
+
+Every query is recalled once before measuring, so each path has its query vector cached.
+Per variant: p50 / p90 wall ms per request, the server's CPU ms per request (user + system
+of its process) and this process' CPU ms per request, and the overhead over local at p50.
+
+    .venv/bin/python bench/http_overhead.py                       # 1k and 10k
+    .venv/bin/python bench/http_overhead.py --n 1000 --compare /tmp/main/src --rounds 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from latency import (  # noqa: E402
+    DEFAULT_DATA,
+    SESSION,
+    Corpus,
+    embed_corpus,
+    fill_memstore,
+    load_average,
+    load_texts,
+)
+
+from memstore import Memstore  # noqa: E402
+from memstore.accounts import DEFAULT_ACCOUNT  # noqa: E402
+from memstore.embedding import load_embedder  # noqa: E402
+from memstore.server.auth import issue_key  # noqa: E402
+from memstore.stores.sqlite import SQLiteStore  # noqa: E402
+
+K = 10
+
+
+class Server:
+    """``memstore serve`` on a free loopback port, importing memstore from ``src`` if given."""
+
+    def __init__(self, data_dir: Path, src: str | None, log: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        if src:
+            env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        self.log = open(log, "wb")  # noqa: SIM115
+        code = "import sys; from memstore.cli import app; sys.argv[0] = 'memstore'; app()"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, "serve", "--port", str(self.port)]
+            + ["--data-dir", str(data_dir), "--log-level", "warning"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        self.ps = psutil.Process(self.proc.pid)
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"memstore serve exited early; see {self.log.name}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("memstore serve did not become ready")
+
+    def cpu(self) -> float:
+        t = self.ps.cpu_times()
+        return t.user + t.system
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def raw_get(client: httpx.Client) -> Callable[[str], Any]:
+    def call(q: str) -> Any:
+        r = client.get("/v1/memory/recall", params={"q": q, "session": SESSION, "limit": K})
+        r.raise_for_status()
+        return r.content
+
+    return call
+
+
+def measure(
+    n: int, args: argparse.Namespace, embedder: Any, corpus: Corpus, queries: list[str], work: Path
+) -> dict[str, Any]:
+    base = work / f"base-{n}"
+    base.mkdir()
+    fill_memstore(base, corpus, 0, n)
+    admin = SQLiteStore(base / "memstore.db")
+    key = issue_key(admin, DEFAULT_ACCOUNT).key
+    admin.close()
+    trees = {"": None} | ({"main ": args.compare} if args.compare else {})
+    servers: dict[str, Server] = {}
+    clients: list[Any] = []
+    calls: dict[str, tuple[Callable[[str], Any], Server | None]] = {}
+    local_dir = work / f"local-{n}"
+    shutil.copytree(base, local_dir)
+    local = Memstore.local(local_dir, embedder=embedder)
+    calls["local"] = (lambda q: local.recall(q, session=SESSION, limit=K), None)
+    try:
+        for label, src in trees.items():
+            data_dir = work / f"server{len(servers)}-{n}"
+            shutil.copytree(base, data_dir)
+            server = Server(data_dir, src, work / f"server{len(servers)}-{n}.log")
+            servers[label] = server
+            server.wait_ready()
+            sdk = Memstore(api_key=key, base_url=server.url)
+            raw = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"})
+            clients += [sdk, raw]
+            calls[label + "sdk"] = (lambda q, s=sdk: s.recall(q, session=SESSION, limit=K), server)
+            calls[label + "raw GET"] = (raw_get(raw), server)
+        for call, _ in calls.values():  # every query vector cached on every path
+            for q in queries:
+                call(q)
+        wall: dict[str, list[float]] = {name: [] for name in calls}
+        server_cpu: dict[str, float] = dict.fromkeys(calls, 0.0)
+        client_cpu: dict[str, float] = dict.fromkeys(calls, 0.0)
+        names = list(calls)
+        loads = [load_average()]
+        for r in range(args.rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                call, server = calls[name]
+                s0 = server.cpu() if server else 0.0
+                c0 = time.process_time()
+                for q in queries:
+                    t0 = time.perf_counter()
+                    call(q)
+                    wall[name].append((time.perf_counter() - t0) * 1000)
+                client_cpu[name] += time.process_time() - c0
+                if server:
+                    server_cpu[name] += server.cpu() - s0
+        loads.append(load_average())
+    finally:
+        for c in clients:
+            c.close()
+        for server in servers.values():
+            server.stop()
+        local.close()
+    count = args.rounds * len(queries)
+    rows = {}
+    local_p50 = float(np.percentile(wall["local"], 50))
+    for name in names:
+        p50 = float(np.percentile(wall[name], 50))
+        rows[name] = {
+            "p50_ms": p50,
+            "p90_ms": float(np.percentile(wall[name], 90)),
+            "overhead_p50_ms": p50 - local_p50,
+            "server_cpu_ms": server_cpu[name] * 1000 / count,
+            "client_cpu_ms": client_cpu[name] * 1000 / count,
+        }
+    return {"n": n, "load": loads, "variants": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, action="append", help="memories (repeatable; 1k and 10k)")
+    ap.add_argument("--queries", type=int, default=100, help="distinct queries per pass")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved passes per variant")
+    ap.add_argument("--compare", help="another tree's src/ to A/B against")
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
+    ap.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = ap.parse_args()
+    sizes = args.n or [1_000, 10_000]
+    embedder = load_embedder()
+    texts, queries, _ = load_texts(args.data, args.queries)
+    vectors, _ = embed_corpus(embedder, texts, Path(args.cache_dir))
+    corpus = Corpus(texts, vectors, 0.35)
+    work = Path(tempfile.mkdtemp(prefix="memstore-http-overhead-"))
+    results = []
+    try:
+        for n in sizes:
+            results.append(measure(n, args, embedder, corpus, queries, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\ncached recall, {len(queries)} queries x {args.rounds} interleaved rounds")
+    print(
+        f"{'memories':>9} {'variant':<14} {'p50':>7} {'p90':>7} {'over local':>10} "
+        f"{'server CPU':>10} {'client CPU':>10}  (ms per request)"
+    )
+    for res in results:
+        for name, v in res["variants"].items():
+            print(
+                f"{res['n']:>9,} {name:<14} {v['p50_ms']:>7.2f} {v['p90_ms']:>7.2f} "
+                f"{v['overhead_p50_ms']:>+10.2f} {v['server_cpu_ms']:>10.2f} "
+                f"{v['client_cpu_ms']:>10.2f}"
+            )
+        print(f"{'':>9} load average {res['load'][0]} -> {res['load'][-1]}")
+    print(f"\nreproduce: .venv/bin/python bench/http_overhead.py {' '.join(sys.argv[1:])}")
+    if args.json:
+        print(json.dumps({"results": results, "cpus": os.cpu_count()}))
+
+
+if __name__ == "__main__":
+    main()
