@@ -130,3 +130,27 @@ def test_the_local_list_centres_the_query_on_its_own_best_hits(shared_direction,
     assert local_search(store, query(None), q, [], 10) == []
     monkeypatch.setattr(recall_module, "LOCAL_WEIGHT", 0.0)
     assert local_search(store, query(None), q, dense, 10) == []
+
+
+def test_no_centred_lists_past_the_size_cap(shared_direction, monkeypatch):
+    # each centred list is one more search of the whole scope: a big scope goes without both
+    store, _ = shared_direction  # "chat" holds 7 memories, "other" 3
+    assert store.session_mean(A, ["chat"], NOW, 7) is not None
+    assert store.session_mean(A, ["chat"], NOW, 6) is None
+    assert store.session_mean(A, None, NOW, 10) is not None
+    assert store.session_mean(A, None, NOW, 9) is None
+    monkeypatch.setattr(recall_module, "CENTRED_MAX_ROWS", 6)
+    q = unit(axis(0) + axis(1, 0.3))
+    plain, centred = dense_and_centred(store, query(["chat"]), q, 10)
+    assert len(plain) == 7 and centred == []
+    assert dense_and_centred(store, query(["other"]), q, 10)[1]
+    asked: list[int] = []
+
+    def spy(store, q, vector, dense, k):  # the local list is asked with no hits: none
+        asked.append(len(dense))
+        return local_search(store, q, vector, dense, k)
+
+    monkeypatch.setattr(recall_module, "local_search", spy)
+    recall_module.recall(store, q, query(["chat"]))
+    recall_module.recall(store, q, query(["other"]))
+    assert asked == [0, 3]

@@ -29,6 +29,7 @@ from memstore.collapse import depth as collapse_depth
 from memstore.explain import Trace
 from memstore.models import RecalledMemory, to_memory
 from memstore.ranking import (
+    CENTRED_MAX_ROWS,
     CENTRED_WEIGHT,
     CONTEXT_RADIUS,
     CONTEXT_WINDOW,
@@ -105,7 +106,8 @@ def recall(
     # 2. context: every memory that can be returned is scored by its real cosine, keyword-only
     # hits included, not as unrelated. The local list, needed by the final fusion only, is
     # searched beside it.
-    beside = _BESIDE.submit(local_search, store, q, vector, dense, k)
+    # both centred lists or neither (none past CENTRED_MAX_ROWS memories in scope)
+    beside = _BESIDE.submit(local_search, store, q, vector, dense if centred else [], k)
     try:
         around = store.neighbors(account, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where)
         context = Context(around)
@@ -180,7 +182,11 @@ def dense_and_centred(
     """The dense list of the query and the centred dense list: the query with the searched
     sessions' mean vector taken out (``ranking.centred_query``), empty when the sessions
     hold nothing. Both from one pass over the scope where the store can."""
-    mean = store.session_mean(q.account_id, q.sessions, q.now) if CENTRED_WEIGHT else None
+    mean = (
+        store.session_mean(q.account_id, q.sessions, q.now, CENTRED_MAX_ROWS)
+        if CENTRED_WEIGHT
+        else None
+    )
     centred = centred_query(vector, mean)
     if centred is None:
         return store.dense_search(q.account_id, q.sessions, vector, k, q.now, q.filters), []

@@ -206,10 +206,15 @@ class Store(Protocol):
         ...
 
     def session_mean(
-        self, account_id: str, sessions: list[str] | None, now: float
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        now: float,
+        max_rows: int | None = None,
     ) -> np.ndarray | None:
         """The mean stored vector of the account's memories in ``sessions`` (all when None),
-        None when they hold none: recall centres its query with it (ranking.centred_query).
+        None when they hold none, or more than ``max_rows``: recall centres its query with
+        it (ranking.centred_query).
         Kept as running sums updated with every write, so it costs no scan. Approximate
         on purpose, which a centring vector allows: memories that expired but are not purged
         yet count (a store may leave ``now`` unused), superseded ones too, and metadata

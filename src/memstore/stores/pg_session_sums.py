@@ -80,7 +80,11 @@ class SessionSums:
     _read: Any
 
     def session_mean(
-        self, account_id: str, sessions: list[str] | None, now: float
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        now: float,
+        max_rows: int | None = None,
     ) -> np.ndarray | None:
         """From the running sums: expired memories count until purged."""
         sql = "SELECT sum(total), sum(n) FROM session_vector_sums WHERE account_id = %s"
@@ -89,6 +93,6 @@ class SessionSums:
             sql += " AND session = ANY(%s)"
             args.append(sessions)
         ((total, n),) = self._read(sql, args)
-        if not n or total is None:
+        if not n or total is None or (max_rows is not None and n > max_rows):
             return None
         return (as_array(total) / float(n)).astype(np.float32)

@@ -715,10 +715,14 @@ class SQLiteStore(
         return [index.search(np.asarray(v, np.float32), k, now, sessions, allowed) for v in vectors]
 
     def session_mean(
-        self, account_id: str, sessions: list[str] | None, now: float
+        self,
+        account_id: str,
+        sessions: list[str] | None,
+        now: float,
+        max_rows: int | None = None,
     ) -> np.ndarray | None:
         """From the vector index's running sums (expired rows count until purged)."""
-        return self._index(account_id).session_mean(sessions)
+        return self._index(account_id).session_mean(sessions, max_rows)
 
     def _allowed_seqs(
         self, account_id: str, sessions: list[str] | None, filters: Filters | None

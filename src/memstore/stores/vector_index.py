@@ -161,16 +161,20 @@ class VectorIndex:
             block = self._vectors[[i for _, i in found]]
         return {mid: block[j] for j, (mid, _) in enumerate(found)}
 
-    def session_mean(self, sessions: list[str] | None = None) -> np.ndarray | None:
+    def session_mean(
+        self, sessions: list[str] | None = None, max_rows: int | None = None
+    ) -> np.ndarray | None:
         """The mean vector of the rows of ``sessions`` (all when None), from running sums:
         O(dim) per session, never a scan. Rows that expired but are still held count too.
-        None when those sessions hold no row."""
+        None when those sessions hold no row, or more than ``max_rows``."""
         with self.lock:
             if sessions is None:
-                return np.asarray(self._total / self.n, dtype=np.float32) if self.n else None
+                if not self.n or (max_rows is not None and self.n > max_rows):
+                    return None
+                return np.asarray(self._total / self.n, dtype=np.float32)
             codes = [c for s in set(sessions) if (c := self._session_codes.get(s)) is not None]
             count = sum(self._counts.get(c, 0) for c in codes)
-            if not count:
+            if not count or (max_rows is not None and count > max_rows):
                 return None
             total = np.sum([self._sums[c] for c in codes if self._counts.get(c)], axis=0)
             return np.asarray(total / count, dtype=np.float32)
