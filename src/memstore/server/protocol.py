@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -52,12 +52,19 @@ def bad_request_headers(body: bytes) -> list[tuple[bytes, bytes]]:
     ]
 
 
-class MemstoreH11Protocol(H11Protocol):
-    """H11Protocol that closes connections whose headers do not arrive in time."""
+class HeaderTimer:
+    """The header timeout both protocol classes keep: armed when a connection opens or a
+    response ends, cancelled once a request's head is in; when it fires while the head is
+    still awaited (``_awaiting_head``), the connection is closed."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._header_timer: asyncio.TimerHandle | None = None
+    if TYPE_CHECKING:  # provided by uvicorn's protocol classes
+        loop: asyncio.AbstractEventLoop
+        transport: asyncio.Transport
+
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def _awaiting_head(self) -> bool:
+        raise NotImplementedError
 
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
@@ -71,8 +78,15 @@ class MemstoreH11Protocol(H11Protocol):
 
     def _headers_too_slow(self) -> None:
         self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self._awaiting_head() and not self.transport.is_closing():
             self.transport.close()
+
+
+class MemstoreH11Protocol(HeaderTimer, H11Protocol):
+    """H11Protocol that closes connections whose headers do not arrive in time."""
+
+    def _awaiting_head(self) -> bool:
+        return self.conn.their_state is h11.IDLE
 
     # H11Protocol narrows asyncio.Protocol's BaseTransport to Transport (with its own ignore).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

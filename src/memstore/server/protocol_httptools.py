@@ -10,9 +10,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from memstore.server.protocol import (
     MAX_HEAD_BYTES,
+    HeaderTimer,
     bad_request_body,
     bad_request_headers,
-    header_timeout,
 )
 
 
@@ -20,29 +20,16 @@ class HeadTooLargeError(Exception):
     """The request line and headers passed ``MAX_HEAD_BYTES`` (raised inside the parser)."""
 
 
-class MemstoreHttpToolsProtocol(HttpToolsProtocol):
+class MemstoreHttpToolsProtocol(HeaderTimer, HttpToolsProtocol):
     """HttpToolsProtocol with the same header timeout, 16 KiB head limit and JSON 400."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
         self._head_done = False  # the head of the next request is all in
 
-    def _arm_header_timer(self) -> None:
-        self._cancel_header_timer()
-        if header_timeout() > 0:
-            self._header_timer = self.loop.call_later(header_timeout(), self._headers_too_slow)
-
-    def _cancel_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_too_slow(self) -> None:
-        self._header_timer = None
-        if not self._head_done and not self.transport.is_closing():
-            self.transport.close()
+    def _awaiting_head(self) -> bool:
+        return not self._head_done
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
