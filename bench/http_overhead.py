@@ -37,6 +37,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import latency  # noqa: E402
 from latency import (  # noqa: E402
     DEFAULT_DATA,
     SESSION,
@@ -56,8 +57,9 @@ from memstore.stores.sqlite import SQLiteStore  # noqa: E402
 K = 10
 
 
-class Server:
-    """``memstore serve`` on a free loopback port, importing memstore from ``src`` if given."""
+class Server(latency.Server):
+    """``memstore serve`` on a free loopback port, importing memstore from ``src`` if given
+    (readiness and stopping as ``bench/latency.py``'s server)."""
 
     def __init__(self, data_dir: Path, src: str | None, log: Path) -> None:
         with socket.socket() as s:
@@ -78,31 +80,9 @@ class Server:
         )
         self.ps = psutil.Process(self.proc.pid)
 
-    def wait_ready(self, timeout: float = 300.0) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"memstore serve exited early; see {self.log.name}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("memstore serve did not become ready")
-
     def cpu(self) -> float:
         t = self.ps.cpu_times()
         return t.user + t.system
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 def raw_get(client: httpx.Client) -> Callable[[str], Any]:
