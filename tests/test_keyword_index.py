@@ -13,6 +13,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from memstore.models import content_hash, new_memory_id
 from memstore.stores.base import MemoryRow
@@ -296,3 +299,35 @@ def test_a_phrase_counts_its_newest_rows_only(stores, monkeypatch):
     rows = add(fts, [row(f"kebab-case note {i}") for i in range(5)])
     found = indexed.keyword_search(A, None, ["kebab-case"], 10, NOW, None)
     assert {m for m, _ in found} == {r.id for r in rows[2:]}
+
+
+WORDS = ["lake", "lake-side", "side", "e-mail", "mail", "3.5", "3", "la-la", "la", "café",
+         "cafe", "the", "snake_case", "case", "🎉", "O'Neil", "x_y_z", "y"]  # fmt: skip
+
+
+@given(
+    texts=st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=8), max_size=12),
+    theirs=st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=8), max_size=6),
+    terms=st.lists(st.sampled_from(WORDS) | st.text(max_size=6), min_size=1, max_size=5),
+    filtered=st.booleans(),
+)
+@settings(max_examples=40, deadline=None)
+def test_any_text_and_query_score_as_fts5_over_the_account_alone(
+    texts: list[list[str]], theirs: list[list[str]], terms: list[str], filtered: bool
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "memstore.db")
+        fts, indexed = SQLiteStore(path, keyword_index_max_rows=0), SQLiteStore(path)
+        try:
+            add(fts, [row(" ".join(t), metadata={"n": i % 2}) for i, t in enumerate(texts)])
+            add(fts, [row(" ".join(t), account=B) for t in theirs])
+            filters = {"n": 1} if filtered else None
+            reference = alone(fts, A)
+            try:
+                want = reference.keyword_search(A, None, terms, 100, NOW, filters)
+            finally:
+                reference.close()
+            assert indexed.keyword_search(A, None, terms, 100, NOW, filters) == want
+        finally:
+            fts.close()
+            indexed.close()
