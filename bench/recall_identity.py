@@ -1,0 +1,160 @@
+"""Does this tree rank exactly as another? Every LoCoMo dev question, recalled by both.
+
+Speed work on ranking must not change a result. This stores the LoCoMo conversations
+through the real engine (SQLite, vectors cached by ``bench/locomo_variants.py``) once per
+tree, in a subprocess whose ``PYTHONPATH`` is that tree's ``src``, recalls every question
+in several ways, and compares, per question and per way, the ranked memories (by their
+``dia_id``: memory ids are random), their scores (within 1e-9), the collapsed versions and
+the ``why`` of each result.
+
+    python bench/recall_identity.py --data ../shared/data/locomo-dev.json --against /work/main
+
+Ways: the default (limit 10), collapse off with a deep list (limit 50), explain on,
+``min_score`` 0.5, two sessions (the question's and the next conversation's), a metadata
+filter (the conversation's first speaker) and all sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ROOT = Path(__file__).resolve().parents[1]
+WAYS = ("default", "deep", "explain", "min_score", "two_sessions", "filtered", "everywhere")
+TOLERANCE = 1e-9
+
+
+def dump(data: Path, cache: Path, out: Path) -> None:
+    """Recall every question every way with the memstore importable here; write JSON."""
+    from locomo import BENCH_ACCOUNT, CATEGORIES, SettableClock, store_conversation
+    from locomo_variants import CachedEmbedder
+
+    import memstore
+    from memstore.embedding import load_embedder
+    from memstore.engine import MemoryEngine
+    from memstore.stores.sqlite import SQLiteStore
+
+    samples = json.loads(data.read_text())
+    embedder = CachedEmbedder(load_embedder(), cache)
+    clock = SettableClock()
+    answers: dict[str, Any] = {"memstore": str(Path(memstore.__file__).parent)}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore.open_dir(Path(tmp))
+        engine = MemoryEngine(store, embedder, clock=clock)
+        engine.ensure_account(BENCH_ACCOUNT)
+        sessions = [str(s.get("sample_id", f"conversation-{n}")) for n, s in enumerate(samples)]
+        for sample, session in zip(samples, sessions, strict=True):
+            store_conversation(engine, clock, sample, session)
+        for n, sample in enumerate(samples):
+            session, other = sessions[n], sessions[(n + 1) % len(sessions)]
+            speaker = sample["conversation"]["speaker_a"]
+            for i, qa in enumerate(sample["qa"]):
+                if qa.get("category") not in CATEGORIES or not qa.get("evidence"):
+                    continue
+                q = qa["question"]
+                ways: dict[str, dict[str, Any]] = {
+                    "default": {"session": session, "limit": 10},
+                    "deep": {"session": session, "limit": 50, "collapse": False},
+                    "explain": {"session": session, "limit": 10, "explain": True},
+                    "min_score": {"session": session, "limit": 10, "min_score": 0.5},
+                    "two_sessions": {"session": [session, other], "limit": 10},
+                    "filtered": {"session": session, "limit": 10, "filters": {"speaker": speaker}},
+                    "everywhere": {"session": "*", "limit": 10},
+                }
+                for way, kwargs in ways.items():
+                    hits = engine.recall(BENCH_ACCOUNT, q, charge=False, **kwargs)
+                    answers[f"{session}#{i} {way}"] = [_hit(h) for h in hits]
+        store.close()
+    embedder.save()
+    out.write_text(json.dumps(answers))
+
+
+def _hit(h: Any) -> dict[str, Any]:
+    """One result, named by its dia_id and its collapsed versions' (stable across runs)."""
+    dia = {h.id: h.metadata["dia_id"]}
+    why = None
+    if h.why is not None:
+        why = h.why.model_dump(mode="json")
+        why["neighbor_of"] = why["neighbor_of"] is not None  # an id: random per run
+    return {
+        "dia_id": dia[h.id],
+        "score": h.score,
+        "similar": h.similar,
+        "similar_ids": len(h.similar_ids),
+        "why": why,
+    }
+
+
+def compare(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, list[str]]:
+    """Per way, the questions whose answers differ."""
+    differ: dict[str, list[str]] = {way: [] for way in WAYS}
+    for key, answer in theirs.items():
+        if key == "memstore":
+            continue
+        way = key.rsplit(" ", 1)[1]
+        if not _same(mine.get(key), answer):
+            differ[way].append(key)
+    return differ
+
+
+def _same(a: list[dict[str, Any]] | None, b: list[dict[str, Any]]) -> bool:
+    if a is None or len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if abs(x["score"] - y["score"]) > TOLERANCE:
+            return False
+        if {**x, "score": 0} != {**y, "score": 0}:
+            return False
+    return True
+
+
+def run_tree(tree: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """``dump`` in a subprocess importing memstore from ``tree``/src."""
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    command = [sys.executable, __file__, "--dump", str(out), "--data", str(args.data)]
+    subprocess.run([*command, "--cache", str(args.cache)], env=env, check=True)
+    answers: dict[str, Any] = json.loads(out.read_text())
+    expected = str((tree / "src" / "memstore").resolve())
+    assert answers["memstore"] == expected, f"imported {answers['memstore']}, not {expected}"
+    return answers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--against", type=Path, default=Path("/work/main"), help="other tree")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="this tree (default: here)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/locomo-vectors.npz"))
+    parser.add_argument("--dump", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.dump:
+        dump(args.data, args.cache, args.dump)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        theirs = run_tree(args.against.resolve(), args, Path(tmp) / "theirs.json")
+        mine = run_tree(args.tree.resolve(), args, Path(tmp) / "mine.json")
+    differ = compare(mine, theirs)
+    questions = len(theirs) // len(WAYS)
+    failed = False
+    for way in WAYS:
+        same = questions - len(differ[way])
+        print(f"{way:<13} {same}/{questions} identical")
+        for key in differ[way][:5]:
+            print(f"    differs: {key}")
+        failed |= bool(differ[way])
+    print(f"{args.tree} against {args.against}")
+    print("reproduce: python bench/recall_identity.py " + shlex.join(argv or sys.argv[1:]))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
