@@ -17,6 +17,7 @@ filter (the conversation's first speaker) and all sessions.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -39,10 +40,16 @@ def dump(data: Path, cache: Path, out: Path) -> None:
     from locomo_variants import CachedEmbedder
 
     import memstore
+    import memstore.engine
     from memstore.embedding import load_embedder
     from memstore.engine import MemoryEngine
     from memstore.stores.sqlite import SQLiteStore
 
+    # Memory ids are random, and sets of them order some float32 products and exact ties
+    # (recall.py builds sets of ids): numbered ids plus one hash seed make two runs of one
+    # tree agree bit for bit (with random ids, main differs from itself on ~1 in 760).
+    numbers = itertools.count()
+    memstore.engine.new_memory_id = lambda: f"mem_{next(numbers):024x}"  # type: ignore[attr-defined]
     samples = json.loads(data.read_text())
     embedder = CachedEmbedder(load_embedder(), cache)
     clock = SettableClock()
@@ -119,7 +126,9 @@ def _same(a: list[dict[str, Any]] | None, b: list[dict[str, Any]]) -> bool:
 
 def run_tree(tree: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """``dump`` in a subprocess importing memstore from ``tree``/src."""
-    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    # Set iteration order (and with it the row order of some float32 products) follows
+    # the hash seed: both trees run with the same one.
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "PYTHONHASHSEED": args.seed}
     command = [sys.executable, __file__, "--dump", str(out), "--data", str(args.data)]
     subprocess.run([*command, "--cache", str(args.cache)], env=env, check=True)
     answers: dict[str, Any] = json.loads(out.read_text())
@@ -135,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", type=Path, default=ROOT, help="this tree (default: here)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/locomo-vectors.npz"))
     parser.add_argument("--dump", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", default="0", help="PYTHONHASHSEED of both runs")
     args = parser.parse_args(argv)
     if args.dump:
         dump(args.data, args.cache, args.dump)
@@ -150,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{way:<13} {same}/{questions} identical")
         for key in differ[way][:5]:
             print(f"    differs: {key}")
+            for name, answers in (("theirs", theirs), ("mine", mine)):
+                shown = " ".join(f"{h['dia_id']}:{h['score']}" for h in answers.get(key) or [])
+                print(f"      {name}: {shown}")
         failed |= bool(differ[way])
     print(f"{args.tree} against {args.against}")
     print("reproduce: python bench/recall_identity.py " + shlex.join(argv or sys.argv[1:]))

@@ -146,9 +146,9 @@ def test_no_centred_lists_past_the_size_cap(shared_direction, monkeypatch):
     assert dense_and_centred(store, query(["other"]), q, 10)[1]
     asked: list[int] = []
 
-    def spy(store, q, vector, dense, k):  # the local list is asked with no hits: none
+    def spy(store, q, vector, dense, k, *vectors):  # the local list is asked with no hits
         asked.append(len(dense))
-        return local_search(store, q, vector, dense, k)
+        return local_search(store, q, vector, dense, k, *vectors)
 
     monkeypatch.setattr(recall_module, "local_search", spy)
     recall_module.recall(store, q, query(["chat"]))

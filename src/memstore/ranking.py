@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import snowballstemmer  # type: ignore[import-untyped]
@@ -147,9 +147,10 @@ def rrf(
     Only positions count, never the lists' own scores. ``into`` is an earlier fusion the
     lists add to (fusing in two steps gives exactly the same sums as in one)."""
     fused: dict[str, float] = dict(into or {})
+    get = fused.get
     for weight, results in zip(weights, ranked_lists, strict=True):
         for rank, (memory_id, _) in enumerate(results, start=1):
-            fused[memory_id] = fused.get(memory_id, 0.0) + weight / (k + rank)
+            fused[memory_id] = get(memory_id, 0.0) + weight / (k + rank)
     return fused
 
 
@@ -188,22 +189,34 @@ class Context:
 
     def __init__(self, neighbors: Mapping[str, Mapping[int, str]] | None = None) -> None:
         self.before: dict[str, str] = {}
-        after: dict[str, str] = {}
+        self.after: dict[str, str] = {}
+        after, before = self.after, self.before
         for memory_id, offsets in (neighbors or {}).items():
-            span = sorted({**offsets, 0: memory_id}.items())
-            for (o1, a), (o2, b) in zip(span, span[1:], strict=False):
-                if o2 == o1 + 1:
-                    after[a], self.before[b] = b, a
-        self.around: dict[str, list[tuple[int, str]]] = {}
-        for memory_id in after.keys() | self.before.keys():
-            found = self.around[memory_id] = []
-            for step, links in ((1, after), (-1, self.before)):
+            if not offsets:
+                continue
+            previous = None  # memories at consecutive offsets (0: memory_id) are linked
+            for offset in range(min(0, *offsets), max(0, *offsets) + 1):
+                current = memory_id if offset == 0 else offsets.get(offset)
+                if current is not None and previous is not None:
+                    after[previous], before[current] = current, previous
+                previous = current
+
+    @cached_property
+    def around(self) -> dict[str, list[tuple[int, str]]]:
+        """id -> [(offset, id)] of the memories up to CONTEXT_RADIUS steps after (1, 2...),
+        then before (-1, -2...) it; built when first asked for (explain), since ``spread``
+        walks ``after`` and ``before`` itself."""
+        around: dict[str, list[tuple[int, str]]] = {}
+        for memory_id in self.after.keys() | self.before.keys():
+            found = around[memory_id] = []
+            for step, links in ((1, self.after), (-1, self.before)):
                 current = memory_id
                 for distance in range(1, CONTEXT_RADIUS + 1):
                     if (following := links.get(current)) is None:
                         break
                     found.append((step * distance, following))
                     current = following
+        return around
 
 
 def rows_of(vectors: Mapping[str, np.ndarray], ids: Sequence[str]) -> np.ndarray:
@@ -217,27 +230,46 @@ def context_cosines(
 ) -> list[tuple[str, float]]:
     """(id, cosine of the query with the memory's context vector), best first. The context
     vector is the memory's vector plus CONTEXT_MIX of the previous memory's, when known."""
-    if not vectors:
-        return []
     ids = list(vectors)
+    return context_cosines_of(query, ids, rows_of(vectors, ids), context)
+
+
+def context_cosines_of(
+    query: np.ndarray, ids: Sequence[str], matrix: np.ndarray, context: Context
+) -> list[tuple[str, float]]:
+    """``context_cosines`` of the memories ``ids`` whose vectors are the rows of ``matrix``."""
+    if not len(ids):
+        return []
     row = {memory_id: i for i, memory_id in enumerate(ids)}
-    matrix = rows_of(vectors, ids)
-    pairs = [(i, row[p]) for i, m in enumerate(ids) if (p := context.before.get(m)) in row]
+    before = context.before
+    pairs = [(i, row[p]) for i, m in enumerate(ids) if (p := before.get(m)) in row]
     blended = matrix.copy()
     if pairs:
         rows, previous = np.array(pairs).T
         blended[rows] += CONTEXT_MIX * matrix[previous]
     cosines = blended @ query / np.maximum(np.linalg.norm(blended, axis=1), 1e-12)
-    order = np.argsort(-cosines, kind="stable")
-    return [(ids[i], float(cosines[i])) for i in order]
+    order = np.argsort(-cosines, kind="stable").tolist()
+    values = cosines.tolist()
+    return [(ids[i], values[i]) for i in order]
 
 
 def spread(fused: Mapping[str, float], context: Context) -> dict[str, float]:
     """Add SPREAD shares of each memory's fused relevance to the memories around it."""
     out = dict(fused)
+    get = out.get
+    shares = [SPREAD[distance] for distance in range(1, CONTEXT_RADIUS + 1)]
+    sides = (context.after, context.before)  # the order of ``Context.around``
+    linked = sides[0].keys() | sides[1].keys()
     for memory_id, relevance in fused.items():
-        for offset, neighbor in context.around.get(memory_id, ()):
-            out[neighbor] = out.get(neighbor, 0.0) + SPREAD[abs(offset)] * relevance
+        if memory_id not in linked:
+            continue
+        for links in sides:
+            current = memory_id
+            for share in shares:
+                if (following := links.get(current)) is None:
+                    break
+                out[following] = get(following, 0.0) + share * relevance
+                current = following
     return out
 
 
@@ -285,15 +317,19 @@ def scores(
     coverage: Mapping[str, float] | Callable[[str], float] | None = None,
     limit: int | None = None,
     min_score: float | None = None,
+    order: Sequence[str] | None = None,
 ) -> list[tuple[str, float]]:
     """Order by fused relevance and give each memory its shown score (from its own cosine
     and the share of the query's words it contains, ``coverage``: a mapping or a function
     of the id): (id, score in [0, 1]), best first, scores non-increasing.
-    ``min_score`` drops memories below it before ``limit`` keeps the best that many."""
+    ``min_score`` drops memories below it before ``limit`` keeps the best that many.
+    ``order``: the ids of ``fused`` already in that order, when the caller has sorted them."""
     share = coverage if callable(coverage) else (coverage or {}).get
     ordered: list[str] = []
     shown: list[float] = []
-    for mid in sorted(fused, key=lambda mid: fused[mid], reverse=True):
+    if order is None:
+        order = sorted(fused, key=fused.__getitem__, reverse=True)
+    for mid in order:
         if limit is not None and len(ordered) >= limit:
             break
         score = shown_score(cosines.get(mid), share(mid) or 0.0)

@@ -17,7 +17,7 @@ The pure functions live in ``ranking.py``; this module only fetches and wires th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -40,7 +40,7 @@ from memstore.ranking import (
     PERIOD_WEIGHT,
     Context,
     centred_query,
-    context_cosines,
+    context_cosines_of,
     keyword_terms,
     query_periods,
     rows_of,
@@ -105,15 +105,19 @@ def recall(
 
     # 2. context: every memory that can be returned is scored by its real cosine, keyword-only
     # hits included, not as unrelated. The local list, needed by the final fusion only, is
-    # searched beside it.
+    # searched beside it. Each vector is read once: those of the context and of the local
+    # list's LOCAL_TOP best dense hits in one read.
     # both centred lists or neither (none past CENTRED_MAX_ROWS memories in scope)
-    beside = _BESIDE.submit(local_search, store, q, vector, dense if centred else [], k)
+    top = [mid for mid, _ in dense[:LOCAL_TOP]] if centred and LOCAL_WEIGHT else []  # its own
+    around = store.neighbors(account, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where)
+    pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
+    unscored = pool.union(mid for mid, _ in keyword + centred).difference(dict(dense))
+    wanted = pool | unscored
+    read = store.vectors(account, [*wanted, *(mid for mid in top if mid not in wanted)])
+    fetched = {mid: v for mid, v in read.items() if mid in wanted}
+    beside = _BESIDE.submit(local_search, store, q, vector, dense if centred else [], k, read)
     try:
-        around = store.neighbors(account, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where)
         context = Context(around)
-        pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
-        unscored = pool.union(mid for mid, _ in keyword + centred).difference(dict(dense))
-        fetched = store.vectors(account, list(pool | unscored))
     except BaseException:
         wait([beside])
         raise
@@ -122,9 +126,11 @@ def recall(
     if missing := [mid for mid, _ in local if mid not in scored]:
         fetched.update(store.vectors(account, missing))
     order = list(fetched)
-    own = (rows_of(fetched, order) @ vector).tolist() if order else []
+    matrix = _matrix(fetched, order, len(vector))
+    own = (matrix @ vector).tolist()
     cosines = {**dict(dense), **dict(zip(order, own, strict=True))}
-    in_context = context_cosines(vector, {m: v for m, v in fetched.items() if m in pool}, context)
+    in_pool = [i for i, mid in enumerate(order) if mid in pool]
+    in_context = context_cosines_of(vector, [order[i] for i in in_pool], matrix[in_pool], context)
     lap("context")
     also, also_weights = [centred, local], [CENTRED_WEIGHT, LOCAL_WEIGHT]  # the centred lists
 
@@ -146,6 +152,7 @@ def recall(
     words = WordCoverage(store, q, sorted(relevance, key=relevance.__getitem__, reverse=True))
     ranked = scores(
         relevance,
+        order=words.order,
         cosines=own,
         # collapse reads only the order of its candidates, and their scores for min_score
         coverage=words if not q.collapse or q.min_score is not None else None,
@@ -154,7 +161,10 @@ def recall(
     )
     similar: dict[str, list[str]] = {}
     if q.collapse:  # over more candidates than ``limit``, so that ``limit`` distinct ones show
-        groups = {g.members[0]: g for g in collapse(store, account, ranked, fetched, q.limit, now)}
+        groups = {
+            g.members[0]: g
+            for g in collapse(store, account, ranked, {**read, **fetched}, q.limit, now)
+        }
         best = scores({m: relevance[m] for m in groups}, cosines=own, coverage=words)
         ranked = [(groups[m].shown, score) for m, score in best]
         similar = {g.shown: g.similar_ids for g in groups.values()}
@@ -197,19 +207,34 @@ def dense_and_centred(
 
 
 def local_search(
-    store: Store, q: RecallQuery, vector: np.ndarray, dense: list[tuple[str, float]], k: int
+    store: Store,
+    q: RecallQuery,
+    vector: np.ndarray,
+    dense: list[tuple[str, float]],
+    k: int,
+    vectors: Mapping[str, np.ndarray] | None = None,
 ) -> list[tuple[str, float]]:
     """The dense list of the query centred on the mean of its LOCAL_TOP best ``dense`` hits
-    (``ranking.centred_query``), best first; empty without hits."""
+    (``ranking.centred_query``), best first; empty without hits. Their vectors are taken
+    from ``vectors`` when given (recall reads them with the context's), else read."""
     if not LOCAL_WEIGHT or not dense:
         return []
-    top = store.vectors(q.account_id, [mid for mid, _ in dense[:LOCAL_TOP]])
+    ids = [mid for mid, _ in dense[:LOCAL_TOP]]
+    if vectors is None:
+        top = store.vectors(q.account_id, ids)
+    else:
+        top = {mid: vectors[mid] for mid in ids if mid in vectors}
     if not top:
         return []
     shifted = centred_query(vector, rows_of(top, list(top)).mean(axis=0))
     if shifted is None:
         return []
     return store.dense_search(q.account_id, q.sessions, shifted, k, q.now, q.filters)
+
+
+def _matrix(vectors: dict[str, np.ndarray], ids: list[str], dim: int = 0) -> np.ndarray:
+    """``ranking.rows_of``, also for no ids (0 x ``dim``)."""
+    return rows_of(vectors, ids) if ids else np.empty((0, dim), dtype=np.float32)
 
 
 class WordCoverage:
