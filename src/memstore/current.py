@@ -49,9 +49,12 @@ class CurrentView:
         k: int,
         now: float,
         filters: Filters | None,
+        shift: np.ndarray | None = None,
     ) -> list[list[tuple[str, float]]]:
         more = k + len(self.hidden)
-        found = self.store.dense_search_many(account_id, sessions, vectors, more, now, filters)
+        found = self.store.dense_search_many(
+            account_id, sessions, vectors, more, now, filters, shift
+        )
         return [self._ranked(one, k) for one in found]
 
     def keyword_search(

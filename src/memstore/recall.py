@@ -31,6 +31,7 @@ from memstore.models import RecalledMemory, to_memory
 from memstore.ranking import (
     CENTRED_MAX_ROWS,
     CENTRED_WEIGHT,
+    CENTRING,
     CONTEXT_RADIUS,
     CONTEXT_WINDOW,
     DENSE_WEIGHT,
@@ -200,8 +201,9 @@ def dense_and_centred(
     centred = centred_query(vector, mean)
     if centred is None:
         return store.dense_search(q.account_id, q.sessions, vector, k, q.now, q.filters), []
+    shift = CENTRING * np.asarray(mean, np.float32)  # as centred_query takes it out
     plain, shifted = store.dense_search_many(
-        q.account_id, q.sessions, [vector, centred], k, q.now, q.filters
+        q.account_id, q.sessions, [vector, centred], k, q.now, q.filters, shift
     )
     return plain, shifted
 

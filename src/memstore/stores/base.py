@@ -200,9 +200,12 @@ class Store(Protocol):
         k: int,
         now: float,
         filters: Filters | None,
+        shift: np.ndarray | None = None,
     ) -> list[list[tuple[str, float]]]:
         """``dense_search`` of each of ``vectors`` (same answers), in one pass over the scope
-        where the store can (recall's plain and centred queries)."""
+        where the store can (recall's plain and centred queries). ``shift``: a hint that
+        ``vectors`` are [q, normalise(q - shift)], which a store may use to shortlist the
+        second from the first's scores (the answers stay exact whatever it is)."""
         ...
 
     def session_mean(

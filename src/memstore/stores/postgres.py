@@ -549,10 +549,12 @@ class PostgresStore(
         k: int,
         now: float,
         filters: Filters | None,
+        shift: np.ndarray | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Exact scopes: one scan scores the rows against every vector (reading the rows,
         not the cosines, is most of a search), each vector's top ``k`` ordered as in
-        ``dense_search``. Scopes big enough for the HNSW index: one search per vector."""
+        ``dense_search``. Scopes big enough for the HNSW index: one search per vector.
+        ``shift`` is not needed here."""
         with self._tx() as conn:
             big = k > 0 and sessions != [] and self._scope_is_big(conn, account_id, sessions)
         if len(vectors) < 2 or big or k <= 0 or sessions == []:

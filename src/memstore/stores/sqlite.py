@@ -707,12 +707,18 @@ class SQLiteStore(
         k: int,
         now: float,
         filters: Filters | None,
+        shift: np.ndarray | None = None,
     ) -> list[list[tuple[str, float]]]:
-        """One index search per vector (an exact scan at 10k rows is ~0.3 ms), the filters'
-        rows read once."""
+        """One index search per vector, the filters' rows read once; with ``shift``, the
+        centred query's shortlist comes from the plain query's pass
+        (``VectorIndex.search_centred``)."""
         allowed = self._allowed_seqs(account_id, sessions, filters)
         index = self._index(account_id)
-        return [index.search(np.asarray(v, np.float32), k, now, sessions, allowed) for v in vectors]
+        queries = [np.asarray(v, np.float32) for v in vectors]
+        if shift is not None and len(queries) == 2:
+            shift = np.asarray(shift, np.float32)
+            return list(index.search_centred(*queries, shift, k, now, sessions, allowed))
+        return [index.search(v, k, now, sessions, allowed) for v in queries]
 
     def session_mean(
         self,

@@ -138,10 +138,27 @@ class Int8Codes:
     def shortlist(self, query: np.ndarray, k: int, n: int, rows: np.ndarray | None) -> np.ndarray:
         """Row positions (among ``rows``, or the first ``n``) whose exact score may be in
         the top ``k``: a superset of the true top ``k``, ties included."""
+        found = self.bounds(query, n, rows)
+        if found is None:
+            return np.arange(n) if rows is None else rows
+        approx, bound = found
+        if approx.size <= k:
+            near = np.arange(approx.size)
+        else:
+            floor = np.partition(approx - bound, approx.size - k)[approx.size - k]
+            near = np.flatnonzero(approx + bound >= floor)
+        return near if rows is None else rows[near]
+
+    def bounds(
+        self, query: np.ndarray, n: int, rows: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(approx, bound) for each of ``rows`` (or the first ``n``): every row's exact
+        score with ``query`` lies within approx +- bound. None for a query of zeros or
+        non-finite values (no bound: every row must be scored)."""
         assert simsimd is not None
         q_scale = float(np.abs(query).max()) / 127
         if q_scale == 0.0 or not np.isfinite(q_scale):
-            return np.arange(n) if rows is None else rows
+            return None
         # A few rows are gathered; most of them are cheaper to score all, then pick.
         gather = rows is not None and rows.size * 3 < n
         take = rows if gather else slice(0, n)
@@ -160,9 +177,4 @@ class Int8Codes:
         bound += np.float32(_SLACK * max(1.0, q_norm * self.max_norm))
         if rows is not None and not gather:
             approx, bound = approx[rows], bound[rows]
-        if approx.size <= k:
-            found = np.arange(approx.size)
-        else:
-            floor = np.partition(approx - bound, approx.size - k)[approx.size - k]
-            found = np.flatnonzero(approx + bound >= floor)
-        return found if rows is None else rows[found]
+        return approx, bound

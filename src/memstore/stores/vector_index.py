@@ -18,7 +18,7 @@ import numpy as np
 
 from memstore.stores import vector_codes
 from memstore.stores.session_order import SessionOrder
-from memstore.stores.vector_codes import Int8Codes, exact_top, near_top
+from memstore.stores.vector_codes import TIE_MARGIN, Int8Codes, exact_top
 
 
 class VectorIndex:
@@ -44,6 +44,9 @@ class VectorIndex:
         self._counts: dict[int, int] = {}  # rows per session code
         self._expiring = 0  # rows with an expiry time; when 0, searches skip the expiry mask
         self._session_rows: dict[tuple[int, ...], np.ndarray] = {}
+        # (sessions, shift) -> (their rows or None for all, each row . shift): search_centred
+        self._dots: dict[tuple[tuple[str, ...] | None, bytes], tuple[np.ndarray | None, np.ndarray]]
+        self._dots = {}
         self._sums: dict[int, np.ndarray] = {}  # float64 sum of the vectors per session code
         self._total = np.zeros(dim)  # and of all rows
         self.lock = threading.RLock()
@@ -88,6 +91,7 @@ class VectorIndex:
     ) -> None:
         with self.lock:
             self._session_rows.clear()
+            self._dots.clear()
             i = self._pos.get(seq)
             if i is None:
                 self._grow(self.n + 1)
@@ -134,6 +138,7 @@ class VectorIndex:
             if i is None:
                 return
             self._session_rows.clear()
+            self._dots.clear()
             self._forget_row_stats(i)
             self._order.discard(int(self._sessions[i]), seq)
             self._row_of.pop(self._ids[i], None)
@@ -215,6 +220,7 @@ class VectorIndex:
         if rows is None:
             if len(self._session_rows) >= 256:
                 self._session_rows.clear()
+            self._dots.clear()
             if len(codes) == 1:
                 rows = np.flatnonzero(self._sessions[: self.n] == codes[0])
             else:
@@ -234,40 +240,142 @@ class VectorIndex:
     ) -> list[tuple[str, float]]:
         """Top ``k`` (id, cosine) among live rows of ``sessions`` (all when None)."""
         with self.lock:
-            n = self.n
-            if n == 0 or k <= 0:
-                return []
-            rows: np.ndarray | None = None  # None: every row, so no gather and no masks
-            if sessions is not None:
-                codes = tuple(
-                    sorted({self._session_codes[s] for s in sessions if s in self._session_codes})
-                )
-                if not codes:
-                    return []
-                if sum(self._counts.get(c, 0) for c in codes) < n:
-                    rows = self._rows_of(codes)
-            if self._expiring:
-                live = self._expires[:n] > now
-                rows = np.flatnonzero(live) if rows is None else rows[live[rows]]
-            if allowed_seqs is not None:
-                seqs = self._seqs[:n] if rows is None else self._seqs[rows]
-                keep = np.isin(seqs, allowed_seqs)
-                rows = np.flatnonzero(keep) if rows is None else rows[keep]
-            if rows is not None and rows.size == 0:
+            if k <= 0 or (rows := self._scope(now, sessions, allowed_seqs)) is _NONE:
                 return []
             coded = self._coded()
             if coded is not None:
-                near = coded.shortlist(vector, k, n, rows)
+                near = coded.shortlist(vector, k, self.n, rows)
             else:
-                size = float(np.sqrt(self._max_norm2)) * float(np.linalg.norm(vector))
-                if rows is None:
-                    near = near_top(self._vectors[:n] @ vector, k, size)
-                elif rows.size * 3 < n:
-                    near = rows[near_top(self._vectors[rows] @ vector, k, size)]
+                near = self._near(self._scan(vector, rows), k, rows, _scan_error(self, vector))
+            return self._top(near, vector, k)
+
+    def search_centred(
+        self,
+        vector: np.ndarray,
+        centred: np.ndarray,
+        shift: np.ndarray,
+        k: int,
+        now: float,
+        sessions: list[str] | None = None,
+        allowed_seqs: np.ndarray | None = None,
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """``search`` of ``vector`` and of ``centred`` (recall's centred query, about
+        normalise(vector - shift)) from one pass over the scope: since
+        x . centred = (x . vector - x . shift) / |vector - shift| + x . delta, the centred
+        query's shortlist comes from the plain pass and each row's dot product with
+        ``shift`` (one scan, cached until the next write), widened by the bound of each
+        term. The answers are exactly those of two ``search`` calls."""
+        with self.lock:
+            if k <= 0 or (rows := self._scope(now, sessions, allowed_seqs)) is _NONE:
+                return [], []
+            coded, dots = self._coded(), self._shift_dots(shift, sessions, rows)
+            q64, s64 = np.asarray(vector, np.float64), np.asarray(shift, np.float64)
+            size = float(np.sqrt(self._max_norm2))
+            gap = float(np.linalg.norm(q64 - s64))
+            # |x . delta| <= |x| |delta|: what centred's rounding (or any other difference
+            # from the exact centred direction) can move a score, times the gap
+            slack = np.inf  # no bound when vector and shift (nearly) coincide: score all
+            if gap > 1e-6:
+                exact = (q64 - s64) / gap
+                delta = float(np.linalg.norm(np.asarray(centred, np.float64) - exact))
+                slack = 2 * gap * size * delta * _WIDEN + 1e-9
+            shift_error = float(TIE_MARGIN) * max(1.0, float(np.linalg.norm(s64)) * size)
+            if coded is not None:
+                found = coded.bounds(vector, self.n, rows)
+                if found is None:
+                    near = near_centred = _every(self.n, rows)
                 else:
-                    near = rows[near_top((self._vectors[:n] @ vector)[rows], k, size)]
-            where, scores = exact_top(self._vectors, self._seqs, near, vector, k)
-            return [(self._ids[i], s) for i, s in zip(where.tolist(), scores.tolist(), strict=True)]
+                    approx, bound = found
+                    near = _shortlist(approx, bound, k, rows)
+                    plain = approx.astype(np.float64)
+                    near_centred = _shortlist(
+                        plain - dots, bound.astype(np.float64) + shift_error, k, rows, slack
+                    )
+            else:
+                scores = self._scan(vector, rows)
+                error = _scan_error(self, vector)
+                near = self._near(scores, k, rows, error)
+                near_centred = self._near(
+                    scores.astype(np.float64) - dots, k, rows, 2 * (error + shift_error) + slack
+                )
+            return self._top(near, vector, k), self._top(near_centred, centred, k)
+
+    def _scope(
+        self, now: float, sessions: list[str] | None, allowed_seqs: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Positions of the live rows of ``sessions`` that ``allowed_seqs`` lets through:
+        None for every row (no gather, no masks), _NONE for no row."""
+        n = self.n
+        rows = self._session_scope(sessions)
+        if rows is _NONE:
+            return _NONE
+        if self._expiring:
+            live = self._expires[:n] > now
+            rows = np.flatnonzero(live) if rows is None else rows[live[rows]]
+        if allowed_seqs is not None:
+            seqs = self._seqs[:n] if rows is None else self._seqs[rows]
+            keep = np.isin(seqs, allowed_seqs)
+            rows = np.flatnonzero(keep) if rows is None else rows[keep]
+        if rows is not None and rows.size == 0:
+            return _NONE
+        return rows
+
+    def _session_scope(self, sessions: list[str] | None) -> np.ndarray | None:
+        """Positions of the rows of ``sessions``, expired ones too: None for every row,
+        _NONE for no row."""
+        if self.n == 0:
+            return _NONE
+        if sessions is None:
+            return None
+        codes = tuple(
+            sorted({self._session_codes[s] for s in sessions if s in self._session_codes})
+        )
+        if not codes:
+            return _NONE
+        if sum(self._counts.get(c, 0) for c in codes) < self.n:
+            return self._rows_of(codes)
+        return None
+
+    def _scan(self, vector: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        """float32 BLAS scores of ``rows`` (every row when None), in their order."""
+        n = self.n
+        if rows is None:
+            return self._vectors[:n] @ vector
+        if rows.size * 3 < n:
+            return self._vectors[rows] @ vector
+        return (self._vectors[:n] @ vector)[rows]
+
+    def _near(
+        self, scores: np.ndarray, k: int, rows: np.ndarray | None, margin: float
+    ) -> np.ndarray:
+        """Positions of the rows whose ``scores`` are within ``margin`` of the k-th best."""
+        near = _within(scores, k, margin)
+        return near if rows is None else rows[near]
+
+    def _top(self, near: np.ndarray, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        where, scores = exact_top(self._vectors, self._seqs, near, vector, k)
+        return [(self._ids[i], s) for i, s in zip(where.tolist(), scores.tolist(), strict=True)]
+
+    def _shift_dots(
+        self, shift: np.ndarray, sessions: list[str] | None, rows: np.ndarray | None
+    ) -> np.ndarray:
+        """float64 of the float32 dot product of each of ``rows`` with ``shift``, from one
+        scan of the sessions' rows cached until the next write."""
+        key = (None if sessions is None else tuple(sorted(set(sessions))), shift.tobytes())
+        found = self._dots.get(key)
+        if found is None:
+            scope = self._session_scope(sessions)
+            shift32 = np.asarray(shift, np.float32)
+            dots = self._scan(shift32, scope).astype(np.float64)
+            if len(self._dots) >= 16:
+                self._dots.clear()
+            found = self._dots[key] = (scope, dots)
+        scope, dots = found
+        if rows is None:
+            return dots
+        if scope is None:
+            return dots[rows]
+        return dots[np.searchsorted(scope, rows)]
 
     def _coded(self) -> Int8Codes | None:
         """The int8 codes of the rows, built on first use once the index is large enough
@@ -275,3 +383,39 @@ class VectorIndex:
         if self._codes is None and 0 < self.codes_min_rows <= self.n and vector_codes.available():
             self._codes = Int8Codes(self._vectors[: self.n], self._cap)
         return self._codes
+
+
+_NONE = np.empty(0, dtype=np.int64)  # _scope: no row in scope
+_WIDEN = 1.001  # float64 rounding of the centred bound's own arithmetic, generously
+
+
+def _scan_error(index: VectorIndex, vector: np.ndarray) -> float:
+    """How far a float32 BLAS score of ``vector`` can be from its canonical score."""
+    size = float(np.sqrt(index._max_norm2)) * float(np.linalg.norm(vector))
+    return float(TIE_MARGIN) * max(1.0, size)
+
+
+def _within(scores: np.ndarray, k: int, margin: float) -> np.ndarray:
+    """Indexes into ``scores`` of those within ``margin`` of the k-th best (all when at most
+    ``k``; ``vector_codes.near_top`` with the margin given)."""
+    if scores.size <= k:
+        return np.arange(scores.size)
+    kth = np.partition(scores, scores.size - k)[scores.size - k]
+    return np.flatnonzero(scores >= kth - margin)
+
+
+def _shortlist(
+    approx: np.ndarray, bound: np.ndarray, k: int, rows: np.ndarray | None, slack: float = 0.0
+) -> np.ndarray:
+    """Positions of the rows whose upper end (approx + bound + slack) reaches the k-th
+    largest lower end (approx - bound): a superset of the top ``k``."""
+    if approx.size <= k:
+        near = np.arange(approx.size)
+    else:
+        floor = np.partition(approx - bound, approx.size - k)[approx.size - k]
+        near = np.flatnonzero(approx + bound + slack >= floor)
+    return near if rows is None else rows[near]
+
+
+def _every(n: int, rows: np.ndarray | None) -> np.ndarray:
+    return np.arange(n) if rows is None else rows
