@@ -270,34 +270,30 @@ class VectorIndex:
                 return [], []
             coded, dots = self._coded(), self._shift_dots(shift, sessions, rows)
             q64, s64 = np.asarray(vector, np.float64), np.asarray(shift, np.float64)
-            size = float(np.sqrt(self._max_norm2))
+            size, s_norm = float(np.sqrt(self._max_norm2)), float(np.linalg.norm(s64))
             gap = float(np.linalg.norm(q64 - s64))
             # |x . delta| <= |x| |delta|: what centred's rounding (or any other difference
             # from the exact centred direction) can move a score, times the gap
-            slack = np.inf  # no bound when vector and shift (nearly) coincide: score all
+            margin = np.inf  # no bound when vector and shift (nearly) coincide: score all
             if gap > 1e-6:
                 exact = (q64 - s64) / gap
                 delta = float(np.linalg.norm(np.asarray(centred, np.float64) - exact))
-                slack = 2 * gap * size * delta * _WIDEN + 1e-9
-            shift_error = float(TIE_MARGIN) * max(1.0, float(np.linalg.norm(s64)) * size)
+                shift_error = float(TIE_MARGIN) * max(1.0, s_norm * size)  # of the dots' scan
+                rounding = 1e-5 * max(1.0, (float(np.linalg.norm(q64)) + s_norm) * size)
+                margin = (2 * gap * size * delta + 2 * shift_error + rounding) * _WIDEN
             if coded is not None:
                 found = coded.bounds(vector, self.n, rows)
                 if found is None:
                     near = near_centred = _every(self.n, rows)
                 else:
-                    approx, bound = found
-                    near = _shortlist(approx, bound, k, rows)
-                    plain = approx.astype(np.float64)
-                    near_centred = _shortlist(
-                        plain - dots, bound.astype(np.float64) + shift_error, k, rows, slack
-                    )
+                    lower, upper = found[0] - found[1], found[0] + found[1]
+                    near = _above(lower, upper, k, rows)
+                    near_centred = _above(lower - dots, upper - dots, k, rows, margin)
             else:
                 scores = self._scan(vector, rows)
                 error = _scan_error(self, vector)
                 near = self._near(scores, k, rows, error)
-                near_centred = self._near(
-                    scores.astype(np.float64) - dots, k, rows, 2 * (error + shift_error) + slack
-                )
+                near_centred = self._near(scores - dots, k, rows, 2 * error + margin)
             return self._top(near, vector, k), self._top(near_centred, centred, k)
 
     def _scope(
@@ -359,14 +355,14 @@ class VectorIndex:
     def _shift_dots(
         self, shift: np.ndarray, sessions: list[str] | None, rows: np.ndarray | None
     ) -> np.ndarray:
-        """float64 of the float32 dot product of each of ``rows`` with ``shift``, from one
-        scan of the sessions' rows cached until the next write."""
+        """The float32 dot product of each of ``rows`` with ``shift``, from one scan of the
+        sessions' rows cached until the next write."""
         key = (None if sessions is None else tuple(sorted(set(sessions))), shift.tobytes())
         found = self._dots.get(key)
         if found is None:
             scope = self._session_scope(sessions)
             shift32 = np.asarray(shift, np.float32)
-            dots = self._scan(shift32, scope).astype(np.float64)
+            dots = self._scan(shift32, scope)
             if len(self._dots) >= 16:
                 self._dots.clear()
             found = self._dots[key] = (scope, dots)
@@ -404,16 +400,16 @@ def _within(scores: np.ndarray, k: int, margin: float) -> np.ndarray:
     return np.flatnonzero(scores >= kth - margin)
 
 
-def _shortlist(
-    approx: np.ndarray, bound: np.ndarray, k: int, rows: np.ndarray | None, slack: float = 0.0
+def _above(
+    lower: np.ndarray, upper: np.ndarray, k: int, rows: np.ndarray | None, margin: float = 0.0
 ) -> np.ndarray:
-    """Positions of the rows whose upper end (approx + bound + slack) reaches the k-th
-    largest lower end (approx - bound): a superset of the top ``k``."""
-    if approx.size <= k:
-        near = np.arange(approx.size)
+    """Positions of the rows whose upper end (+ ``margin``) reaches the k-th largest lower
+    end: a superset of the top ``k`` (``Int8Codes.shortlist`` from given bounds)."""
+    if lower.size <= k:
+        near = np.arange(lower.size)
     else:
-        floor = np.partition(approx - bound, approx.size - k)[approx.size - k]
-        near = np.flatnonzero(approx + bound + slack >= floor)
+        floor = np.partition(lower, lower.size - k)[lower.size - k]
+        near = np.flatnonzero(upper + margin >= floor)
     return near if rows is None else rows[near]
 
 
