@@ -154,3 +154,28 @@ def test_no_centred_lists_past_the_size_cap(shared_direction, monkeypatch):
     recall_module.recall(store, q, query(["chat"]))
     recall_module.recall(store, q, query(["other"]))
     assert asked == [0, 3]
+
+
+def test_past_the_local_cap_the_centred_list_stays_and_the_local_list_goes(
+    shared_direction, monkeypatch
+):
+    # the centred list shares the plain query's pass (no cap by default); the local list is
+    # one more search of the whole scope, left out past LOCAL_MAX_ROWS memories in scope
+    store, _ = shared_direction  # "chat" holds 7 memories, "other" 3
+    monkeypatch.setattr(recall_module, "LOCAL_MAX_ROWS", 6)
+    q = unit(axis(0) + axis(1, 0.3))
+    assert dense_and_centred(store, query(["chat"]), q, 10)[1]  # 7 > 6: still centred
+    asked: list[int] = []
+
+    def spy(store, q, vector, dense, k, *vectors):
+        asked.append(len(dense))
+        return local_search(store, q, vector, dense, k, *vectors)
+
+    monkeypatch.setattr(recall_module, "local_search", spy)
+    recall_module.recall(store, q, query(["chat"]))
+    recall_module.recall(store, q, query(["other"]))
+    assert asked == [0, 3]
+    monkeypatch.setattr(recall_module, "CENTRED_MAX_ROWS", 2)  # below both: neither list
+    assert dense_and_centred(store, query(["other"]), q, 10)[1] == []
+    recall_module.recall(store, q, query(["other"]))
+    assert asked == [0, 3, 0]

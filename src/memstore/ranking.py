@@ -51,10 +51,13 @@ CENTRED_WEIGHT = 0.2
 # of the conversation. Joins both fusions at LOCAL_WEIGHT (docs/ranking.md, round 3).
 LOCAL_TOP = 20
 LOCAL_WEIGHT = 0.3
-# Each centred list is one more dense search over the whole scope: past this many memories
-# in the searched sessions (where a search costs milliseconds) recall leaves both out, to
-# keep its latency (docs/ranking.md, "Round 3"; docs/performance.md).
-CENTRED_MAX_ROWS = 20_000
+# The centred list shares the plain query's pass over the scope where the store can
+# (SQLite: VectorIndex.search_centred), so it has no size cap (None); an int caps it. The
+# local list is one more dense search over the whole scope: past LOCAL_MAX_ROWS memories in
+# the searched sessions (where a search costs milliseconds) recall leaves it out, to keep
+# its latency (docs/ranking.md, "Round 3"; docs/performance.md).
+CENTRED_MAX_ROWS: int | None = None
+LOCAL_MAX_ROWS: int | None = 20_000
 # Context: memories of one session stored within an hour of each other, in order, are read
 # together. A memory's context vector is its own plus CONTEXT_MIX of the previous one's.
 CONTEXT_RADIUS = 2

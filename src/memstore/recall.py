@@ -36,6 +36,7 @@ from memstore.ranking import (
     CONTEXT_WINDOW,
     DENSE_WEIGHT,
     KEYWORD_WEIGHT,
+    LOCAL_MAX_ROWS,
     LOCAL_TOP,
     LOCAL_WEIGHT,
     PERIOD_WEIGHT,
@@ -94,7 +95,7 @@ def recall(
         if callable(vector):
             vector = vector()
         lap("embedding")  # ~0 when cached
-        dense, centred = dense_and_centred(store, q, vector, k)
+        dense, centred, nearby = dense_lists(store, q, vector, k)
         lap("dense")
     except BaseException:
         wait([beside])  # never left running against a store its caller may close next
@@ -108,15 +109,16 @@ def recall(
     # hits included, not as unrelated. The local list, needed by the final fusion only, is
     # searched beside it. Each vector is read once: those of the context and of the local
     # list's LOCAL_TOP best dense hits in one read.
-    # both centred lists or neither (none past CENTRED_MAX_ROWS memories in scope)
-    top = [mid for mid, _ in dense[:LOCAL_TOP]] if centred and LOCAL_WEIGHT else []  # its own
+    # the local list only beside the centred one, and in a scope of at most LOCAL_MAX_ROWS
+    local_dense = dense if centred and nearby else []
+    top = [mid for mid, _ in local_dense[:LOCAL_TOP]] if LOCAL_WEIGHT else []  # its own
     around = store.neighbors(account, candidates, CONTEXT_RADIUS, CONTEXT_WINDOW, now, where)
     pool = set(candidates).union(*(offsets.values() for offsets in around.values()))
     unscored = pool.union(mid for mid, _ in keyword + centred).difference(dict(dense))
     wanted = pool | unscored
     read = store.vectors(account, [*wanted, *(mid for mid in top if mid not in wanted)])
     fetched = {mid: v for mid, v in read.items() if mid in wanted}
-    beside = _BESIDE.submit(local_search, store, q, vector, dense if centred else [], k, read)
+    beside = _BESIDE.submit(local_search, store, q, vector, local_dense, k, read)
     try:
         context = Context(around)
     except BaseException:
@@ -192,20 +194,43 @@ def dense_and_centred(
 ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """The dense list of the query and the centred dense list: the query with the searched
     sessions' mean vector taken out (``ranking.centred_query``), empty when the sessions
-    hold nothing. Both from one pass over the scope where the store can."""
-    mean = (
-        store.session_mean(q.account_id, q.sessions, q.now, CENTRED_MAX_ROWS)
-        if CENTRED_WEIGHT
-        else None
-    )
+    hold nothing (or more than CENTRED_MAX_ROWS). Both from one pass over the scope where
+    the store can."""
+    plain, centred, _ = dense_lists(store, q, vector, k)
+    return plain, centred
+
+
+def dense_lists(
+    store: Store, q: RecallQuery, vector: np.ndarray, k: int
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]], bool]:
+    """``dense_and_centred``, and whether the scope holds at most LOCAL_MAX_ROWS memories
+    (the local list's cap)."""
+    mean, nearby = _centring_mean(store, q)
     centred = centred_query(vector, mean)
     if centred is None:
-        return store.dense_search(q.account_id, q.sessions, vector, k, q.now, q.filters), []
+        plain = store.dense_search(q.account_id, q.sessions, vector, k, q.now, q.filters)
+        return plain, [], nearby
     shift = CENTRING * np.asarray(mean, np.float32)  # as centred_query takes it out
     plain, shifted = store.dense_search_many(
         q.account_id, q.sessions, [vector, centred], k, q.now, q.filters, shift
     )
-    return plain, shifted
+    return plain, shifted, nearby
+
+
+def _centring_mean(store: Store, q: RecallQuery) -> tuple[np.ndarray | None, bool]:
+    """The searched sessions' mean vector, None without the centred list (no weight, no
+    memories, more than CENTRED_MAX_ROWS), and whether they hold at most LOCAL_MAX_ROWS:
+    one ``session_mean`` under the smaller cap, a second only past it."""
+    if not CENTRED_WEIGHT:
+        return None, False
+    caps = [CENTRED_MAX_ROWS, LOCAL_MAX_ROWS]
+    least = min((c for c in caps if c is not None), default=None)
+    mean = store.session_mean(q.account_id, q.sessions, q.now, least)
+    if mean is not None:
+        return mean, True
+    if least is None or least == CENTRED_MAX_ROWS:
+        return None, False  # empty, or past the centred list's own cap
+    return store.session_mean(q.account_id, q.sessions, q.now, CENTRED_MAX_ROWS), False
 
 
 def local_search(
