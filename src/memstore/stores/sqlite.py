@@ -721,7 +721,8 @@ class SQLiteStore(
         queries = [np.asarray(v, np.float32) for v in vectors]
         if shift is not None and len(queries) == 2:
             shift = np.asarray(shift, np.float32)
-            return list(index.search_centred(*queries, shift, k, now, sessions, allowed))
+            plain, centred = queries
+            return list(index.search_centred(plain, centred, shift, k, now, sessions, allowed))
         return [index.search(v, k, now, sessions, allowed) for v in queries]
 
     def session_mean(

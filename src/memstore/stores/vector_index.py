@@ -335,11 +335,14 @@ class VectorIndex:
     def _scan(self, vector: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         """float32 BLAS scores of ``rows`` (every row when None), in their order."""
         n = self.n
+        scores: np.ndarray
         if rows is None:
-            return self._vectors[:n] @ vector
-        if rows.size * 3 < n:
-            return self._vectors[rows] @ vector
-        return (self._vectors[:n] @ vector)[rows]
+            scores = self._vectors[:n] @ vector
+        elif rows.size * 3 < n:
+            scores = self._vectors[rows] @ vector
+        else:
+            scores = (self._vectors[:n] @ vector)[rows]
+        return scores
 
     def _near(
         self, scores: np.ndarray, k: int, rows: np.ndarray | None, margin: float
@@ -367,11 +370,9 @@ class VectorIndex:
                 self._dots.clear()
             found = self._dots[key] = (scope, dots)
         scope, dots = found
-        if rows is None:
-            return dots
-        if scope is None:
-            return dots[rows]
-        return dots[np.searchsorted(scope, rows)]
+        if rows is not None:
+            dots = dots[rows] if scope is None else dots[np.searchsorted(scope, rows)]
+        return dots
 
     def _coded(self) -> Int8Codes | None:
         """The int8 codes of the rows, built on first use once the index is large enough
