@@ -466,6 +466,7 @@ def combine(*hooks: Hook) -> Hook:
 VARIANTS: dict[str, Hook | None] = {
     "baseline": None,
     "simulated plain keyword (replace)": expansion(0, 1.0, 0.0, 1.0, replace=True),
+    "plain keyword kw0.8": expansion(0, 1.0, 0.0, 0.8, replace=True),
     "expand r2 nb0.2 kw0.6 + plain0.3": expansion(2, 1.0, 0.2, 0.6, replace=True, plain=0.3),
     "expand r2 nb0.2 kw0.4 + plain0.5": expansion(2, 1.0, 0.2, 0.4, replace=True, plain=0.5),
     "expand r2 nb0.1 kw0.8": expansion(2, 1.0, 0.1, 0.8, replace=True),
