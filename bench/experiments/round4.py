@@ -9,7 +9,10 @@ memories) to the first fusion (which picks the memories read in context) and/or 
 one. The baseline variant adds nothing, so its figures are ``bench/locomo.py``'s.
 
     python bench/experiments/round4.py --data ../shared/data/locomo-dev.json \
-        [--cache /tmp/locomo-vectors.npz] [--only NAME ...]
+        [--cache /tmp/locomo-vectors.npz] [--only NAME ...] [--ranks]
+
+``--ranks`` also prints where today's recall puts each evidence turn (top 10, 11-25, below
+25 but in one of the fused lists, in none).
 """
 
 from __future__ import annotations
@@ -467,6 +470,8 @@ VARIANTS: dict[str, Hook | None] = {
     "baseline": None,
     "simulated plain keyword (replace)": expansion(0, 1.0, 0.0, 1.0, replace=True),
     "plain keyword kw0.8": expansion(0, 1.0, 0.0, 0.8, replace=True),
+    "expand prev r2 nb0.2 kw0.8": expansion(2, 1.0, 0.2, 0.8, replace=True, side=-1),
+    "expand next r2 nb0.2 kw0.8": expansion(2, 1.0, 0.2, 0.8, replace=True, side=1),
     "expand r2 nb0.2 kw0.6 + plain0.3": expansion(2, 1.0, 0.2, 0.6, replace=True, plain=0.3),
     "expand r2 nb0.2 kw0.4 + plain0.5": expansion(2, 1.0, 0.2, 0.4, replace=True, plain=0.5),
     "expand r2 nb0.1 kw0.8": expansion(2, 1.0, 0.1, 0.8, replace=True),
@@ -570,7 +575,41 @@ def conversation_model(
     return conv
 
 
-def run(data: Path, embedder: CachedEmbedder, names: list[str]) -> dict[str, dict[str, list]]:
+def evidence_ranks(
+    engine: MemoryEngine,
+    session: str,
+    qa: dict[str, Any],
+    dia_of: dict[str, str],
+    conv: Conversation,
+) -> list[tuple[str, int, bool]]:
+    """For each evidence turn of ``qa``: (category, its rank in the default recall's top 25,
+    0 when below, whether any fused list of that recall holds it)."""
+    listed: set[str] = set()
+
+    def capture(stage: str, lists: list[Ranked], q: Query) -> None:
+        listed.update(m for results in lists for m, _ in results)
+
+    vector = engine.embedder.embed_query(qa["question"])
+    CURRENT.update(hook=capture, calls=0, query=Query(qa["question"], vector, conv))
+    hits = engine.recall(BENCH_ACCOUNT, qa["question"], session=session, limit=25)
+    CURRENT["hook"] = None
+    found = [dia_of.get(h.id, "") for h in hits]
+    id_of = {d: m for m, d in dia_of.items()}
+    return [
+        (
+            CATEGORIES[qa["category"]],
+            found.index(e) + 1 if e in found else 0,
+            id_of.get(e) in listed,
+        )
+        for e in qa["evidence"]
+    ]
+
+
+def run(
+    data: Path, embedder: CachedEmbedder, names: list[str], ranks: list | None = None
+) -> dict[str, dict[str, list]]:
+    """Figures per variant; ``ranks`` (when given) collects ``evidence_ranks`` of every
+    question."""
     samples = json.loads(data.read_text())
     clock = SettableClock()
     out: dict[str, dict[str, list]] = {n: defaultdict(list) for n in names}
@@ -592,6 +631,10 @@ def run(data: Path, embedder: CachedEmbedder, names: list[str]) -> dict[str, dic
                     store, dia_of, {m: texts_by_dia[d] for m, d in dia_of.items()}
                 )
                 STORED.append(conv)
+                if ranks is not None:
+                    for qa in sample["qa"]:
+                        if qa.get("category") in CATEGORIES and qa.get("evidence"):
+                            ranks += evidence_ranks(engine, session, qa, dia_of, conv)
                 for name in names:
                     t0 = time.perf_counter()
                     for qa in sample["qa"]:
@@ -623,11 +666,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/locomo-vectors.npz"))
     parser.add_argument("--only", nargs="*", help="variant names (default: all)")
     parser.add_argument("--json", type=Path, help="write the per-query figures here")
+    parser.add_argument(
+        "--ranks", action="store_true", help="also where each evidence turn ranks today"
+    )
     args = parser.parse_args(argv)
     embedder = CachedEmbedder(load_embedder(), args.cache)
     warm(embedder, args.data)
     names = ["baseline", *[n for n in (args.only or VARIANTS) if n != "baseline"]]
-    result = run(args.data, embedder, names)
+    ranks: list | None = [] if args.ranks else None
+    result = run(args.data, embedder, names, ranks)
+    if ranks:
+        print("evidence turns: top 10 / ranks 11-25 / below 25 but in a fused list / in none")
+        for category in CATEGORIES.values():
+            mine = [(r, listed) for c, r, listed in ranks if c == category]
+            print(
+                f"  {category:<12} {len(mine):>4}: {sum(0 < r <= 10 for r, _ in mine)} / "
+                f"{sum(r > 10 for r, _ in mine)} / {sum(r == 0 and ok for r, ok in mine)} / "
+                f"{sum(r == 0 and not ok for r, ok in mine)}"
+            )
     groups = [
         "all",
         *CATEGORIES.values(),
