@@ -85,10 +85,11 @@ class RequestContext:
                 message = await receive()
             else:
                 # A client that stops sending its body is dropped (issue 14, item 3).
-                loop = asyncio.get_running_loop()
-                deadline = deadline or loop.time() + self.body_timeout
+                # asyncio.timeout_at, not wait_for: wait_for wraps receive() in a new Task.
+                deadline = deadline or asyncio.get_running_loop().time() + self.body_timeout
                 try:
-                    message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
                 except TimeoutError:
                     raise RequestTimeoutError(
                         f"the request body was not sent within {self.body_timeout:g} s",
