@@ -38,6 +38,7 @@ from memstore.models import (
     Memory,
     MemoryPage,
     RecalledMemory,
+    RecallResponse,
     RememberResult,
     SessionInfo,
     Stats,
@@ -64,6 +65,7 @@ class Call(Generic[T]):
     parse: Callable[[Any], T]
     json: Any = None
     params: dict[str, Any] = field(default_factory=dict)
+    parse_body: Callable[[bytes], T] | None = None  # a successful answer's bytes, read at once
 
     def target(self) -> str:
         """The path with its query string (repeated for list values)."""
@@ -166,6 +168,8 @@ class Routes:
             "/v1/memory/recall",
             lambda data: [RecalledMemory.model_validate(m) for m in data["memories"]],
             json=body,
+            # pydantic-core reads the JSON itself: half the CPU of json.loads + validate
+            parse_body=lambda raw: RecallResponse.model_validate_json(raw).memories,
         )
 
     @staticmethod
@@ -259,6 +263,8 @@ class _HTTPBase:
 
     @staticmethod
     def _result(call: Call[T], response: Answer) -> T:
+        if call.parse_body is not None and response.status < 400:
+            return call.parse_body(response.body)
         try:
             data = json.loads(response.body) if response.body else None
         except ValueError:
