@@ -273,3 +273,28 @@ def test_a_retried_remember_applies_supersedes_to_the_stored_memory(engine):
     again = engine.remember(A, NEW, "alpha", supersedes=[old.id])
     assert again.deduplicated and again.memory.id == new.id
     assert engine.get(A, old.id).superseded_by == new.id
+
+
+def test_forgetting_or_purging_a_memory_drops_its_recall_count(engine: MemoryEngine, clock):
+    """A forgotten memory leaves no trace: its id and hit count go with it, however it goes."""
+    gone = engine.remember(A, OLD, "alpha").memory
+    kept = engine.remember(A, NEW, "alpha").memory
+    session = engine.remember(A, "Acme API docs are due in June", "beta").memory
+    expiring = engine.remember(A, "Acme API docs draft link", "gamma", ttl=5).memory
+    other = engine.remember(B, OLD, "alpha").memory
+    for account, session_name in ((A, "alpha"), (A, "beta"), (A, "gamma"), (B, "alpha")):
+        engine.recall(account, "Acme API docs", session_name)
+    engine.hits.flush()
+
+    def counted(account: str) -> set[str]:
+        sql = engine.store._q("SELECT memory_id FROM recall_hits WHERE account_id = ?")
+        return {row[0] for row in engine.store._read(sql, (account,))}
+
+    assert counted(A) == {gone.id, kept.id, session.id, expiring.id}
+    engine.forget(A, gone.id)
+    engine.forget_session(A, "beta")
+    clock.advance(60)
+    engine.remember(A, "trigger the purge", "gamma")
+    engine.store.purge_expired(A, clock.now)
+    assert counted(A) == {kept.id}
+    assert counted(B) == {other.id}  # another account's count of the same text stays

@@ -6,6 +6,7 @@ never recalled (``recall_hits``, written in batches by the engine) and expired-a
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,19 @@ class Hygiene:
                 ),
                 [v for (account, mid), n in chunk for v in (account, mid, n, now)],
             )
+
+    def _forget_hits(self, db: Any, account_id: str, where: str, args: Sequence[Any]) -> None:
+        """Drop the recall counts of the account's memories matching ``where`` (SQL over
+        ``memories``), on the connection and in the transaction about to delete them: a
+        forgotten memory leaves no trace. Counts still pending in the engine's batch for it
+        (at most ``hygiene.HITS_FLUSH_SECONDS``) can still be written after."""
+        db.execute(
+            self._q(
+                "DELETE FROM recall_hits WHERE account_id = ? AND memory_id IN"
+                f" (SELECT id FROM memories WHERE account_id = ? AND {where})"
+            ),
+            (account_id, account_id, *args),
+        )
 
     def session_counts(
         self, account_id: str, session: str | None, now: float

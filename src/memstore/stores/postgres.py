@@ -456,6 +456,7 @@ class PostgresStore(
 
     def delete(self, account_id: str, memory_id: str) -> bool:
         with self._tx() as conn:
+            self._forget_hits(conn, account_id, "id = ?", (memory_id,))
             gone = conn.execute(
                 "DELETE FROM memories WHERE id = %s AND account_id = %s"
                 " RETURNING session, embedding",
@@ -469,6 +470,7 @@ class PostgresStore(
 
     def delete_session(self, account_id: str, session: str) -> int:
         with self._tx() as conn:
+            self._forget_hits(conn, account_id, "session = ?", (session,))
             ((n, total),) = conn.execute(
                 "WITH gone AS (DELETE FROM memories WHERE account_id = %s AND session = %s"
                 " RETURNING embedding) SELECT count(*), sum(embedding) FROM gone",
@@ -489,15 +491,17 @@ class PostgresStore(
         return [(r[0], int(r[1]), float(r[2])) for r in rows]
 
     def purge_expired(self, account_id: str, now: float, session: str | None = None) -> int:
-        sql = "DELETE FROM memories WHERE account_id = %s AND expires_at <= %s"
-        args: tuple[Any, ...] = (account_id, now)
+        where, args = "expires_at <= ?", list[Any]([now])
         if session is not None:
-            sql, args = sql + " AND session = %s", (*args, session)
+            where += " AND session = ?"
+            args.append(session)
+        sql = self._q(f"DELETE FROM memories WHERE account_id = ? AND {where}")
         with self._tx() as conn:
+            self._forget_hits(conn, account_id, where, args)
             per_session = conn.execute(
                 f"WITH gone AS ({sql} RETURNING session, embedding)"
                 " SELECT session, count(*), sum(embedding) FROM gone GROUP BY session",
-                args,
+                (account_id, *args),
             ).fetchall()
             self._count_purged(conn, account_id, [s for s, n, _ in per_session for _ in range(n)])
             sums = SumChanges()

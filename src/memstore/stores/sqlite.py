@@ -569,6 +569,7 @@ class SQLiteStore(
 
     def delete(self, account_id: str, memory_id: str) -> bool:
         with self._write() as db:
+            self._forget_hits(db, account_id, "id = ?", (memory_id,))
             cur = db.execute(
                 "DELETE FROM memories WHERE id = ? AND account_id = ?", (memory_id, account_id)
             )
@@ -576,6 +577,7 @@ class SQLiteStore(
 
     def delete_session(self, account_id: str, session: str) -> int:
         with self._write() as db:
+            self._forget_hits(db, account_id, "session = ?", (session,))
             cur = db.execute(
                 "DELETE FROM memories WHERE account_id = ? AND session = ?", (account_id, session)
             )
@@ -590,12 +592,14 @@ class SQLiteStore(
         return [(r[0], int(r[1]), float(r[2])) for r in rows]
 
     def purge_expired(self, account_id: str, now: float, session: str | None = None) -> int:
-        sql = "DELETE FROM memories WHERE account_id = ? AND expires_at <= ?"
-        args: tuple[Any, ...] = (account_id, now)
+        where, args = "expires_at <= ?", list[Any]([now])
         if session is not None:
-            sql, args = sql + " AND session = ?", (*args, session)
+            where += " AND session = ?"
+            args.append(session)
+        sql = self._q(f"DELETE FROM memories WHERE account_id = ? AND {where}")
         with self._write() as db:
-            gone = [r[0] for r in db.execute(sql + " RETURNING session", args).fetchall()]
+            self._forget_hits(db, account_id, where, args)
+            gone = [r[0] for r in db.execute(sql + " RETURNING session", (account_id, *args))]
             purged = len(gone)
             self._count_purged(db, account_id, gone)
             top = db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
