@@ -19,7 +19,7 @@ import httpx
 import urllib3
 from urllib3.exceptions import HTTPError
 
-POOL_SIZE = 10  # connections kept alive per client (more are opened when threads need them)
+POOL_SIZE = 20  # connections kept alive per client, as httpx kept; more open when threads need
 
 
 @dataclass(frozen=True)
