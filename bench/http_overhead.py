@@ -6,6 +6,8 @@ measures, interleaved round by round so machine noise falls on every variant ali
 - ``local``: the SDK's local mode in this process (the reference);
 - ``sdk``: the SDK over HTTP to a real ``memstore serve`` (POST /v1/memory/recall);
 - ``raw GET``: one httpx.Client GET /v1/memory/recall on the same server (no SDK parsing);
+- ``httpx POST``: the SDK's request as it was sent before its sync client moved to urllib3
+  (httpx POST, json.loads, one pydantic model per memory): the client's share, A/B;
 - with ``--compare SRC``: the same two against a server importing memstore from ``SRC``
   (another tree's ``src/``, e.g. ``git archive main src | tar -x -C /tmp/main``): an A/B.
 
@@ -51,6 +53,7 @@ from latency import (  # noqa: E402
 from memstore import Memstore  # noqa: E402
 from memstore.accounts import DEFAULT_ACCOUNT  # noqa: E402
 from memstore.embedding import load_embedder  # noqa: E402
+from memstore.models import RecalledMemory  # noqa: E402
 from memstore.server.auth import issue_key  # noqa: E402
 from memstore.stores.sqlite import SQLiteStore  # noqa: E402
 
@@ -83,6 +86,17 @@ class Server(latency.Server):
     def cpu(self) -> float:
         t = self.ps.cpu_times()
         return t.user + t.system
+
+
+def httpx_post(client: httpx.Client) -> Callable[[str], Any]:
+    """What the SDK did before it sent with urllib3: httpx POST, json.loads, one model each."""
+
+    def call(q: str) -> Any:
+        r = client.post("/v1/memory/recall", json={"query": q, "session": SESSION, "limit": K})
+        r.raise_for_status()
+        return [RecalledMemory.model_validate(m) for m in r.json()["memories"]]
+
+    return call
 
 
 def raw_get(client: httpx.Client) -> Callable[[str], Any]:
@@ -123,6 +137,8 @@ def measure(
             clients += [sdk, raw]
             calls[label + "sdk"] = (lambda q, s=sdk: s.recall(q, session=SESSION, limit=K), server)
             calls[label + "raw GET"] = (raw_get(raw), server)
+            if not label:  # the client's cost: the same server, the SDK's former transport
+                calls["httpx POST"] = (httpx_post(raw), server)
         for call, _ in calls.values():  # every query vector cached on every path
             for q in queries:
                 call(q)

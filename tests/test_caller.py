@@ -77,3 +77,20 @@ def test_a_bad_key_gets_401_even_when_the_account_is_rate_limited(app, engine):
     assert statuses == [200] * 5 + [429]
     assert accounts.revoke_key(key[:14])
     assert [s for s, _ in run(app, [("GET", "/v1/sessions", auth(key))])] == [401]
+
+
+def test_an_accounts_slot_is_given_back_however_its_request_ends(engine):
+    """With one concurrent request per account, every request below would wait for a slot
+    (and get a 429) if an earlier one kept it: refused bodies, a route's own 422, 404s."""
+    app = create_app(
+        Settings(max_concurrent_per_account=1, concurrency_wait_seconds=0.2), engine=engine
+    )
+    key = Accounts(engine.store).create_key("one-slot").key
+    requests = [
+        ("DELETE", "/v1/memory", auth(key)),  # refused by the route before its work: 422
+        ("GET", "/v1/memory/recall", auth(key)),  # no q: FastAPI's 422
+        ("GET", "/v1/memory/mem_missing", auth(key)),  # the work raises: 404
+        ("GET", "/v1/sessions", auth(key)),
+    ]
+    statuses = [s for s, _ in run(app, requests * 2)]
+    assert statuses == [422, 422, 404, 200] * 2

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,6 +26,7 @@ from memstore.models import content_hash, new_memory_id
 from memstore.stores.base import MemoryRow
 from memstore.stores.keyword_index import Tokenizer
 from memstore.stores.sqlite import SQLiteStore
+from tests.crossproc import write_elsewhere
 
 A, B = "acct_a", "acct_b"
 NOW = 1_700_000_000.0
@@ -79,38 +78,6 @@ def row(content: str, session: str = "s1", account: str = A, **kw: object) -> Me
 def add(store: SQLiteStore, rows: list[MemoryRow]) -> list[MemoryRow]:
     vectors = np.ones((len(rows), 4), dtype=np.float32)
     return [r for r, _ in store.insert(rows, vectors)]
-
-
-WRITER = """
-import json, sys
-import numpy as np
-from memstore.stores.sqlite import SQLiteStore
-from memstore.models import content_hash
-from memstore.stores.base import MemoryRow
-store = SQLiteStore(sys.argv[1])
-for op, *args in json.loads(sys.argv[2]):
-    if op == "remember":
-        account, session, content, expires = args
-        r = MemoryRow("mem_" + content_hash(account + session + content)[:16], account, session,
-                      content, content_hash(content), {}, 1.0, 1.0, expires)
-        store.insert([r], np.ones((1, 4), dtype=np.float32))
-    elif op == "update":
-        account, memory_id, content, expires = args
-        old = store.get(account, memory_id, 0.0)
-        new = MemoryRow(**{**old.__dict__, "content": content,
-                           "content_hash": content_hash(content), "expires_at": expires})
-        store.update(new, None)
-    elif op == "forget":
-        store.delete(*args)
-    elif op == "forget_session":
-        store.delete_session(*args)
-store.close()
-"""
-
-
-def write_elsewhere(path: str, ops: list[list[object]]) -> None:
-    """Run ``ops`` through a store of another process over the same file."""
-    subprocess.run([sys.executable, "-c", WRITER, path, json.dumps(ops)], check=True)
 
 
 @pytest.fixture
@@ -188,8 +155,8 @@ def test_index_follows_writes_of_another_process(stores):
     assert_same(fts, indexed)  # builds the index
     steps: list[list[list[object]]] = [
         [["remember", A, "s1", "a new memory about the lake and Caroline", None]],
-        [["update", A, kept[1].id, "Melanie now paints mountains, not the lake", None]],
-        [["update", A, kept[2].id, kept[2].content, NOW + 10]],  # same text, new expiry
+        [["update", A, kept[1].id, {"content": "Melanie now paints mountains, not the lake"}]],
+        [["update", A, kept[2].id, {"expires_at": NOW + 10}]],  # same text, new expiry
         [["forget", A, kept[0].id]],
         [["forget_session", A, "s2"]],
         [["remember", A, "s3", f"support group note {i} at the lake", NOW + i] for i in range(20)],

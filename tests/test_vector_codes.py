@@ -8,9 +8,6 @@ the same ids, in the same order, with the same scores.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from memstore.stores import vector_codes
 from memstore.stores.base import MemoryRow
 from memstore.stores.sqlite import SQLiteStore
 from memstore.stores.vector_index import VectorIndex
+from tests.crossproc import write_elsewhere
 
 pytestmark = pytest.mark.skipif(not vector_codes.available(), reason="simsimd not installed")
 
@@ -97,36 +95,6 @@ def test_no_rows_and_a_zero_query() -> None:
     assert [m for m, _ in index.search(np.zeros(DIM, np.float32), 5, NOW)] == ["m1"]
 
 
-WRITER = """
-import json, sys
-import numpy as np
-from memstore.stores.sqlite import SQLiteStore
-from memstore.models import content_hash
-from memstore.stores.base import MemoryRow
-store = SQLiteStore(sys.argv[1])
-for op, *args in json.loads(sys.argv[2]):
-    if op == "remember":
-        account, session, content, vector, expires = args
-        r = MemoryRow("mem_" + content_hash(account + session + content)[:16], account, session,
-                      content, content_hash(content), {"n": len(content) % 3}, 1.0, 1.0, expires)
-        store.insert([r], np.array([vector], dtype=np.float32))
-    elif op == "update":
-        account, memory_id, vector = args
-        old = store.get(account, memory_id, 0.0)
-        store.update(old, np.array(vector, dtype=np.float32))
-    elif op == "forget":
-        store.delete(*args)
-    elif op == "forget_session":
-        store.delete_session(*args)
-store.close()
-"""
-
-
-def write_elsewhere(path: str, ops: list[list[object]]) -> None:
-    """Run ``ops`` through a store of another process over the same file."""
-    subprocess.run([sys.executable, "-c", WRITER, path, json.dumps(ops)], check=True)
-
-
 @pytest.fixture
 def stores(tmp_path: Path) -> Iterator[tuple[SQLiteStore, SQLiteStore, str]]:
     path = str(tmp_path / "memstore.db")
@@ -156,6 +124,11 @@ def fill(store: SQLiteStore, account: str, vectors: np.ndarray) -> list[MemoryRo
     return [r for r, _ in store.insert(rows, vectors)]
 
 
+def meta(content: str) -> dict[str, int]:
+    """The metadata a filter test can select on, as another process writes it."""
+    return {"n": len(content) % 3}
+
+
 def assert_same(exact: SQLiteStore, coded: SQLiteStore, seed: int, now: float = NOW) -> None:
     for q in queries(seed):
         for sessions in (None, ["s1"], ["s0", "s2"], ["nobody"]):
@@ -176,12 +149,24 @@ def test_store_codes_agree_with_the_scan_through_writes_from_another_process(
     assert_same(exact, coded, seed=21, now=NOW + 100)  # the expiring ninth have expired
     new = clustered(40, seed=7)
     ops: list[list[object]] = [
-        ["remember", A, "s1", f"new {i}", new[i].tolist(), None] for i in range(30)
+        ["remember", A, "s1", f"new {i}", None, new[i].tolist(), meta(f"new {i}")]
+        for i in range(30)
     ]
     ops += [
-        ["remember", A, "s2", f"short-lived {i}", new[30 + i].tolist(), NOW + 10] for i in range(10)
+        [
+            "remember",
+            A,
+            "s2",
+            f"short-lived {i}",
+            NOW + 10,
+            new[30 + i].tolist(),
+            meta(f"short-lived {i}"),
+        ]
+        for i in range(10)
     ]
-    ops += [["update", A, f"mem_{A}_{i}", new[i % 40].tolist()] for i in range(0, 200, 7)]
+    ops += [
+        ["update", A, f"mem_{A}_{i}", {"vector": new[i % 40].tolist()}] for i in range(0, 200, 7)
+    ]
     ops += [["forget", A, f"mem_{A}_{i}"] for i in range(1, 400, 3)]
     ops += [["forget_session", A, "s3"], ["forget", B, f"mem_{B}_5"]]
     write_elsewhere(path, ops)
@@ -229,7 +214,8 @@ def test_in_memory_neighbours_equal_the_sql_query_through_writes_from_another_pr
     assert_same_neighbours(store, ids, NOW + 60)  # the expiring eleventh are gone
     new = clustered(10, seed=10)
     ops: list[list[object]] = [
-        ["remember", A, f"s{i % 3}", f"late {i}", new[i].tolist(), None] for i in range(10)
+        ["remember", A, f"s{i % 3}", f"late {i}", None, new[i].tolist(), meta(f"late {i}")]
+        for i in range(10)
     ]
     ops += [["forget", A, ids[i]] for i in range(0, 400, 5)]
     ops += [["forget_session", A, "s2"]]

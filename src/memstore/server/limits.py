@@ -62,8 +62,12 @@ class AccountLimits:
         if self.concurrent <= 0:
             return None
         slots = self._slots.setdefault(account_id, asyncio.Semaphore(self.concurrent))
+        if not slots.locked():  # a free slot and no one waiting: taken without a timer
+            await slots.acquire()
+            return slots
         try:
-            await asyncio.wait_for(slots.acquire(), self.wait_seconds)
+            async with asyncio.timeout(self.wait_seconds):
+                await slots.acquire()
         except TimeoutError:
             raise RateLimitError(
                 f"this account already has {self.concurrent} requests running; retry shortly",

@@ -19,6 +19,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+ON_DONE = "on_done"  # scope["state"][ON_DONE]: callables run once the request is over
+
+
 def error_body(code: str, message: str, request_id: str | None) -> bytes:
     return json.dumps(
         {"error": {"code": code, "message": message, "request_id": request_id}}
@@ -26,7 +29,8 @@ def error_body(code: str, message: str, request_id: str | None) -> bytes:
 
 
 class RequestContext:
-    """Gives every request an id (``X-Request-ID``) and enforces the body size limit.
+    """Gives every request an id (``X-Request-ID``), enforces the body size limit, and runs
+    the request's ``on_done`` callables once it is over (a per-account slot: caller.py).
 
     Bodies announced too large by Content-Length are refused before they are read; chunked
     bodies are counted as they arrive and refused when they pass the limit.
@@ -85,10 +89,11 @@ class RequestContext:
                 message = await receive()
             else:
                 # A client that stops sending its body is dropped (issue 14, item 3).
-                loop = asyncio.get_running_loop()
-                deadline = deadline or loop.time() + self.body_timeout
+                # asyncio.timeout_at, not wait_for: wait_for wraps receive() in a new Task.
+                deadline = deadline or asyncio.get_running_loop().time() + self.body_timeout
                 try:
-                    message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
                 except TimeoutError:
                     raise RequestTimeoutError(
                         f"the request body was not sent within {self.body_timeout:g} s",
@@ -101,7 +106,11 @@ class RequestContext:
                     raise PayloadTooLargeError(self._message())
             return message
 
-        await self.app(scope, counted_receive, send_with_headers)
+        try:
+            await self.app(scope, counted_receive, send_with_headers)
+        finally:
+            for release in state.pop(ON_DONE, ()):
+                release()
 
     def _message(self) -> str:
         return f"request body is larger than {self.max_body_bytes} bytes"

@@ -122,10 +122,10 @@ async def remember(
     body: RememberRequest,
     request: Request,
     who: AuthCaller,
-    engine: Engine,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Remember one memory. 201 when stored, 200 when identical content was already there."""
+    engine = who.engine
 
     def answer(account: str) -> Response:
         def run() -> tuple[int, RememberResponse]:
@@ -157,10 +157,10 @@ async def remember_batch(
     body: RememberBatchRequest,
     request: Request,
     who: AuthCaller,
-    engine: Engine,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Remember up to 100 memories in one transaction; each counts as one operation."""
+    engine = who.engine
 
     def answer(account: str) -> Response:
         def run() -> tuple[int, RememberBatchResponse]:
@@ -179,7 +179,6 @@ async def remember_batch(
 @router.get("/v1/memory/recall", response_model=RecallResponse)
 async def recall(
     who: AuthCaller,
-    engine: Engine,
     q: Annotated[str, Query(description="What to look for.")],
     session: Annotated[
         list[str] | None, Query(description="Repeatable; '*' for all; omit for shared.")
@@ -194,6 +193,7 @@ async def recall(
     explain: Annotated[bool, Query(description="Add `why` to each result.")] = False,
 ) -> Response:
     """The memories most relevant to ``q``, best first, each with a score in [0, 1]."""
+    engine = who.engine
     sessions = _sessions_arg(session)
 
     def run(account: str) -> Response:
@@ -214,8 +214,9 @@ async def recall(
 
 
 @router.post("/v1/memory/recall", response_model=RecallResponse)
-async def recall_post(body: RecallRequest, who: AuthCaller, engine: Engine) -> Response:
+async def recall_post(body: RecallRequest, who: AuthCaller) -> Response:
     """Recall with a JSON body, which can also carry metadata ``filters``."""
+    engine = who.engine
 
     def run(account: str) -> Response:
         found = engine.recall(
@@ -238,7 +239,6 @@ async def recall_post(body: RecallRequest, who: AuthCaller, engine: Engine) -> R
 @router.get("/v1/memory", response_model=MemoryPage)
 async def list_memories(
     who: AuthCaller,
-    engine: Engine,
     session: Annotated[list[str] | None, Query(description="Repeatable; '*' for all.")] = None,
     shared: Annotated[
         bool, Query(description="Also list the shared session (memories stored without one).")
@@ -250,6 +250,7 @@ async def list_memories(
 ) -> Response:
     """Memories newest first, a page at a time; pass ``next_cursor`` back for the next page.
     No ``session``: the shared session; ``session=x&shared=true``: x and the shared one."""
+    engine = who.engine
     sessions: SessionsArg = _sessions_arg(session)
     if shared and session:
         sessions = [None, *session]
@@ -267,7 +268,6 @@ async def list_memories(
 async def forget_session(
     request: Request,
     who: AuthCaller,
-    engine: Engine,
     session: Annotated[str | None, Query(description="The session to forget.")] = None,
     shared: Annotated[
         bool, Query(description="Forget the shared session (memories stored without one).")
@@ -276,6 +276,7 @@ async def forget_session(
 ) -> Response:
     """Forget every memory of one session: ``?session=NAME``, or ``?shared=true`` for the
     shared session."""
+    engine = who.engine
     if shared and session is not None:
         raise ValidationError("give ?session=NAME or ?shared=true, not both")
     if not shared and session is None:
@@ -295,7 +296,8 @@ async def forget_session(
 
 
 @router.get("/v1/memory/{memory_id:memory_id}", response_model=Memory)
-async def get_memory(memory_id: str, who: AuthCaller, engine: Engine) -> Response:
+async def get_memory(memory_id: str, who: AuthCaller) -> Response:
+    engine = who.engine
     return await who.run(lambda account: json_response(engine.get(account, memory_id)))
 
 
@@ -315,10 +317,10 @@ async def update_memory(
     body: UpdateRequest,
     request: Request,
     who: AuthCaller,
-    engine: Engine,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Replace a memory's content and/or metadata."""
+    engine = who.engine
 
     def answer(account: str) -> Response:
         def run() -> tuple[int, Memory]:
@@ -336,10 +338,10 @@ async def forget_memory(
     memory_id: str,
     request: Request,
     who: AuthCaller,
-    engine: Engine,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Forget one memory. Retried with the same Idempotency-Key, it answers as the first time."""
+    engine = who.engine
 
     def answer(account: str) -> Response:
         def run() -> tuple[int, DeletedResponse]:
@@ -358,10 +360,10 @@ async def invalidate_memory(
     memory_id: str,
     request: Request,
     who: AuthCaller,
-    engine: Engine,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Mark a memory no longer current (kept, with ``superseded_at``); idempotent."""
+    engine = who.engine
 
     def answer(account: str) -> Response:
         def run() -> tuple[int, Memory]:
@@ -375,23 +377,25 @@ async def invalidate_memory(
 @router.get("/v1/stats", response_model=Stats)
 async def stats(
     who: AuthCaller,
-    engine: Engine,
     session: Annotated[str | None, Query(description="One session; omit for all.")] = None,
 ) -> Response:
     """Hygiene figures: memories, current and superseded, expired and purged, near-duplicate
     groups and never recalled, per session and in all (docs/memory-over-time.md)."""
+    engine = who.engine
     return await who.run(lambda account: json_response(engine.stats(account, session)))
 
 
 @router.get("/v1/sessions", response_model=SessionsResponse)
-async def list_sessions(who: AuthCaller, engine: Engine) -> Response:
+async def list_sessions(who: AuthCaller) -> Response:
+    engine = who.engine
     return await who.run(
         lambda account: json_response(SessionsResponse(sessions=engine.sessions(account)))
     )
 
 
 @router.get("/v1/usage", response_model=Usage)
-async def usage(who: AuthCaller, engine: Engine) -> Response:
+async def usage(who: AuthCaller) -> Response:
+    engine = who.engine
     return await who.run(lambda account: json_response(engine.usage(account)))
 
 
