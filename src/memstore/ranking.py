@@ -16,7 +16,7 @@ docs/ranking.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 
@@ -206,20 +206,19 @@ class Context:
 
     @cached_property
     def around(self) -> dict[str, list[tuple[int, str]]]:
-        """id -> [(offset, id)] of the memories up to CONTEXT_RADIUS steps after (1, 2...),
-        then before (-1, -2...) it; built when first asked for (explain), since ``spread``
-        walks ``after`` and ``before`` itself."""
-        around: dict[str, list[tuple[int, str]]] = {}
-        for memory_id in self.after.keys() | self.before.keys():
-            found = around[memory_id] = []
-            for step, links in ((1, self.after), (-1, self.before)):
-                current = memory_id
-                for distance in range(1, CONTEXT_RADIUS + 1):
-                    if (following := links.get(current)) is None:
-                        break
-                    found.append((step * distance, following))
-                    current = following
-        return around
+        """id -> [(offset, id)] of ``reach``, built when first asked for (explain)."""
+        return {mid: list(self.reach(mid)) for mid in self.after.keys() | self.before.keys()}
+
+    def reach(self, memory_id: str) -> Iterator[tuple[int, str]]:
+        """(offset, id) of the memories up to CONTEXT_RADIUS steps after (1, 2...), then
+        before (-1, -2...) ``memory_id``."""
+        for step, links in ((1, self.after), (-1, self.before)):
+            current = memory_id
+            for distance in range(1, CONTEXT_RADIUS + 1):
+                if (following := links.get(current)) is None:
+                    break
+                yield step * distance, following
+                current = following
 
 
 def rows_of(vectors: Mapping[str, np.ndarray], ids: Sequence[str]) -> np.ndarray:
@@ -260,19 +259,12 @@ def spread(fused: Mapping[str, float], context: Context) -> dict[str, float]:
     """Add SPREAD shares of each memory's fused relevance to the memories around it."""
     out = dict(fused)
     get = out.get
-    shares = [SPREAD[distance] for distance in range(1, CONTEXT_RADIUS + 1)]
-    sides = (context.after, context.before)  # the order of ``Context.around``
-    linked = sides[0].keys() | sides[1].keys()
+    linked = context.after.keys() | context.before.keys()
     for memory_id, relevance in fused.items():
         if memory_id not in linked:
             continue
-        for links in sides:
-            current = memory_id
-            for share in shares:
-                if (following := links.get(current)) is None:
-                    break
-                out[following] = get(following, 0.0) + share * relevance
-                current = following
+        for offset, neighbor in context.reach(memory_id):
+            out[neighbor] = get(neighbor, 0.0) + SPREAD[abs(offset)] * relevance
     return out
 
 
