@@ -119,26 +119,29 @@ def recall(
     read = store.vectors(account, [*wanted, *(mid for mid in top if mid not in wanted)])
     fetched = {mid: v for mid, v in read.items() if mid in wanted}
     beside = _BESIDE.submit(local_search, store, q, vector, local_dense, k, read)
-    try:
+    try:  # all that does not need the local list, while it is searched
         context = Context(around)
+        order = list(fetched)
+        matrix = _matrix(fetched, order, len(vector))
+        in_pool = [i for i, mid in enumerate(order) if mid in pool]
+        pool_ids = [order[i] for i in in_pool]
+        in_context = context_cosines_of(vector, pool_ids, matrix[in_pool], context)
+        # 3. fusion, the local list last (rrf sums in two steps equal those of one)
+        fused = rrf([in_context, keyword, centred], [DENSE_WEIGHT, KEYWORD_WEIGHT, CENTRED_WEIGHT])
     except BaseException:
         wait([beside])
         raise
     local = beside.result()
     scored = unscored.union(mid for mid, _ in dense)  # a cosine known or asked for
     if missing := [mid for mid, _ in local if mid not in scored]:
-        fetched.update(store.vectors(account, missing))
-    order = list(fetched)
-    matrix = _matrix(fetched, order, len(vector))
+        more = store.vectors(account, missing)
+        fetched.update(more)
+        order.extend(more)  # the rows of one matrix of all of fetched, in its order
+        matrix = np.concatenate([matrix, _matrix(more, list(more), len(vector))])
     own = (matrix @ vector).tolist()
     cosines = {**dict(dense), **dict(zip(order, own, strict=True))}
-    in_pool = [i for i, mid in enumerate(order) if mid in pool]
-    in_context = context_cosines_of(vector, [order[i] for i in in_pool], matrix[in_pool], context)
     lap("context")
-    also, also_weights = [centred, local], [CENTRED_WEIGHT, LOCAL_WEIGHT]  # the centred lists
-
-    # 3. fusion (the period list, last, only adds to the fused relevance of the others)
-    fused = rrf([in_context, keyword, *also], [DENSE_WEIGHT, KEYWORD_WEIGHT, *also_weights])
+    fused = rrf([local], [LOCAL_WEIGHT], into=fused)  # (the period list, last, only adds)
     periods = query_periods(q.query)
     if periods:
         order = sorted(fused, key=fused.__getitem__, reverse=True)

@@ -36,12 +36,15 @@ class SessionOrder:
                 del seqs[i]
 
     def around(
-        self, session: int, seq: int, radius: int, live: Callable[[int], bool]
+        self, session: int, seq: int, radius: int, live: Callable[[int], bool] | None
     ) -> tuple[list[int], list[int]]:
-        """Seqs of the up to ``radius`` rows of ``session`` for which ``live`` holds just
-        before ``seq`` and just after it, each side nearest first."""
+        """Seqs of the up to ``radius`` rows of ``session`` for which ``live`` holds (every
+        row when None) just before ``seq`` and just after it, each side nearest first."""
         seqs = self._seqs.get(session, [])
         at = bisect_left(seqs, seq)
+        if live is None:  # slices: no walk
+            past = at + 1 if at < len(seqs) and seqs[at] == seq else at
+            return seqs[max(0, at - radius) : at][::-1], seqs[past : past + radius]
         before: list[int] = []
         j = at - 1
         while j >= 0 and len(before) < radius:

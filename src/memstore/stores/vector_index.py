@@ -193,8 +193,10 @@ class VectorIndex:
         with self.lock:
             pos, expires, created, row_ids = self._pos, self._expires, self._created, self._ids
 
-            def live(seq: int) -> bool:
-                return not self._expiring or bool(expires[pos[seq]] > now)
+            def expiring(seq: int) -> bool:
+                return bool(expires[pos[seq]] > now)
+
+            live = expiring if self._expiring else None
 
             out: dict[str, dict[int, str]] = {}
             for memory_id in ids:
