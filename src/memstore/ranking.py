@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
+from itertools import repeat
 
 import numpy as np
 import snowballstemmer  # type: ignore[import-untyped]
@@ -209,6 +210,27 @@ class Context:
         """id -> [(offset, id)] of ``reach``, built when first asked for (explain)."""
         return {mid: list(self.reach(mid)) for mid in self.after.keys() | self.before.keys()}
 
+    @cached_property
+    def table(self) -> tuple[dict[str, int], list[str], np.ndarray]:
+        """``reach`` of every linked memory as numbers: (id -> number, the ids, a matrix
+        whose row i holds the numbers ``reach(ids[i])`` yields at offsets 1..R, -1..-R;
+        len(ids) where it yields none). The last row (number len(ids)) is all len(ids)."""
+        ids = list(dict.fromkeys([*self.after, *self.before]))
+        number = dict(zip(ids, range(len(ids)), strict=True))
+        none = len(ids)
+        columns = []
+        for links in (self.after, self.before):
+            step = np.full(none + 1, none, dtype=np.intp)
+            if links:
+                size = len(links)
+                at = np.fromiter(map(number.__getitem__, links), np.intp, size)
+                step[at] = np.fromiter(map(number.__getitem__, links.values()), np.intp, size)
+            current = np.arange(none + 1)
+            for _ in range(CONTEXT_RADIUS):
+                current = step[current]
+                columns.append(current)
+        return number, ids, np.stack(columns, axis=1)
+
     def reach(self, memory_id: str) -> Iterator[tuple[int, str]]:
         """(offset, id) of the memories up to CONTEXT_RADIUS steps after (1, 2...), then
         before (-1, -2...) ``memory_id``."""
@@ -256,16 +278,33 @@ def context_cosines_of(
 
 
 def spread(fused: Mapping[str, float], context: Context) -> dict[str, float]:
-    """Add SPREAD shares of each memory's fused relevance to the memories around it."""
-    out = dict(fused)
-    get = out.get
-    linked = context.after.keys() | context.before.keys()
-    for memory_id, relevance in fused.items():
-        if memory_id not in linked:
-            continue
-        for offset, neighbor in context.reach(memory_id):
-            out[neighbor] = get(neighbor, 0.0) + SPREAD[abs(offset)] * relevance
-    return out
+    """Add SPREAD shares of each memory's fused relevance to the memories around it (the
+    sums of a walk of ``fused`` in its order and of each memory's ``reach``, added in that
+    order: np.add.at adds repeated targets one after the other)."""
+    number, ids, table = context.table
+    none = len(ids)
+    source = np.fromiter(map(number.get, fused, repeat(none)), np.intp, len(fused))
+    linked = np.flatnonzero(source != none)
+    if not linked.size:
+        return dict(fused)
+    relevance = np.fromiter(fused.values(), np.float64, len(fused))
+    targets = table[source[linked]]  # one row per linked source, in the order of fused
+    shares = np.array([SPREAD[d] for d in range(1, CONTEXT_RADIUS + 1)] * 2)
+    gains = relevance[linked, None] * shares
+    found = targets != none
+    targets, gains = targets[found], gains[found]
+    # each target's place in the answer: its place in fused, else after fused's memories
+    # in the order the walk first reaches it
+    place = np.full(none + 1, -1, dtype=np.intp)
+    place[source[linked]] = linked
+    at = place[targets]
+    new = at < 0
+    first, where = np.unique(targets[new], return_index=True)
+    added = first[np.argsort(where, kind="stable")]
+    place[added] = np.arange(len(fused), len(fused) + added.size)
+    out = np.concatenate([relevance, np.zeros(added.size)])
+    np.add.at(out, place[targets], gains)
+    return dict(zip([*fused, *(ids[i] for i in added.tolist())], out.tolist(), strict=True))
 
 
 def fuse(
