@@ -75,9 +75,11 @@ def collapse(
     vectors: dict[str, np.ndarray],
     limit: int,
     now: float,
+    read: dict[str, MemoryRow] | None = None,
 ) -> list[Group]:
     """The first ``limit`` groups of near-duplicates among ``ranked`` (best first).
-    ``vectors`` are those recall already fetched; missing ones are read."""
+    ``vectors`` are those recall already fetched; missing ones are read. The rows read on
+    the way are added to ``read`` when given (recall shows them without reading again)."""
     missing = [mid for mid, _ in ranked if mid not in vectors]
     if missing:
         vectors = {**vectors, **store.vectors(account_id, missing)}
@@ -117,6 +119,8 @@ def collapse(
             group.members,
             key=lambda m: rows[m].created_at if m in rows else float("-inf"),
         )
+    if read is not None:
+        read.update(rows)
     return groups
 
 

@@ -143,6 +143,7 @@ def recall(
     lap("context")
     fused = rrf([local], [LOCAL_WEIGHT], into=fused)  # (the period list, last, only adds)
     periods = query_periods(q.query)
+    rows: dict[str, MemoryRow] = {}  # read for the period list: word coverage reuses them
     if periods:
         order = sorted(fused, key=fused.__getitem__, reverse=True)
         rows = store.get_many(account, order, now)
@@ -156,6 +157,7 @@ def recall(
     # 4. spreading, 5. scores (each memory's own cosine and share of the query's words)
     relevance, own = spread(fused, context), {**dict(in_context), **cosines}
     words = WordCoverage(store, q, sorted(relevance, key=relevance.__getitem__, reverse=True))
+    words.rows.update(rows)
     ranked = scores(
         relevance,
         order=words.order,
@@ -169,7 +171,7 @@ def recall(
     if q.collapse:  # over more candidates than ``limit``, so that ``limit`` distinct ones show
         groups = {
             g.members[0]: g
-            for g in collapse(store, account, ranked, {**read, **fetched}, q.limit, now)
+            for g in collapse(store, account, ranked, {**read, **fetched}, q.limit, now, words.rows)
         }
         best = scores({m: relevance[m] for m in groups}, cosines=own, coverage=words)
         ranked = [(groups[m].shown, score) for m, score in best]
@@ -270,7 +272,8 @@ def _matrix(vectors: dict[str, np.ndarray], ids: list[str], dim: int = 0) -> np.
 class WordCoverage:
     """Share of the query's words each ranked memory contains (for its shown score). Rows
     are read best first, in batches as scoring reaches them: ``limit`` rows unless
-    ``min_score`` skips some; the rows read are kept in ``rows``."""
+    ``min_score`` skips some; the rows read are kept in ``rows`` (rows put there before,
+    such as collapse's, are not read again)."""
 
     def __init__(self, store: Store, q: RecallQuery, order: list[str]) -> None:
         self.store, self.q, self.order = store, q, order
@@ -283,6 +286,7 @@ class WordCoverage:
             start = len(self.asked)  # batches of limit, then doubling
             batch = self.order[start : start + max(self.q.limit, start)]
             self.asked.update(batch)
-            self.rows.update(self.store.get_many(self.q.account_id, batch, self.q.now))
+            if unread := [mid for mid in batch if mid not in self.rows]:
+                self.rows.update(self.store.get_many(self.q.account_id, unread, self.q.now))
         row = self.rows.get(memory_id)
         return 0.0 if row is None else term_coverage(self.terms, row.content)
