@@ -197,23 +197,32 @@ class VectorIndex:
                 return bool(expires[pos[seq]] > now)
 
             live = expiring if self._expiring else None
-
+            found = [(mid, i) for mid in ids if (i := self._row_of.get(mid)) is not None]
+            rows = [i for _, i in found]
+            around = self._order.around
+            sides = [
+                around(session, seq, radius, live)
+                for session, seq in zip(
+                    self._sessions[rows].tolist(), self._seqs[rows].tolist(), strict=True
+                )
+            ]
+            # every neighbour's row and time in one gather, then the walks over lists
+            near = [pos[seq] for before, after in sides for seq in (*before, *after)]
+            times = created[near].tolist()
             out: dict[str, dict[int, str]] = {}
-            for memory_id in ids:
-                i = self._row_of.get(memory_id)
-                if i is None:
-                    continue
-                at = created[i]
-                sides = self._order.around(int(self._sessions[i]), int(self._seqs[i]), radius, live)
-                found: dict[int, str] = {}
-                for side, seqs in zip((-1, 1), sides, strict=True):
-                    for step, seq in enumerate(seqs, start=1):
-                        row = pos[seq]
-                        if abs(created[row] - at) > window:
+            k = 0
+            for (memory_id, _), at, (before, after) in zip(
+                found, created[rows].tolist(), sides, strict=True
+            ):
+                offsets: dict[int, str] = {}
+                for side, seqs in ((-1, before), (1, after)):
+                    for step in range(1, len(seqs) + 1):
+                        if abs(times[k + step - 1] - at) > window:
                             break
-                        found[side * step] = row_ids[row]
-                if found:
-                    out[memory_id] = found
+                        offsets[side * step] = row_ids[near[k + step - 1]]
+                    k += len(seqs)
+                if offsets:
+                    out[memory_id] = offsets
             return out
 
     def _rows_of(self, codes: tuple[int, ...]) -> np.ndarray:
