@@ -155,13 +155,13 @@ def recall(
         fused = rrf([[(mid, 0.0) for mid in in_period]], [PERIOD_WEIGHT], into=fused)
 
     # 4. spreading, 5. scores (each memory's own cosine and share of the query's words)
-    relevance, own = spread(fused, context), {**dict(in_context), **cosines}
+    relevance = spread(fused, context)  # (each context cosine's memory is in cosines)
     words = WordCoverage(store, q, sorted(relevance, key=relevance.__getitem__, reverse=True))
     words.rows.update(rows)
     ranked = scores(
         relevance,
         order=words.order,
-        cosines=own,
+        cosines=cosines,
         # collapse reads only the order of its candidates, and their scores for min_score
         coverage=words if not q.collapse or q.min_score is not None else None,
         limit=collapse_depth(q.limit) if q.collapse else q.limit,
@@ -173,7 +173,7 @@ def recall(
             g.members[0]: g
             for g in collapse(store, account, ranked, {**read, **fetched}, q.limit, now, words.rows)
         }
-        best = scores({m: relevance[m] for m in groups}, cosines=own, coverage=words)
+        best = scores({m: relevance[m] for m in groups}, cosines=cosines, coverage=words)
         ranked = [(groups[m].shown, score) for m, score in best]
         similar = {g.shown: g.similar_ids for g in groups.values()}
         shown = [mid for mid, _ in ranked if mid not in words.rows]
