@@ -153,9 +153,15 @@ def rrf(
     fused: dict[str, float] = dict(into or {})
     get = fused.get
     for weight, results in zip(weights, ranked_lists, strict=True):
-        for rank, (memory_id, _) in enumerate(results, start=1):
-            fused[memory_id] = get(memory_id, 0.0) + weight / (k + rank)
+        for (memory_id, _), gain in zip(results, _gains(weight, k, len(results)), strict=False):
+            fused[memory_id] = get(memory_id, 0.0) + gain
     return fused
+
+
+@lru_cache(maxsize=256)
+def _gains(weight: float, k: int, n: int) -> tuple[float, ...]:
+    """weight / (k + rank) for ranks 1..n, in multiples of 64 (the first n are used)."""
+    return tuple(weight / (k + rank) for rank in range(1, -(-n // 64) * 64 + 1))
 
 
 def shown_score(cosine: float | None, coverage: float = 0.0) -> float:
