@@ -21,10 +21,11 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
-from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
+from memstore.stores.base import DuplicateError, Filters, FollowUp, MemoryRow, context_offsets
 from memstore.stores.hygiene import Hygiene
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
+from memstore.stores.pg_follow_up import KeptAnswers, answer_key, guess_ef, guess_top
 from memstore.stores.pg_session_sums import SCHEMA as SESSION_SUMS_SCHEMA
 from memstore.stores.pg_session_sums import SessionSums, SumChanges, move_sums
 from memstore.stores.stats import InstallStats
@@ -35,6 +36,15 @@ from memstore.stores.supersession import Supersession
 SCHEMA_LOCK = 0x6D656D73746F7265
 EXACT_LIMIT = 100_000
 EF_SEARCH = 400
+# A follow-up search (recall's local list) joins the plain query's exact pass when the HNSW
+# index guesses the plain query's best hits right (checked against that pass): worth its
+# ~2-5 ms from GUESS_MIN_ROWS rows in scope, where a pass costs more. The index
+# post-filters, so it is asked for GUESS_EF / (the scope's share of the table) candidates,
+# and not at all past GUESS_MAX_EF (a scope too small a part of the table).
+GUESS_MIN_ROWS = 2_000
+GUESS_EF = 50
+GUESS_MAX_EF = 400
+KEPT_ANSWERS = 32  # follow-up answers waiting for their dense_search (per store)
 HNSW_INDEX = "memories_embedding_hnsw"
 
 VECTOR_STORAGE = "ALTER TABLE memories ALTER COLUMN embedding SET STORAGE MAIN;"
@@ -147,6 +157,12 @@ _COLUMNS = (
 _LIVE = "(m.expires_at IS NULL OR m.expires_at > %s)"
 
 
+def _vector(sent: bytes) -> np.ndarray:
+    """A vector from pgvector's binary form (vector_send: int16 dim, int16 unused,
+    big-endian float4s)."""
+    return np.frombuffer(sent, dtype=">f4", offset=4).astype(np.float32)
+
+
 def _row(r: tuple[Any, ...]) -> MemoryRow:
     return MemoryRow(
         seq=r[0],
@@ -198,10 +214,13 @@ class PostgresStore(
         exact_limit: int = EXACT_LIMIT,
         ef_search: int = EF_SEARCH,
         pool_size: int = 10,
+        guess_min_rows: int | None = None,
     ) -> None:
         self.database_url = database_url
         self.exact_limit = exact_limit
         self.ef_search = ef_search
+        self.guess_min_rows = GUESS_MIN_ROWS if guess_min_rows is None else guess_min_rows
+        self._kept = KeptAnswers(KEPT_ANSWERS)  # follow-up answers (pg_follow_up.py)
         migrate(database_url)
         self._pool = ConnectionPool(
             database_url,
@@ -389,7 +408,7 @@ class PostgresStore(
             (account_id, ids),
             binary=True,
         )
-        return {r[0]: np.frombuffer(r[1], dtype=">f4", offset=4).astype(np.float32) for r in rows}
+        return {r[0]: _vector(r[1]) for r in rows}
 
     def neighbors(
         self,
@@ -522,6 +541,9 @@ class PostgresStore(
     ) -> list[tuple[str, float]]:
         if k <= 0 or sessions == []:
             return []
+        kept = self._kept.take(answer_key(account_id, sessions, vector, k, now, filters))
+        if kept is not None:  # scored in the pass of dense_search_many (pg_follow_up.py)
+            return kept
         scope, args = _scope(account_id, sessions, now, filters)
         query = np.asarray(vector, dtype=np.float32)
         with self._tx() as conn:
@@ -554,17 +576,49 @@ class PostgresStore(
         now: float,
         filters: Filters | None,
         shift: np.ndarray | None = None,
+        follow: FollowUp | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Exact scopes: one scan scores the rows against every vector (reading the rows,
         not the cosines, is most of a search), each vector's top ``k`` ordered as in
-        ``dense_search``. Scopes big enough for the HNSW index: one search per vector.
+        ``dense_search``, and ``follow`` too when the HNSW index guesses its hits right
+        (pg_follow_up.py). Scopes big enough for the HNSW index: one search per vector.
         ``shift`` is not needed here."""
-        with self._tx() as conn:
-            big = k > 0 and sessions != [] and self._scope_is_big(conn, account_id, sessions)
-        if len(vectors) < 2 or big or k <= 0 or sessions == []:
-            return [self.dense_search(account_id, sessions, v, k, now, filters) for v in vectors]
-        scope, args = _scope(account_id, sessions, now, filters)
+        if k <= 0 or sessions == []:
+            return [[] for _ in vectors]
         queries = [np.asarray(v, dtype=np.float32) for v in vectors]
+        scope, args = _scope(account_id, sessions, now, filters)
+        guessed = None
+        with self._tx() as conn:
+            big = self._scope_is_big(conn, account_id, sessions)
+            if follow is not None and not big and not filters and queries:
+                ef = guess_ef(
+                    self._scope_rows(conn, account_id, sessions),
+                    _table_rows(conn),
+                    self.guess_min_rows,
+                    GUESS_EF,
+                    GUESS_MAX_EF,
+                )
+                if ef is not None:
+                    guessed = guess_top(conn, scope, args, queries[0], follow.top, ef)
+        extra = None if follow is None or guessed is None else follow.query(guessed)
+        if extra is not None:
+            queries.append(np.asarray(extra, dtype=np.float32))
+        if len(queries) < 2 or big:
+            return [self.dense_search(account_id, sessions, v, k, now, filters) for v in vectors]
+        found = self._scan(scope, args, queries, k)
+        if extra is not None:
+            answer = found.pop()
+            assert guessed is not None
+            if [mid for mid, _ in found[0][: len(guessed)]] == list(guessed):
+                key = answer_key(account_id, sessions, extra, k, now, filters)
+                self._kept.keep(key, answer)
+        return found
+
+    def _scan(
+        self, scope: str, args: list[Any], queries: list[np.ndarray], k: int
+    ) -> list[list[tuple[str, float]]]:
+        """Each query's top ``k`` rows of ``scope`` from one exact pass, as ``dense_search``
+        orders them."""
         scores = ", ".join(
             f"1 - cosine_distance(m.embedding, %s) AS s{i}" for i in range(len(queries))
         )
@@ -582,16 +636,26 @@ class PostgresStore(
             found[i].append((-float(score), seq, memory_id))
         return [[(mid, -neg) for neg, _, mid in sorted(one)] for one in found]
 
+    def _scope_rows(
+        self, conn: psycopg.Connection, account_id: str, sessions: list[str] | None
+    ) -> int:
+        """Memories in the account/sessions by the running sums (expired ones until purged,
+        superseded ones too): a size estimate, read from a few rows."""
+        sql = "SELECT coalesce(sum(n), 0) FROM session_vector_sums WHERE account_id = %s"
+        args: list[Any] = [account_id]
+        if sessions is not None:
+            sql += " AND session = ANY(%s)"
+            args.append(sessions)
+        row = conn.execute(sql, args).fetchone()
+        return int(row[0]) if row else 0
+
     def _scope_is_big(
         self, conn: psycopg.Connection, account_id: str, sessions: list[str] | None
     ) -> bool:
         """More than ``exact_limit`` rows in the account/sessions (ignoring expiry and filters,
         which only shrink it)? Counted index-only and never past the limit, and not at all
         while the whole table (by the planner's estimate) is smaller."""
-        table = conn.execute(
-            "SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass"
-        ).fetchone()
-        if table is None or table[0] <= self.exact_limit:
+        if _table_rows(conn) <= self.exact_limit:
             return False
         where = "account_id = %s"
         args: list[Any] = [account_id]
@@ -618,6 +682,14 @@ class PostgresStore(
         scope, args = _scope(account_id, sessions, now, filters)
         rows = self._read(keyword_sql(scope), (terms, *args, k))
         return [(r[0], float(r[1])) for r in rows if r[1] > 0]
+
+
+def _table_rows(conn: psycopg.Connection) -> float:
+    """The planner's estimate of the rows in memories (-1: never analysed)."""
+    table = conn.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass"
+    ).fetchone()
+    return -1.0 if table is None else float(table[0])
 
 
 def keyword_sql(scope: str) -> str:
