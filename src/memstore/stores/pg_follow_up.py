@@ -48,9 +48,8 @@ def guess_top(
 ) -> dict[str, np.ndarray] | None:
     """The vectors of the HNSW index's guess at the ``top`` best rows of ``scope`` for
     ``query``, best first (by exact cosine, then seq, as the exact pass orders them); None
-    when it finds fewer. Runs in ``conn``'s transaction (its settings end with it)."""
+    when it finds fewer. Runs in ``conn``'s transaction (its setting ends with it)."""
     conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
-    conn.execute("SELECT set_config('enable_sort', 'off', true)")  # the index, not a scan
     rows = conn.execute(
         "SELECT m.id, m.seq, 1 - (m.embedding <=> %s), vector_send(m.embedding)"
         f" FROM memories m WHERE {scope} ORDER BY m.embedding <=> %s LIMIT %s",

@@ -587,75 +587,59 @@ class PostgresStore(
             return [[] for _ in vectors]
         queries = [np.asarray(v, dtype=np.float32) for v in vectors]
         scope, args = _scope(account_id, sessions, now, filters)
-        guessed = None
-        with self._tx() as conn:
-            big = self._scope_is_big(conn, account_id, sessions)
-            if follow is not None and not big and not filters and queries:
-                ef = guess_ef(
-                    self._scope_rows(conn, account_id, sessions),
-                    _table_rows(conn),
-                    self.guess_min_rows,
-                    GUESS_EF,
-                    GUESS_MAX_EF,
-                )
+        guessed: dict[str, np.ndarray] | None = None
+        extra = None
+        with self._tx() as conn:  # one transaction: the guess's settings end with it
+            table, in_scope = self._sizes(conn, account_id, sessions)
+            big = self._scope_is_big(conn, account_id, sessions, table)
+            if follow is not None and not big and not filters:
+                ef = guess_ef(in_scope, table, self.guess_min_rows, GUESS_EF, GUESS_MAX_EF)
                 if ef is not None:
                     guessed = guess_top(conn, scope, args, queries[0], follow.top, ef)
-        extra = None if follow is None or guessed is None else follow.query(guessed)
-        if extra is not None:
-            queries.append(np.asarray(extra, dtype=np.float32))
+            if follow is not None and guessed is not None:
+                extra = follow.query(guessed)
+                if extra is not None:
+                    queries.append(np.asarray(extra, dtype=np.float32))
+            if len(queries) >= 2 and not big:
+                found = _scan(conn, scope, args, queries, k)
         if len(queries) < 2 or big:
             return [self.dense_search(account_id, sessions, v, k, now, filters) for v in vectors]
-        found = self._scan(scope, args, queries, k)
-        if extra is not None:
+        if extra is not None and guessed is not None:
             answer = found.pop()
-            assert guessed is not None
             if [mid for mid, _ in found[0][: len(guessed)]] == list(guessed):
                 key = answer_key(account_id, sessions, extra, k, now, filters)
                 self._kept.keep(key, answer)
         return found
 
-    def _scan(
-        self, scope: str, args: list[Any], queries: list[np.ndarray], k: int
-    ) -> list[list[tuple[str, float]]]:
-        """Each query's top ``k`` rows of ``scope`` from one exact pass, as ``dense_search``
-        orders them."""
-        scores = ", ".join(
-            f"1 - cosine_distance(m.embedding, %s) AS s{i}" for i in range(len(queries))
-        )
-        tops = " UNION ALL ".join(
-            f"(SELECT {i}, id, seq, s{i} FROM scored ORDER BY s{i} DESC, seq LIMIT %s)"
-            for i in range(len(queries))
-        )
-        rows = self._read(
-            f"WITH scored AS MATERIALIZED (SELECT m.id, m.seq, {scores} FROM memories m"
-            f" WHERE {scope}) {tops}",
-            (*queries, *args, *[k] * len(queries)),
-        )
-        found: list[list[tuple[float, int, str]]] = [[] for _ in queries]
-        for i, memory_id, seq, score in rows:
-            found[i].append((-float(score), seq, memory_id))
-        return [[(mid, -neg) for neg, _, mid in sorted(one)] for one in found]
-
-    def _scope_rows(
+    def _sizes(
         self, conn: psycopg.Connection, account_id: str, sessions: list[str] | None
-    ) -> int:
-        """Memories in the account/sessions by the running sums (expired ones until purged,
-        superseded ones too): a size estimate, read from a few rows."""
-        sql = "SELECT coalesce(sum(n), 0) FROM session_vector_sums WHERE account_id = %s"
+    ) -> tuple[float, int]:
+        """(the planner's estimate of the rows in memories, -1 if never analysed; the
+        memories in the account/sessions by the running sums, expired ones until purged
+        and superseded ones too), in one statement: sizes to plan by."""
+        sql = (
+            "SELECT (SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass),"
+            " (SELECT coalesce(sum(n), 0) FROM session_vector_sums WHERE account_id = %s"
+        )
         args: list[Any] = [account_id]
         if sessions is not None:
             sql += " AND session = ANY(%s)"
             args.append(sessions)
-        row = conn.execute(sql, args).fetchone()
-        return int(row[0]) if row else 0
+        row = conn.execute(sql + ")", args).fetchone()
+        assert row is not None  # an aggregate of scalars: one row
+        return (-1.0 if row[0] is None else float(row[0])), int(row[1])
 
     def _scope_is_big(
-        self, conn: psycopg.Connection, account_id: str, sessions: list[str] | None
+        self,
+        conn: psycopg.Connection,
+        account_id: str,
+        sessions: list[str] | None,
+        table_rows: float | None = None,
     ) -> bool:
         """More than ``exact_limit`` rows in the account/sessions (ignoring expiry and filters,
         which only shrink it)? Counted index-only and never past the limit, and not at all
-        while the whole table (by the planner's estimate) is smaller."""
-        if _table_rows(conn) <= self.exact_limit:
+        while the whole table (by the planner's estimate, read unless given) is smaller."""
+        if (_table_rows(conn) if table_rows is None else table_rows) <= self.exact_limit:
             return False
         where = "account_id = %s"
         args: list[Any] = [account_id]
@@ -682,6 +666,28 @@ class PostgresStore(
         scope, args = _scope(account_id, sessions, now, filters)
         rows = self._read(keyword_sql(scope), (terms, *args, k))
         return [(r[0], float(r[1])) for r in rows if r[1] > 0]
+
+
+def _scan(
+    conn: psycopg.Connection, scope: str, args: list[Any], queries: list[np.ndarray], k: int
+) -> list[list[tuple[str, float]]]:
+    """Each query's top ``k`` rows of ``scope`` from one exact pass, as ``dense_search``
+    orders them. The pass keeps seqs and scores only; the ids of the winners come after."""
+    scores = ", ".join(f"1 - cosine_distance(m.embedding, %s) AS s{i}" for i in range(len(queries)))
+    tops = " UNION ALL ".join(
+        f"(SELECT {i} AS i, seq, s{i} AS s FROM scored ORDER BY s{i} DESC, seq LIMIT %s)"
+        for i in range(len(queries))
+    )
+    rows = conn.execute(
+        f"WITH scored AS MATERIALIZED (SELECT m.seq, {scores} FROM memories m WHERE {scope}),"
+        f" best AS ({tops}) SELECT b.i, m.id, b.seq, b.s FROM best b"
+        " JOIN memories m ON m.seq = b.seq",
+        (*queries, *args, *[k] * len(queries)),
+    ).fetchall()
+    found: list[list[tuple[float, int, str]]] = [[] for _ in queries]
+    for i, memory_id, seq, score in rows:
+        found[i].append((-float(score), seq, memory_id))
+    return [[(mid, -neg) for neg, _, mid in sorted(one)] for one in found]
 
 
 def _table_rows(conn: psycopg.Connection) -> float:
