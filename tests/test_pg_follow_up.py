@@ -18,6 +18,7 @@ from memstore.models import content_hash, new_memory_id
 from memstore.recall import LOCAL_TOP, RecallQuery, local_query, recall
 from memstore.stores import pg_follow_up
 from memstore.stores.base import FollowUp, MemoryRow
+from memstore.stores.pg_bounds import bounds_ef
 from memstore.stores.pg_follow_up import guess_ef
 
 pytestmark = pytest.mark.postgres
@@ -195,3 +196,44 @@ def test_recall_ranks_as_without_the_guess(stores, sessions, filters):
 )
 def test_the_guess_asks_for_more_candidates_the_smaller_the_scopes_share(scope, table, ef):
     assert guess_ef(scope, table, 2_000, 50, 400) == ef
+
+
+@pytest.mark.parametrize(
+    ("sessions", "filters"),
+    [
+        (None, None),
+        (["a"], None),
+        (["a", "c"], None),
+        (["b"], {"kind": "odd"}),
+        (["a"], {"kind": "even"}),
+    ],
+)
+@pytest.mark.parametrize("k", [1, 20, 61])
+def test_score_floors_keep_every_querys_top_k(pg_url, stores, statements, sessions, filters, k):
+    from memstore.stores.postgres import PostgresStore
+
+    _, exact = stores
+    floored = PostgresStore(pg_url, pool_size=2, guess_min_rows=10**9, floors_min_rows=0)
+    try:
+        vectors = [_query(), _centred(_query()), _query(1)]  # each memory three times in A
+        statements.clear()
+        many = floored.dense_search_many(A, sessions, vectors, k, NOW, filters)
+        assert many == [exact.dense_search(A, sessions, v, k, NOW, filters) for v in vectors]
+        if not filters and k <= 60 * len(sessions or SESSIONS):  # the index finds k rows
+            assert any("OFFSET 0" in s for s in statements)  # so the floors were used
+    finally:
+        floored.close()
+
+
+@pytest.mark.parametrize(
+    ("scope", "table", "k", "ef"),
+    [
+        (100_000, 200_000, 100, 400),
+        (100_000, 100_000, 100, 200),
+        (29_999, 30_000, 100, None),  # under min_rows: keeping every row costs little
+        (100_000, 1_000_000, 100, None),  # 10%: past the most candidates asked for
+        (100_000, 100_000, 0, None),
+    ],
+)
+def test_score_floors_ask_for_twice_k_over_the_scopes_share(scope, table, k, ef):
+    assert bounds_ef(scope, table, k, 30_000, 400) == ef

@@ -25,6 +25,7 @@ from memstore.stores.base import DuplicateError, Filters, FollowUp, MemoryRow, c
 from memstore.stores.hygiene import Hygiene
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
+from memstore.stores.pg_bounds import bounds_ef, score_floors
 from memstore.stores.pg_follow_up import KeptAnswers, answer_key, guess_ef, guess_top
 from memstore.stores.pg_session_sums import SCHEMA as SESSION_SUMS_SCHEMA
 from memstore.stores.pg_session_sums import SessionSums, SumChanges, move_sums
@@ -45,6 +46,10 @@ GUESS_MIN_ROWS = 2_000
 GUESS_EF = 50
 GUESS_MAX_EF = 400
 KEPT_ANSWERS = 32  # follow-up answers waiting for their dense_search (per store)
+# From FLOORS_MIN_ROWS rows in scope, the exact pass keeps only the rows above score floors
+# the HNSW index finds (pg_bounds.py): keeping and sorting every row costs about as much
+# as the scan there.
+FLOORS_MIN_ROWS = 30_000
 HNSW_INDEX = "memories_embedding_hnsw"
 
 VECTOR_STORAGE = "ALTER TABLE memories ALTER COLUMN embedding SET STORAGE MAIN;"
@@ -215,11 +220,13 @@ class PostgresStore(
         ef_search: int = EF_SEARCH,
         pool_size: int = 10,
         guess_min_rows: int | None = None,
+        floors_min_rows: int | None = None,
     ) -> None:
         self.database_url = database_url
         self.exact_limit = exact_limit
         self.ef_search = ef_search
         self.guess_min_rows = GUESS_MIN_ROWS if guess_min_rows is None else guess_min_rows
+        self.floors_min_rows = FLOORS_MIN_ROWS if floors_min_rows is None else floors_min_rows
         self._kept = KeptAnswers(KEPT_ANSWERS)  # follow-up answers (pg_follow_up.py)
         migrate(database_url)
         self._pool = ConnectionPool(
@@ -581,8 +588,9 @@ class PostgresStore(
         """Exact scopes: one scan scores the rows against every vector (reading the rows,
         not the cosines, is most of a search), each vector's top ``k`` ordered as in
         ``dense_search``, and ``follow`` too when the HNSW index guesses its hits right
-        (pg_follow_up.py). Scopes big enough for the HNSW index: one search per vector.
-        ``shift`` is not needed here."""
+        (pg_follow_up.py); from ``floors_min_rows`` rows, only rows above the index's score
+        floors are kept for sorting (pg_bounds.py). Scopes big enough for the HNSW index:
+        one search per vector. ``shift`` is not needed here."""
         if k <= 0 or sessions == []:
             return [[] for _ in vectors]
         queries = [np.asarray(v, dtype=np.float32) for v in vectors]
@@ -601,7 +609,9 @@ class PostgresStore(
                 if extra is not None:
                     queries.append(np.asarray(extra, dtype=np.float32))
             if len(queries) >= 2 and not big:
-                found = _scan(conn, scope, args, queries, k)
+                ef = bounds_ef(in_scope, table, k, self.floors_min_rows, GUESS_MAX_EF)
+                floors = None if ef is None else score_floors(conn, scope, args, queries, k, ef)
+                found = _scan(conn, scope, args, queries, k, floors)
         if len(queries) < 2 or big:
             return [self.dense_search(account_id, sessions, v, k, now, filters) for v in vectors]
         if extra is not None and guessed is not None:
@@ -669,20 +679,31 @@ class PostgresStore(
 
 
 def _scan(
-    conn: psycopg.Connection, scope: str, args: list[Any], queries: list[np.ndarray], k: int
+    conn: psycopg.Connection,
+    scope: str,
+    args: list[Any],
+    queries: list[np.ndarray],
+    k: int,
+    floors: list[float] | None = None,
 ) -> list[list[tuple[str, float]]]:
     """Each query's top ``k`` rows of ``scope`` from one exact pass, as ``dense_search``
-    orders them. The pass keeps seqs and scores only; the ids of the winners come after."""
-    scores = ", ".join(f"1 - cosine_distance(m.embedding, %s) AS s{i}" for i in range(len(queries)))
+    orders them. The pass keeps seqs and scores only (and with ``floors``, only the rows at
+    or above one query's floor: pg_bounds.py); the ids of the winners come after."""
+    n = len(queries)
+    scores = ", ".join(f"1 - cosine_distance(m.embedding, %s) AS s{i}" for i in range(n))
+    kept = f"SELECT m.seq, {scores} FROM memories m WHERE {scope}"
+    if floors is not None:  # OFFSET 0: scored once, not again in the floors' test
+        kept = f"SELECT * FROM ({kept} OFFSET 0) x WHERE " + " OR ".join(
+            f"s{i} >= %s" for i in range(n)
+        )
     tops = " UNION ALL ".join(
         f"(SELECT {i} AS i, seq, s{i} AS s FROM scored ORDER BY s{i} DESC, seq LIMIT %s)"
-        for i in range(len(queries))
+        for i in range(n)
     )
     rows = conn.execute(
-        f"WITH scored AS MATERIALIZED (SELECT m.seq, {scores} FROM memories m WHERE {scope}),"
-        f" best AS ({tops}) SELECT b.i, m.id, b.seq, b.s FROM best b"
-        " JOIN memories m ON m.seq = b.seq",
-        (*queries, *args, *[k] * len(queries)),
+        f"WITH scored AS MATERIALIZED ({kept}), best AS ({tops})"
+        " SELECT b.i, m.id, b.seq, b.s FROM best b JOIN memories m ON m.seq = b.seq",
+        (*queries, *args, *(floors or []), *[k] * n),
     ).fetchall()
     found: list[list[tuple[float, int, str]]] = [[] for _ in queries]
     for i, memory_id, seq, score in rows:
