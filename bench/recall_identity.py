@@ -14,9 +14,10 @@ Ways: the default (limit 10), collapse off with a deep list (limit 50), explain 
 filter (the conversation's first speaker) and all sessions.
 
 ``--postgres`` stores in PostgreSQL instead (a throwaway ``pgserver``, a database per tree),
-and where the tree's PostgresStore takes ``guess_min_rows``, sets it to
-``--pg-guess-min-rows`` (default 0: every scope's local list goes through the HNSW guess
-of stores/pg_follow_up.py, which LoCoMo's small sessions would otherwise skip):
+and where the tree's PostgresStore has them, sets its ``guess_min_rows`` and
+``floors_min_rows`` defaults to ``--pg-guess-min-rows`` and ``--pg-floors-min-rows``
+(default 0: every scope goes through the HNSW guess of stores/pg_follow_up.py and the
+score floors of stores/pg_bounds.py, which LoCoMo's small sessions would otherwise skip):
 
     python bench/recall_identity.py --data ../shared/data/locomo-dev.json --postgres
 """
@@ -42,7 +43,11 @@ TOLERANCE = 1e-9
 
 
 def dump(
-    data: Path, cache: Path, out: Path, postgres: str | None = None, guess_min_rows: int = 0
+    data: Path,
+    cache: Path,
+    out: Path,
+    postgres: str | None = None,
+    min_rows: tuple[int, int] = (0, 0),
 ) -> None:
     """Recall every question every way with the memstore importable here; write JSON."""
     from locomo import BENCH_ACCOUNT, CATEGORIES, SettableClock, open_store, store_conversation
@@ -63,7 +68,7 @@ def dump(
     clock = SettableClock()
     answers: dict[str, Any] = {"memstore": str(Path(memstore.__file__).parent)}
     if postgres is not None:
-        _guess_from(guess_min_rows)
+        _pg_min_rows(*min_rows)
     with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp), postgres) as store:
         engine = MemoryEngine(store, embedder, clock=clock)
         engine.ensure_account(BENCH_ACCOUNT)
@@ -93,12 +98,14 @@ def dump(
     out.write_text(json.dumps(answers))
 
 
-def _guess_from(rows: int) -> None:
-    """PostgresStore's guess_min_rows default, where the tree has one."""
+def _pg_min_rows(guess: int, floors: int) -> None:
+    """PostgresStore's guess_min_rows and floors_min_rows defaults, where the tree has them
+    (read when a store is made)."""
     import memstore.stores.postgres as postgres
 
-    if hasattr(postgres, "GUESS_MIN_ROWS"):
-        postgres.GUESS_MIN_ROWS = rows  # read when a store is made
+    for name, rows in (("GUESS_MIN_ROWS", guess), ("FLOORS_MIN_ROWS", floors)):
+        if hasattr(postgres, name):
+            setattr(postgres, name, rows)
 
 
 def _hit(h: Any) -> dict[str, Any]:
@@ -149,6 +156,7 @@ def run_tree(tree: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     if args.postgres_url:
         command += ["--postgres-url", args.postgres_url]
         command += ["--pg-guess-min-rows", str(args.pg_guess_min_rows)]
+        command += ["--pg-floors-min-rows", str(args.pg_floors_min_rows)]
     subprocess.run([*command, "--cache", str(args.cache)], env=env, check=True)
     answers: dict[str, Any] = json.loads(out.read_text())
     expected = str((tree / "src" / "memstore").resolve())
@@ -166,10 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", default="0", help="PYTHONHASHSEED of both runs")
     parser.add_argument("--postgres", action="store_true", help="store in a throwaway pgserver")
     parser.add_argument("--pg-guess-min-rows", type=int, default=0)
+    parser.add_argument("--pg-floors-min-rows", type=int, default=0)
     parser.add_argument("--postgres-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.dump:
-        dump(args.data, args.cache, args.dump, args.postgres_url, args.pg_guess_min_rows)
+        min_rows = (args.pg_guess_min_rows, args.pg_floors_min_rows)
+        dump(args.data, args.cache, args.dump, args.postgres_url, min_rows)
         return 0
     server = None
     if args.postgres:
