@@ -50,6 +50,11 @@ KEPT_ANSWERS = 32  # follow-up answers waiting for their dense_search (per store
 # the HNSW index finds (pg_bounds.py): keeping and sorting every row costs about as much
 # as the scan there.
 FLOORS_MIN_ROWS = 30_000
+# The exact pass plans with this random_page_cost (PostgreSQL's default, 4, prices a read
+# from a spinning disk): memstore's rows are meant to sit in memory, where reading a scope's
+# own pages through its index beats scanning the table once the scope is clustered (the
+# planner knows from the index's correlation). Set for the pass's transaction only.
+PASS_RANDOM_PAGE_COST = 1.1
 HNSW_INDEX = "memories_embedding_hnsw"
 
 VECTOR_STORAGE = "ALTER TABLE memories ALTER COLUMN embedding SET STORAGE MAIN;"
@@ -626,18 +631,20 @@ class PostgresStore(
     ) -> tuple[float, int]:
         """(the planner's estimate of the rows in memories, -1 if never analysed; the
         memories in the account/sessions by the running sums, expired ones until purged
-        and superseded ones too), in one statement: sizes to plan by."""
+        and superseded ones too), in one statement: sizes to plan by. The same statement
+        sets the transaction's random_page_cost to PASS_RANDOM_PAGE_COST."""
         sql = (
             "SELECT (SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass),"
+            " set_config('random_page_cost', %s, true),"
             " (SELECT coalesce(sum(n), 0) FROM session_vector_sums WHERE account_id = %s"
         )
-        args: list[Any] = [account_id]
+        args: list[Any] = [str(PASS_RANDOM_PAGE_COST), account_id]
         if sessions is not None:
             sql += " AND session = ANY(%s)"
             args.append(sessions)
         row = conn.execute(sql + ")", args).fetchone()
         assert row is not None  # an aggregate of scalars: one row
-        return (-1.0 if row[0] is None else float(row[0])), int(row[1])
+        return (-1.0 if row[0] is None else float(row[0])), int(row[2])
 
     def _scope_is_big(
         self,
