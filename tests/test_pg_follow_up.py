@@ -237,3 +237,17 @@ def test_score_floors_keep_every_querys_top_k(pg_url, stores, statements, sessio
 )
 def test_score_floors_ask_for_twice_k_over_the_scopes_share(scope, table, k, ef):
     assert bounds_ef(scope, table, k, 30_000, 400) == ef
+
+
+def test_the_passs_settings_end_with_its_transaction(pg_url, stores):
+    from memstore.stores.postgres import PostgresStore
+
+    one = PostgresStore(pg_url, pool_size=1, guess_min_rows=0, floors_min_rows=0)
+    settings = "SELECT current_setting('random_page_cost'), current_setting('hnsw.ef_search')"
+    try:
+        q = _query()
+        follow = FollowUp(LOCAL_TOP, partial(local_query, q))
+        one.dense_search_many(A, None, [q, _centred(q)], K, NOW, None, None, follow)
+        assert one._read(settings) == [("4", "40")]  # the defaults, on the one connection
+    finally:
+        one.close()
