@@ -12,6 +12,14 @@ the ``why`` of each result.
 Ways: the default (limit 10), collapse off with a deep list (limit 50), explain on,
 ``min_score`` 0.5, two sessions (the question's and the next conversation's), a metadata
 filter (the conversation's first speaker) and all sessions.
+
+``--postgres`` stores in PostgreSQL instead (a throwaway ``pgserver``, a database per tree),
+and where the tree's PostgresStore has them, sets its ``guess_min_rows`` and
+``floors_min_rows`` defaults to ``--pg-guess-min-rows`` and ``--pg-floors-min-rows``
+(default 0: every scope goes through the HNSW guess of stores/pg_follow_up.py and the
+score floors of stores/pg_bounds.py, which LoCoMo's small sessions would otherwise skip):
+
+    python bench/recall_identity.py --data ../shared/data/locomo-dev.json --postgres
 """
 
 from __future__ import annotations
@@ -34,16 +42,21 @@ WAYS = ("default", "deep", "explain", "min_score", "two_sessions", "filtered", "
 TOLERANCE = 1e-9
 
 
-def dump(data: Path, cache: Path, out: Path) -> None:
+def dump(
+    data: Path,
+    cache: Path,
+    out: Path,
+    postgres: str | None = None,
+    min_rows: tuple[int, int] = (0, 0),
+) -> None:
     """Recall every question every way with the memstore importable here; write JSON."""
-    from locomo import BENCH_ACCOUNT, CATEGORIES, SettableClock, store_conversation
+    from locomo import BENCH_ACCOUNT, CATEGORIES, SettableClock, open_store, store_conversation
     from locomo_variants import CachedEmbedder
 
     import memstore
     import memstore.engine
     from memstore.embedding import load_embedder
     from memstore.engine import MemoryEngine
-    from memstore.stores.sqlite import SQLiteStore
 
     # Memory ids are random, and sets of them order some float32 products and exact ties
     # (recall.py builds sets of ids): numbered ids plus one hash seed make two runs of one
@@ -54,8 +67,9 @@ def dump(data: Path, cache: Path, out: Path) -> None:
     embedder = CachedEmbedder(load_embedder(), cache)
     clock = SettableClock()
     answers: dict[str, Any] = {"memstore": str(Path(memstore.__file__).parent)}
-    with tempfile.TemporaryDirectory() as tmp:
-        store = SQLiteStore.open_dir(Path(tmp))
+    if postgres is not None:
+        _pg_min_rows(*min_rows)
+    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp), postgres) as store:
         engine = MemoryEngine(store, embedder, clock=clock)
         engine.ensure_account(BENCH_ACCOUNT)
         sessions = [str(s.get("sample_id", f"conversation-{n}")) for n, s in enumerate(samples)]
@@ -80,9 +94,18 @@ def dump(data: Path, cache: Path, out: Path) -> None:
                 for way, kwargs in ways.items():
                     hits = engine.recall(BENCH_ACCOUNT, q, charge=False, **kwargs)
                     answers[f"{session}#{i} {way}"] = [_hit(h) for h in hits]
-        store.close()
     embedder.save()
     out.write_text(json.dumps(answers))
+
+
+def _pg_min_rows(guess: int, floors: int) -> None:
+    """PostgresStore's guess_min_rows and floors_min_rows defaults, where the tree has them
+    (read when a store is made)."""
+    import memstore.stores.postgres as postgres
+
+    for name, rows in (("GUESS_MIN_ROWS", guess), ("FLOORS_MIN_ROWS", floors)):
+        if hasattr(postgres, name):
+            setattr(postgres, name, rows)
 
 
 def _hit(h: Any) -> dict[str, Any]:
@@ -130,6 +153,10 @@ def run_tree(tree: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     # the hash seed: both trees run with the same one.
     env = {**os.environ, "PYTHONPATH": str(tree / "src"), "PYTHONHASHSEED": args.seed}
     command = [sys.executable, __file__, "--dump", str(out), "--data", str(args.data)]
+    if args.postgres_url:
+        command += ["--postgres-url", args.postgres_url]
+        command += ["--pg-guess-min-rows", str(args.pg_guess_min_rows)]
+        command += ["--pg-floors-min-rows", str(args.pg_floors_min_rows)]
     subprocess.run([*command, "--cache", str(args.cache)], env=env, check=True)
     answers: dict[str, Any] = json.loads(out.read_text())
     expected = str((tree / "src" / "memstore").resolve())
@@ -145,10 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/locomo-vectors.npz"))
     parser.add_argument("--dump", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", default="0", help="PYTHONHASHSEED of both runs")
+    parser.add_argument("--postgres", action="store_true", help="store in a throwaway pgserver")
+    parser.add_argument("--pg-guess-min-rows", type=int, default=0)
+    parser.add_argument("--pg-floors-min-rows", type=int, default=0)
+    parser.add_argument("--postgres-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.dump:
-        dump(args.data, args.cache, args.dump)
+        min_rows = (args.pg_guess_min_rows, args.pg_floors_min_rows)
+        dump(args.data, args.cache, args.dump, args.postgres_url, min_rows)
         return 0
+    server = None
+    if args.postgres:
+        from locomo import pgserver_url
+
+        args.postgres_url, server = pgserver_url()
     with tempfile.TemporaryDirectory() as tmp:
         theirs = run_tree(args.against.resolve(), args, Path(tmp) / "theirs.json")
         mine = run_tree(args.tree.resolve(), args, Path(tmp) / "mine.json")

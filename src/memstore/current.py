@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from memstore.stores.base import Filters, MemoryRow, Store
+from memstore.stores.base import Filters, FollowUp, MemoryRow, Store
 
 NEIGHBOUR_SLACK = 8  # extra neighbours asked for per side, to step over hidden ones
 
@@ -50,10 +50,11 @@ class CurrentView:
         now: float,
         filters: Filters | None,
         shift: np.ndarray | None = None,
+        follow: FollowUp | None = None,
     ) -> list[list[tuple[str, float]]]:
         more = k + len(self.hidden)
         found = self.store.dense_search_many(
-            account_id, sessions, vectors, more, now, filters, shift
+            account_id, sessions, vectors, more, now, filters, shift, follow
         )
         return [self._ranked(one, k) for one in found]
 

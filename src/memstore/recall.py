@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -51,7 +52,7 @@ from memstore.ranking import (
     spread,
     term_coverage,
 )
-from memstore.stores.base import Filters, MemoryRow, Store
+from memstore.stores.base import Filters, FollowUp, MemoryRow, Store
 
 CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
 IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
@@ -216,8 +217,10 @@ def dense_lists(
         plain = store.dense_search(q.account_id, q.sessions, vector, k, q.now, q.filters)
         return plain, [], nearby
     shift = CENTRING * np.asarray(mean, np.float32)  # as centred_query takes it out
+    # the local list recall asks for next, which a store may score in the same pass
+    follow = FollowUp(LOCAL_TOP, partial(local_query, vector)) if nearby and LOCAL_WEIGHT else None
     plain, shifted = store.dense_search_many(
-        q.account_id, q.sessions, [vector, centred], k, q.now, q.filters, shift
+        q.account_id, q.sessions, [vector, centred], k, q.now, q.filters, shift, follow
     )
     return plain, shifted, nearby
 
@@ -258,10 +261,16 @@ def local_search(
         top = {mid: vectors[mid] for mid in ids if mid in vectors}
     if not top:
         return []
-    shifted = centred_query(vector, rows_of(top, list(top)).mean(axis=0))
+    shifted = local_query(vector, top)
     if shifted is None:
         return []
     return store.dense_search(q.account_id, q.sessions, shifted, k, q.now, q.filters)
+
+
+def local_query(vector: np.ndarray, top: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """The local list's query: ``vector`` centred on the mean of ``top`` (its best dense
+    hits' vectors, best first)."""
+    return centred_query(vector, rows_of(top, list(top)).mean(axis=0))
 
 
 def _matrix(vectors: dict[str, np.ndarray], ids: list[str], dim: int = 0) -> np.ndarray:

@@ -8,7 +8,7 @@ another account. The shared session is stored as the empty string.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -57,6 +57,18 @@ class ApiKeyRow:
 
 
 Filters = dict[str, str | int | float | bool | None]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A dense search whose query is made from the vectors of the first query's ``top``
+    best hits (recall's local list): ``query`` takes them, best first by id, and returns
+    that query (None: no search). ``dense_search_many`` may guess those hits, score the
+    follow-up in the same pass, and keep its answer for the ``dense_search`` that asks for
+    that exact vector, when the guess proves right."""
+
+    top: int
+    query: Callable[[Mapping[str, np.ndarray]], np.ndarray | None]
 
 
 class StoreError(Exception):
@@ -201,11 +213,13 @@ class Store(Protocol):
         now: float,
         filters: Filters | None,
         shift: np.ndarray | None = None,
+        follow: FollowUp | None = None,
     ) -> list[list[tuple[str, float]]]:
         """``dense_search`` of each of ``vectors`` (same answers), in one pass over the scope
         where the store can (recall's plain and centred queries). ``shift``: a hint that
         ``vectors`` are [q, normalise(q - shift)], which a store may use to shortlist the
-        second from the first's scores (the answers stay exact whatever it is)."""
+        second from the first's scores (the answers stay exact whatever it is). ``follow``:
+        a search recall will ask for next (``FollowUp``); a store may ignore it."""
         ...
 
     def session_mean(

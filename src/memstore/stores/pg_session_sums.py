@@ -86,13 +86,18 @@ class SessionSums:
         now: float,
         max_rows: int | None = None,
     ) -> np.ndarray | None:
-        """From the running sums: expired memories count until purged."""
-        sql = "SELECT sum(total), sum(n) FROM session_vector_sums WHERE account_id = %s"
+        """From the running sums: expired memories count until purged. The sum comes back
+        in pgvector's binary form (parsing its text took ~2 ms a recall)."""
+        sql = (
+            "SELECT vector_send(sum(total)), sum(n) FROM session_vector_sums WHERE account_id = %s"
+        )
         args: list[Any] = [account_id]
         if sessions is not None:
             sql += " AND session = ANY(%s)"
             args.append(sessions)
-        ((total, n),) = self._read(sql, args)
+        ((total, n),) = self._read(sql, args, binary=True)
         if not n or total is None or (max_rows is not None and n > max_rows):
             return None
-        return (as_array(total) / float(n)).astype(np.float32)
+        # vector_send: int16 dim, int16 unused, big-endian float4s
+        summed = np.frombuffer(total, dtype=">f4", offset=4).astype(np.float64)
+        return (summed / float(n)).astype(np.float32)

@@ -21,10 +21,12 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
-from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
+from memstore.stores.base import DuplicateError, Filters, FollowUp, MemoryRow, context_offsets
 from memstore.stores.hygiene import Hygiene
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
+from memstore.stores.pg_bounds import bounds_ef, score_floors
+from memstore.stores.pg_follow_up import KeptAnswers, answer_key, guess_ef, guess_top
 from memstore.stores.pg_session_sums import SCHEMA as SESSION_SUMS_SCHEMA
 from memstore.stores.pg_session_sums import SessionSums, SumChanges, move_sums
 from memstore.stores.stats import InstallStats
@@ -35,6 +37,24 @@ from memstore.stores.supersession import Supersession
 SCHEMA_LOCK = 0x6D656D73746F7265
 EXACT_LIMIT = 100_000
 EF_SEARCH = 400
+# A follow-up search (recall's local list) joins the plain query's exact pass when the HNSW
+# index guesses the plain query's best hits right (checked against that pass): worth its
+# ~2-5 ms from GUESS_MIN_ROWS rows in scope, where a pass costs more. The index
+# post-filters, so it is asked for GUESS_EF / (the scope's share of the table) candidates,
+# and not at all past GUESS_MAX_EF (a scope too small a part of the table).
+GUESS_MIN_ROWS = 2_000
+GUESS_EF = 50
+GUESS_MAX_EF = 400
+KEPT_ANSWERS = 32  # follow-up answers waiting for their dense_search (per store)
+# From FLOORS_MIN_ROWS rows in scope, the exact pass keeps only the rows above score floors
+# the HNSW index finds (pg_bounds.py): keeping and sorting every row costs about as much
+# as the scan there.
+FLOORS_MIN_ROWS = 30_000
+# The exact pass plans with this random_page_cost (PostgreSQL's default, 4, prices a read
+# from a spinning disk): memstore's rows are meant to sit in memory, where reading a scope's
+# own pages through its index beats scanning the table once the scope is clustered (the
+# planner knows from the index's correlation). Set for the pass's transaction only.
+PASS_RANDOM_PAGE_COST = 1.1
 HNSW_INDEX = "memories_embedding_hnsw"
 
 VECTOR_STORAGE = "ALTER TABLE memories ALTER COLUMN embedding SET STORAGE MAIN;"
@@ -147,6 +167,12 @@ _COLUMNS = (
 _LIVE = "(m.expires_at IS NULL OR m.expires_at > %s)"
 
 
+def _vector(sent: bytes) -> np.ndarray:
+    """A vector from pgvector's binary form (vector_send: int16 dim, int16 unused,
+    big-endian float4s)."""
+    return np.frombuffer(sent, dtype=">f4", offset=4).astype(np.float32)
+
+
 def _row(r: tuple[Any, ...]) -> MemoryRow:
     return MemoryRow(
         seq=r[0],
@@ -198,10 +224,15 @@ class PostgresStore(
         exact_limit: int = EXACT_LIMIT,
         ef_search: int = EF_SEARCH,
         pool_size: int = 10,
+        guess_min_rows: int | None = None,
+        floors_min_rows: int | None = None,
     ) -> None:
         self.database_url = database_url
         self.exact_limit = exact_limit
         self.ef_search = ef_search
+        self.guess_min_rows = GUESS_MIN_ROWS if guess_min_rows is None else guess_min_rows
+        self.floors_min_rows = FLOORS_MIN_ROWS if floors_min_rows is None else floors_min_rows
+        self._kept = KeptAnswers(KEPT_ANSWERS)  # follow-up answers (pg_follow_up.py)
         migrate(database_url)
         self._pool = ConnectionPool(
             database_url,
@@ -389,7 +420,7 @@ class PostgresStore(
             (account_id, ids),
             binary=True,
         )
-        return {r[0]: np.frombuffer(r[1], dtype=">f4", offset=4).astype(np.float32) for r in rows}
+        return {r[0]: _vector(r[1]) for r in rows}
 
     def neighbors(
         self,
@@ -522,6 +553,9 @@ class PostgresStore(
     ) -> list[tuple[str, float]]:
         if k <= 0 or sessions == []:
             return []
+        kept = self._kept.take(answer_key(account_id, sessions, vector, k, now, filters))
+        if kept is not None:  # scored in the pass of dense_search_many (pg_follow_up.py)
+            return kept
         scope, args = _scope(account_id, sessions, now, filters)
         query = np.asarray(vector, dtype=np.float32)
         with self._tx() as conn:
@@ -554,44 +588,75 @@ class PostgresStore(
         now: float,
         filters: Filters | None,
         shift: np.ndarray | None = None,
+        follow: FollowUp | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Exact scopes: one scan scores the rows against every vector (reading the rows,
         not the cosines, is most of a search), each vector's top ``k`` ordered as in
-        ``dense_search``. Scopes big enough for the HNSW index: one search per vector.
-        ``shift`` is not needed here."""
-        with self._tx() as conn:
-            big = k > 0 and sessions != [] and self._scope_is_big(conn, account_id, sessions)
-        if len(vectors) < 2 or big or k <= 0 or sessions == []:
-            return [self.dense_search(account_id, sessions, v, k, now, filters) for v in vectors]
-        scope, args = _scope(account_id, sessions, now, filters)
+        ``dense_search``, and ``follow`` too when the HNSW index guesses its hits right
+        (pg_follow_up.py); from ``floors_min_rows`` rows, only rows above the index's score
+        floors are kept for sorting (pg_bounds.py). Scopes big enough for the HNSW index:
+        one search per vector. ``shift`` is not needed here."""
+        if k <= 0 or sessions == []:
+            return [[] for _ in vectors]
         queries = [np.asarray(v, dtype=np.float32) for v in vectors]
-        scores = ", ".join(
-            f"1 - cosine_distance(m.embedding, %s) AS s{i}" for i in range(len(queries))
+        scope, args = _scope(account_id, sessions, now, filters)
+        guessed: dict[str, np.ndarray] | None = None
+        extra = None
+        with self._tx() as conn:  # one transaction: the guess's settings end with it
+            table, in_scope = self._sizes(conn, account_id, sessions)
+            big = self._scope_is_big(conn, account_id, sessions, table)
+            if follow is not None and not big and not filters:
+                ef = guess_ef(in_scope, table, self.guess_min_rows, GUESS_EF, GUESS_MAX_EF)
+                if ef is not None:
+                    guessed = guess_top(conn, scope, args, queries[0], follow.top, ef)
+            if follow is not None and guessed is not None:
+                extra = follow.query(guessed)
+                if extra is not None:
+                    queries.append(np.asarray(extra, dtype=np.float32))
+            if len(queries) >= 2 and not big:
+                ef = bounds_ef(in_scope, table, k, self.floors_min_rows, GUESS_MAX_EF)
+                floors = None if ef is None else score_floors(conn, scope, args, queries, k, ef)
+                found = _scan(conn, scope, args, queries, k, floors)
+        if len(queries) < 2 or big:
+            return [self.dense_search(account_id, sessions, v, k, now, filters) for v in vectors]
+        if extra is not None and guessed is not None:
+            answer = found.pop()
+            if [mid for mid, _ in found[0][: len(guessed)]] == list(guessed):
+                key = answer_key(account_id, sessions, extra, k, now, filters)
+                self._kept.keep(key, answer)
+        return found
+
+    def _sizes(
+        self, conn: psycopg.Connection, account_id: str, sessions: list[str] | None
+    ) -> tuple[float, int]:
+        """(the planner's estimate of the rows in memories, -1 if never analysed; the
+        memories in the account/sessions by the running sums, expired ones until purged
+        and superseded ones too), in one statement: sizes to plan by. The same statement
+        sets the transaction's random_page_cost to PASS_RANDOM_PAGE_COST."""
+        sql = (
+            "SELECT (SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass),"
+            " set_config('random_page_cost', %s, true),"
+            " (SELECT coalesce(sum(n), 0) FROM session_vector_sums WHERE account_id = %s"
         )
-        tops = " UNION ALL ".join(
-            f"(SELECT {i}, id, seq, s{i} FROM scored ORDER BY s{i} DESC, seq LIMIT %s)"
-            for i in range(len(queries))
-        )
-        rows = self._read(
-            f"WITH scored AS MATERIALIZED (SELECT m.id, m.seq, {scores} FROM memories m"
-            f" WHERE {scope}) {tops}",
-            (*queries, *args, *[k] * len(queries)),
-        )
-        found: list[list[tuple[float, int, str]]] = [[] for _ in queries]
-        for i, memory_id, seq, score in rows:
-            found[i].append((-float(score), seq, memory_id))
-        return [[(mid, -neg) for neg, _, mid in sorted(one)] for one in found]
+        args: list[Any] = [str(PASS_RANDOM_PAGE_COST), account_id]
+        if sessions is not None:
+            sql += " AND session = ANY(%s)"
+            args.append(sessions)
+        row = conn.execute(sql + ")", args).fetchone()
+        assert row is not None  # an aggregate of scalars: one row
+        return (-1.0 if row[0] is None else float(row[0])), int(row[2])
 
     def _scope_is_big(
-        self, conn: psycopg.Connection, account_id: str, sessions: list[str] | None
+        self,
+        conn: psycopg.Connection,
+        account_id: str,
+        sessions: list[str] | None,
+        table_rows: float | None = None,
     ) -> bool:
         """More than ``exact_limit`` rows in the account/sessions (ignoring expiry and filters,
         which only shrink it)? Counted index-only and never past the limit, and not at all
-        while the whole table (by the planner's estimate) is smaller."""
-        table = conn.execute(
-            "SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass"
-        ).fetchone()
-        if table is None or table[0] <= self.exact_limit:
+        while the whole table (by the planner's estimate, read unless given) is smaller."""
+        if (_table_rows(conn) if table_rows is None else table_rows) <= self.exact_limit:
             return False
         where = "account_id = %s"
         args: list[Any] = [account_id]
@@ -618,6 +683,47 @@ class PostgresStore(
         scope, args = _scope(account_id, sessions, now, filters)
         rows = self._read(keyword_sql(scope), (terms, *args, k))
         return [(r[0], float(r[1])) for r in rows if r[1] > 0]
+
+
+def _scan(
+    conn: psycopg.Connection,
+    scope: str,
+    args: list[Any],
+    queries: list[np.ndarray],
+    k: int,
+    floors: list[float] | None = None,
+) -> list[list[tuple[str, float]]]:
+    """Each query's top ``k`` rows of ``scope`` from one exact pass, as ``dense_search``
+    orders them. The pass keeps seqs and scores only (and with ``floors``, only the rows at
+    or above one query's floor: pg_bounds.py); the ids of the winners come after."""
+    n = len(queries)
+    scores = ", ".join(f"1 - cosine_distance(m.embedding, %s) AS s{i}" for i in range(n))
+    kept = f"SELECT m.seq, {scores} FROM memories m WHERE {scope}"
+    if floors is not None:  # OFFSET 0: scored once, not again in the floors' test
+        kept = f"SELECT * FROM ({kept} OFFSET 0) x WHERE " + " OR ".join(
+            f"s{i} >= %s" for i in range(n)
+        )
+    tops = " UNION ALL ".join(
+        f"(SELECT {i} AS i, seq, s{i} AS s FROM scored ORDER BY s{i} DESC, seq LIMIT %s)"
+        for i in range(n)
+    )
+    rows = conn.execute(
+        f"WITH scored AS MATERIALIZED ({kept}), best AS ({tops})"
+        " SELECT b.i, m.id, b.seq, b.s FROM best b JOIN memories m ON m.seq = b.seq",
+        (*queries, *args, *(floors or []), *[k] * n),
+    ).fetchall()
+    found: list[list[tuple[float, int, str]]] = [[] for _ in queries]
+    for i, memory_id, seq, score in rows:
+        found[i].append((-float(score), seq, memory_id))
+    return [[(mid, -neg) for neg, _, mid in sorted(one)] for one in found]
+
+
+def _table_rows(conn: psycopg.Connection) -> float:
+    """The planner's estimate of the rows in memories (-1: never analysed)."""
+    table = conn.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass"
+    ).fetchone()
+    return -1.0 if table is None else float(table[0])
 
 
 def keyword_sql(scope: str) -> str:

@@ -20,7 +20,13 @@ import numpy as np
 
 from memstore.stores import vector_codes
 from memstore.stores.accounts import AccountsAndKeys, merge_local_into_default
-from memstore.stores.base import DuplicateError, Filters, MemoryRow, context_offsets
+from memstore.stores.base import (
+    DuplicateError,
+    Filters,
+    FollowUp,
+    MemoryRow,
+    context_offsets,
+)
 from memstore.stores.hygiene import Hygiene
 from memstore.stores.idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from memstore.stores.idempotency import IdempotencyRecords
@@ -712,10 +718,11 @@ class SQLiteStore(
         now: float,
         filters: Filters | None,
         shift: np.ndarray | None = None,
+        follow: FollowUp | None = None,
     ) -> list[list[tuple[str, float]]]:
         """One index search per vector, the filters' rows read once; with ``shift``, the
         centred query's shortlist comes from the plain query's pass
-        (``VectorIndex.search_centred``)."""
+        (``VectorIndex.search_centred``). ``follow`` is not used: a search costs little."""
         allowed = self._allowed_seqs(account_id, sessions, filters)
         index = self._index(account_id)
         queries = [np.asarray(v, np.float32) for v in vectors]
