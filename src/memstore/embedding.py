@@ -97,6 +97,7 @@ class E5Embedder:
 
     name = DEFAULT_EMBEDDER
     dim = 384
+    wait_for_wide = True  # False: start beside a wide call (bench/embed_threads.py measures it)
 
     def __init__(self, handles: int | None = None, threads: int | None = None) -> None:
         # OpenMP threads that spin while idle steal the CPU from the server's other threads
@@ -128,7 +129,7 @@ class E5Embedder:
         threads set: ``lone_threads`` for a ``lone`` text when every handle is free, else 1."""
         with metrics.embedding_wait():
             with self._state:
-                while self._wide:  # it ends soonest alone: wait rather than share its cores
+                while self._wide and self.wait_for_wide:  # it ends soonest alone: wait
                     self._waiting += 1
                     try:
                         self._state.wait()
