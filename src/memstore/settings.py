@@ -32,9 +32,9 @@ class Settings(BaseSettings):
         0, description="Model handles of the default embedder (0: one per core, at most 4)."
     )
     embed_threads: int = Field(
-        0,
+        1,
         description="OpenMP threads of a text the default embedder embeds while otherwise idle"
-        " (a lone query or remember; 0: as many as handles, at most the cores; 1: always one).",
+        " (a lone query or remember; 1: always one; 0: as many as handles, at most the cores).",
     )
     max_body_bytes: int = Field(1024 * 1024, description="Largest request body the server reads.")
     api_key: str | None = Field(None, description="API key of the SDK's remote mode.")
