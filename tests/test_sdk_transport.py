@@ -9,12 +9,11 @@ certificate made for the test and forwards the bytes to a real `memstore serve`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import ipaddress
 import socket
 import ssl
-import threading
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,79 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from memstore import APIConnectionError, AsyncMemstore, Memstore
-
-LOOPBACK = "127.0.0.1"
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-
-class Relay:
-    """Accepts loopback connections (TLS ones with ``context``) and pipes each to
-    ``upstream``; counts connections and, as an HTTP proxy, rewrites absolute targets."""
-
-    def __init__(self, upstream: int, context: ssl.SSLContext | None = None) -> None:
-        self.upstream, self.context = upstream, context
-        self.listener = socket.create_server((LOOPBACK, 0))
-        self.port = self.listener.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        try:
-            if self.context is not None:
-                client = self.context.wrap_socket(client, server_side=True)
-        except (OSError, ssl.SSLError):
-            client.close()  # the client refused the certificate
-            return
-        upstream = socket.create_connection((LOOPBACK, self.upstream))
-        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
-        _pump(client, upstream)
-
-    def close(self) -> None:
-        self.listener.close()
-
-
-class ForwardProxy(Relay):
-    """A plain-HTTP forward proxy for one upstream: absolute-form targets become origin-form
-    (``GET http://host:port/path`` -> ``GET /path``), one request per connection."""
-
-    def _serve(self, client: socket.socket) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head and (chunk := client.recv(65536)):
-            head += chunk
-        line, rest = head.split(b"\r\n", 1)
-        method, target, version = line.split(b" ")
-        path = b"/" + target.split(b"/", 3)[3]  # drop "http://host:port"
-        headers, body = rest.split(b"\r\n\r\n", 1)
-        kept = [h for h in headers.split(b"\r\n") if not h.lower().startswith(b"connection:")]
-        length = next(
-            (int(h.split(b":")[1]) for h in kept if h.lower().startswith(b"content-length:")), 0
-        )
-        while len(body) < length and (chunk := client.recv(65536)):
-            body += chunk
-        request = b" ".join([method, path, version]) + b"\r\n" + b"\r\n".join(kept)
-        upstream = socket.create_connection((LOOPBACK, self.upstream))
-        upstream.sendall(request + b"\r\nConnection: close\r\n\r\n" + body)
-        _pump(upstream, client)
+from tests.relays import LOOPBACK, ForwardProxy, Relay, Socks5Proxy
 
 
 def _certificate(tmp: Path) -> tuple[Path, Path]:
@@ -202,6 +129,30 @@ def test_the_proxy_the_environment_names_is_used_unless_no_proxy_covers_the_host
         assert proxy.connections == through
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_socks5_proxy_the_environment_names_is_used(server, key, client, monkeypatch):
+    proxy = Socks5Proxy()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("ALL_PROXY", f"socks5://{LOOPBACK}:{proxy.port}")
+        found = _round_trip(client, key, server.url)
+        assert found and found[0].startswith("The transport test")
+        assert proxy.targets and set(proxy.targets) == {(LOOPBACK, server.port)}
+    finally:
+        proxy.close()
+
+
+def test_a_socks_proxy_without_pysocks_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for module in ("socks", "urllib3.contrib.socks"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if PySocks were not installed
+    with pytest.raises(ImportError, match=r"memstore-ai\[socks\]"):
+        Memstore(api_key="am_live_" + "x" * 40, base_url="http://127.0.0.1:9")
 
 
 @pytest.mark.parametrize("client", CLIENTS)

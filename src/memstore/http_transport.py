@@ -11,15 +11,17 @@ from the environment, and no redirects followed. Retries are the caller's (remot
 from __future__ import annotations
 
 import urllib.request
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import DependencyWarning, HTTPError
 
 POOL_SIZE = 20  # connections kept alive per client, as httpx kept; more open when threads need
+SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,15 @@ class SyncTransport:
         if base_url.startswith("https:"):
             options["ssl_context"] = httpx.create_ssl_context()
         proxy = env_proxy(base_url)
-        self.proxied = proxy is not None
-        self.manager = (
-            urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
-        )
+        socks = proxy is not None and proxy.split(":", 1)[0].lower() in SOCKS_SCHEMES
+        self.proxied = proxy is not None and not socks  # an HTTP proxy: absolute URLs
+        self.manager: urllib3.PoolManager
+        if proxy is None:
+            self.manager = urllib3.PoolManager(**options)
+        elif socks:
+            self.manager = _socks_manager(proxy, options)
+        else:
+            self.manager = urllib3.ProxyManager(proxy, **options)
         self.pool = self.manager.connection_from_url(base_url)
 
     def request(
@@ -93,3 +100,17 @@ class SyncTransport:
 
     def close(self) -> None:
         self.manager.clear()
+
+
+def _socks_manager(proxy: str, options: dict[str, Any]) -> urllib3.PoolManager:
+    """A pool manager that connects through the SOCKS proxy ``proxy`` (needs PySocks)."""
+    try:
+        with warnings.catch_warnings():  # urllib3 warns, then raises, without PySocks
+            warnings.simplefilter("ignore", DependencyWarning)
+            from urllib3.contrib.socks import SOCKSProxyManager
+    except ImportError as exc:
+        raise ImportError(
+            f"the environment names a SOCKS proxy ({proxy.split('://', 1)[0]}://...), which"
+            " needs PySocks: pip install 'memstore-ai[socks]'"
+        ) from exc
+    return SOCKSProxyManager(proxy, **options)

@@ -33,15 +33,20 @@ class Hygiene:
         def _q(self, sql: str) -> str: ...
 
     def add_recall_hits(self, hits: dict[tuple[str, str], int], now: float) -> None:
-        """Add (account, memory id) -> times returned by recall, a few statements in all."""
+        """Add (account, memory id) -> times returned by recall, a few statements in all.
+        Counts of memories the account no longer holds (forgotten since) are dropped."""
         items = list(hits.items())
         for start in range(0, len(items), HITS_PER_STATEMENT):
             chunk = items[start : start + HITS_PER_STATEMENT]
             self._change(
                 self._q(
-                    "INSERT INTO recall_hits (account_id, memory_id, hits, last_at) VALUES "
+                    "INSERT INTO recall_hits (account_id, memory_id, hits, last_at)"
+                    " SELECT v.column1, v.column2, CAST(v.column3 AS BIGINT),"
+                    " CAST(v.column4 AS DOUBLE PRECISION) FROM (VALUES "
                     + ",".join(["(?, ?, ?, ?)"] * len(chunk))
-                    + " ON CONFLICT (account_id, memory_id) DO UPDATE"
+                    + ") AS v WHERE EXISTS (SELECT 1 FROM memories m"
+                    " WHERE m.account_id = v.column1 AND m.id = v.column2)"
+                    " ON CONFLICT (account_id, memory_id) DO UPDATE"
                     " SET hits = recall_hits.hits + excluded.hits, last_at = excluded.last_at"
                 ),
                 [v for (account, mid), n in chunk for v in (account, mid, n, now)],
@@ -50,8 +55,8 @@ class Hygiene:
     def _forget_hits(self, db: Any, account_id: str, where: str, args: Sequence[Any]) -> None:
         """Drop the recall counts of the account's memories matching ``where`` (SQL over
         ``memories``), on the connection and in the transaction about to delete them: a
-        forgotten memory leaves no trace. Counts still pending in the engine's batch for it
-        (at most ``hygiene.HITS_FLUSH_SECONDS``) can still be written after."""
+        forgotten memory leaves no trace (``add_recall_hits`` drops the counts of it still
+        pending in the engine's batch)."""
         db.execute(
             self._q(
                 "DELETE FROM recall_hits WHERE account_id = ? AND memory_id IN"
