@@ -6,13 +6,13 @@
 
 In one process, interleaved query by query so machine noise hits both alike:
 
-- **lone**: one query at a time through ``E5Embedder(threads=1)`` (one thread always, the
-  default) and ``E5Embedder(threads=0)`` (a lone text on as many threads as handles, at most the
-  cores): wall p50/p99 and CPU per query (all the process's threads);
+- **lone**: one query at a time through ``E5Embedder(threads=1)`` (one thread always,
+  the default) and ``E5Embedder(threads=0)`` (a lone text on as many threads as handles,
+  at most the cores): wall p50/p99 and CPU per query (all the process's threads);
 - **pairs**: query A starts alone, query B arrives ``offset`` ms later, for three rules:
   ``one`` (both on one thread each, as before), ``wait`` (A wide, B waits for it: the
-  rule when threads > 1) and ``share`` (A wide, B starts beside it on one thread: three threads on two
-  cores). A's and B's latency (B's from its arrival) and the mean of both;
+  rule when threads > 1) and ``share`` (A wide, B starts beside it on one thread: three
+  threads on two cores). A's and B's latency (B's from its arrival) and the mean of both;
 - **recall** (``--recall N``): cold recalls (every query new to its engine) through two
   ``Memstore.local`` engines over one SQLite store of N memories (bench/latency.py's corpus),
   one per rule, interleaved query by query;
