@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memstore.embedding import E5Embedder
+from memstore import Memstore
+from memstore.embedding import OPERATIONS, E5Embedder
 
 LONG = "The crew compared three vendors and kept the cheapest one that had an API. " * 60
 TEXTS = ["competitor analysis", "Wo ist der Bahnhof? Где вокзал?", LONG, "a"]
@@ -63,6 +64,43 @@ def test_a_query_beside_a_busy_handle_runs_on_one_thread(wide: E5Embedder) -> No
     with wide._model():  # another call holds one handle
         wide.embed_query("what did the crew decide")
     assert wide.threads_used == {1: 2}
+
+
+def test_a_text_while_another_operation_runs_keeps_one_thread(wide: E5Embedder) -> None:
+    with OPERATIONS.running():  # this recall
+        wide.embed_query("what did the crew decide")
+        with OPERATIONS.running():  # another client's, not embedding at this moment
+            wide.embed_query("what did the crew decide")
+            wide.embed_documents(["the crew decided to ship"])
+    assert wide.threads_used == {2: 1, 1: 2}
+
+
+class Watching:
+    """The embedder protocol over ``wide``, noting how many operations ran at each call."""
+
+    def __init__(self, inner: E5Embedder) -> None:
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self.seen: list[int] = []
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.seen.append(OPERATIONS.count)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        self.seen.append(OPERATIONS.count)
+        return self.inner.embed_query(text)
+
+
+def test_the_engine_counts_its_recalls_and_remembers(wide: E5Embedder, tmp_path: Path) -> None:
+    watching = Watching(wide)
+    ms = Memstore.local(tmp_path, embedder=watching)
+    try:
+        ms.remember("the crew decided to ship", session="s")
+        ms.remember_many([{"content": "one", "session": "s"}, {"content": "two", "session": "s"}])
+        ms.recall("what did the crew decide", session="s")
+    finally:
+        ms.close()
+    assert watching.seen == [1, 1, 1] and OPERATIONS.count == 0
 
 
 @pytest.mark.parametrize(("waiters", "expected"), [(1, {2: 2}), (2, {2: 1, 1: 2})])

