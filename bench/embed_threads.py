@@ -6,8 +6,8 @@
 
 In one process, interleaved query by query so machine noise hits both alike:
 
-- **lone**: one query at a time through ``E5Embedder(threads=1)`` (one thread always,
-  the default) and ``E5Embedder(threads=0)`` (a lone text on as many threads as handles,
+- **lone**: one query at a time through ``E5Embedder(threads=1)`` (one thread always)
+  and ``E5Embedder(threads=0)`` (the default: a lone text on as many threads as handles,
   at most the cores): wall p50/p99 and CPU per query (all the process's threads);
 - **pairs**: query A starts alone, query B arrives ``offset`` ms later, for three rules:
   ``one`` (both on one thread each, as before), ``wait`` (A wide, B waits for it: the

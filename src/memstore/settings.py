@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         0, description="Model handles of the default embedder (0: one per core, at most 4)."
     )
     embed_threads: int = Field(
-        1,
+        0,
         description="OpenMP threads of a text the default embedder embeds while otherwise idle"
         " (a lone query or remember; 1: always one; 0: as many as handles, at most the cores).",
     )
