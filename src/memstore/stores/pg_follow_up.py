@@ -22,6 +22,7 @@ import numpy as np
 import psycopg
 
 from memstore.stores.base import Filters
+from memstore.stores.pg_session_sums import sent_vector
 
 Answer = list[tuple[str, float]]
 Key = tuple[Any, ...]
@@ -59,7 +60,7 @@ def guess_top(
     if len(rows) < top:
         return None
     best = sorted(rows, key=lambda r: (-r[2], r[1]))[:top]
-    return {r[0]: np.frombuffer(r[3], dtype=">f4", offset=4).astype(np.float32) for r in best}
+    return {r[0]: sent_vector(r[3]) for r in best}
 
 
 def answer_key(

@@ -29,6 +29,12 @@ SELECT account_id, session, sum(embedding), count(*) FROM memories GROUP BY acco
 """
 
 
+def sent_vector(sent: bytes) -> np.ndarray:
+    """A vector from pgvector's binary form (vector_send: int16 dim, int16 unused,
+    big-endian float4s)."""
+    return np.frombuffer(sent, dtype=">f4", offset=4).astype(np.float32)
+
+
 class SumChanges:
     """What one transaction adds to (and removes from) each session's vector sum."""
 
@@ -98,6 +104,5 @@ class SessionSums:
         ((total, n),) = self._read(sql, args, binary=True)
         if not n or total is None or (max_rows is not None and n > max_rows):
             return None
-        # vector_send: int16 dim, int16 unused, big-endian float4s
-        summed = np.frombuffer(total, dtype=">f4", offset=4).astype(np.float64)
+        summed = sent_vector(total).astype(np.float64)
         return (summed / float(n)).astype(np.float32)

@@ -28,7 +28,7 @@ from memstore.stores.idempotency import IdempotencyRecords
 from memstore.stores.pg_bounds import bounds_ef, score_floors
 from memstore.stores.pg_follow_up import KeptAnswers, answer_key, guess_ef, guess_top
 from memstore.stores.pg_session_sums import SCHEMA as SESSION_SUMS_SCHEMA
-from memstore.stores.pg_session_sums import SessionSums, SumChanges, move_sums
+from memstore.stores.pg_session_sums import SessionSums, SumChanges, move_sums, sent_vector
 from memstore.stores.stats import InstallStats
 from memstore.stores.supersession import SCHEMA as SUPERSESSION_SCHEMA
 from memstore.stores.supersession import Supersession
@@ -165,12 +165,6 @@ _COLUMNS = (
     " m.updated_at, m.expires_at, m.superseded_at, m.superseded_by"
 )
 _LIVE = "(m.expires_at IS NULL OR m.expires_at > %s)"
-
-
-def _vector(sent: bytes) -> np.ndarray:
-    """A vector from pgvector's binary form (vector_send: int16 dim, int16 unused,
-    big-endian float4s)."""
-    return np.frombuffer(sent, dtype=">f4", offset=4).astype(np.float32)
 
 
 def _row(r: tuple[Any, ...]) -> MemoryRow:
@@ -420,7 +414,7 @@ class PostgresStore(
             (account_id, ids),
             binary=True,
         )
-        return {r[0]: _vector(r[1]) for r in rows}
+        return {r[0]: sent_vector(r[1]) for r in rows}
 
     def neighbors(
         self,
