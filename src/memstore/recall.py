@@ -159,15 +159,17 @@ def recall(
     relevance = spread(fused, context)  # (each context cosine's memory is in cosines)
     words = WordCoverage(store, q, sorted(relevance, key=relevance.__getitem__, reverse=True))
     words.rows.update(rows)
-    ranked = scores(
-        relevance,
-        order=words.order,
-        cosines=cosines,
-        # collapse reads only the order of its candidates, and their scores for min_score
-        coverage=words if not q.collapse or q.min_score is not None else None,
-        limit=collapse_depth(q.limit) if q.collapse else q.limit,
-        min_score=q.min_score,
-    )
+    if q.collapse and q.min_score is None:  # collapse reads only its candidates' order
+        ranked = [(mid, 0.0) for mid in words.order[: collapse_depth(q.limit)]]
+    else:
+        ranked = scores(
+            relevance,
+            order=words.order,
+            cosines=cosines,
+            coverage=words,  # min_score drops candidates before collapse groups them
+            limit=collapse_depth(q.limit) if q.collapse else q.limit,
+            min_score=q.min_score,
+        )
     similar: dict[str, list[str]] = {}
     if q.collapse:  # over more candidates than ``limit``, so that ``limit`` distinct ones show
         groups = {
