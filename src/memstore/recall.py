@@ -28,7 +28,7 @@ from memstore import blas, metrics
 from memstore.collapse import collapse
 from memstore.collapse import depth as collapse_depth
 from memstore.explain import Trace
-from memstore.models import RecalledMemory, to_memory
+from memstore.models import RecalledMemory, memory_fields
 from memstore.ranking import (
     CENTRED_MAX_ROWS,
     CENTRED_WEIGHT,
@@ -186,7 +186,7 @@ def recall(
     trace = Trace(terms, cosines, keyword, fused, context, periods) if q.explain else None
     return [
         RecalledMemory(
-            **to_memory(rows[mid]).model_dump(),
+            **memory_fields(rows[mid]),
             score=score,
             similar=len(similar.get(mid, ())),
             similar_ids=similar.get(mid, []),
