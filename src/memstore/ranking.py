@@ -270,14 +270,19 @@ def context_cosines_of(
     """``context_cosines`` of the memories ``ids`` whose vectors are the rows of ``matrix``."""
     if not len(ids):
         return []
-    row = {memory_id: i for i, memory_id in enumerate(ids)}
+    row = dict(zip(ids, range(len(ids)), strict=True))
     before = context.before
-    pairs = [(i, row[p]) for i, m in enumerate(ids) if (p := before.get(m)) in row]
+    rows, previous = [], []
+    for i, memory_id in enumerate(ids):
+        if (p := before.get(memory_id)) in row:
+            rows.append(i)
+            previous.append(row[p])
     blended = matrix.copy()
-    if pairs:
-        rows, previous = np.array(pairs).T
+    if rows:
         blended[rows] += CONTEXT_MIX * matrix[previous]
-    cosines = blended @ query / np.maximum(np.linalg.norm(blended, axis=1), 1e-12)
+    # np.linalg.norm(blended, axis=1)'s very sums, without its copies (conj, checks)
+    norms = np.sqrt(np.add.reduce(blended * blended, axis=1))
+    cosines = blended @ query / np.maximum(norms, 1e-12)
     order = np.argsort(-cosines, kind="stable").tolist()
     values = cosines.tolist()
     return [(ids[i], values[i]) for i in order]
