@@ -184,13 +184,20 @@ def term_coverage(terms: Sequence[str], content: str) -> float:
     by its stem, so "camping" finds "camp" and "vendors" finds "vendor"."""
     if not terms:
         return 0.0
-    wanted = {stem(t) for t in terms}
+    stems, wanted, starts = _stems(tuple(terms))
     # Only words that start like a wanted stem can share it (stemming strips suffixes), so
     # only those are stemmed: a cold stem costs ~0.1 ms in pure Python.
-    starts = {w[:2] for w in wanted}
     words = {w for w in _WORD.findall(content.lower()) if w[:2] in starts}
     found = {stem(w) for w in words} & wanted
-    return sum(stem(t) in found for t in terms) / len(terms)
+    return sum(s in found for s in stems) / len(terms)
+
+
+@lru_cache(maxsize=1024)
+def _stems(terms: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]]:
+    """The stem of each term, the set of them and their first two letters (once a query,
+    not once a memory)."""
+    stems = tuple(stem(t) for t in terms)
+    return stems, frozenset(stems), frozenset(s[:2] for s in stems)
 
 
 class Context:
