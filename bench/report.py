@@ -64,7 +64,8 @@ def fastest_peer(lv: dict[str, Any], peers: list[str]) -> str | None:
 def ratios(lv: dict[str, Any], path: str, best: str | None) -> str:
     """A cold recall's p50 over the query embedding alone and over the fastest rival."""
     p50 = lv[f"{path}_recall"]["p50"]
-    note = f"{p50 / lv['query_embed']['p50']:.2f}x embed"
+    embed = lv.get(f"query_embed_{path}", lv["query_embed"])  # the embeddings paired with it
+    note = f"{p50 / embed['p50']:.2f}x embed"
     if best:
         note += f", {p50 / lv[best]['recall']['p50']:.2f}x {best}"
     return note
