@@ -288,19 +288,31 @@ def alternating_pass(
 
 
 def remember_rates(
-    ms: Memstore, texts: list[str], session: str, singles: int
-) -> tuple[float, float]:
-    """(single remembers/s over the first ``singles`` texts, batched-100 remembers/s over all)."""
-    start = time.perf_counter()
-    for t in texts[:singles]:
-        ms.remember(t, session=session + "-single")
-    single = singles / (time.perf_counter() - start)
+    ms: Memstore, embedder: Any, texts: list[str], session: str, singles: int
+) -> dict[str, Any]:
+    """Single remembers of the first ``singles`` texts, each beside the embedding of the same
+    text alone (alternating order: the embedder keeps no cache), then batched-100 remembers
+    of all: rates per second, and the single remember's p50 over that embedding's."""
+    remember_ms: list[float] = []
+    embed_ms: list[float] = []
+    embed = embedder.embed_documents
+    for i, t in enumerate(texts[:singles]):
+        if i % 2:
+            remember_ms.append(timed(lambda t=t: ms.remember(t, session=session + "-single"))[0])
+        embed_ms.append(timed(lambda t=t: embed([t]))[0])
+        if not i % 2:
+            remember_ms.append(timed(lambda t=t: ms.remember(t, session=session + "-single"))[0])
     start = time.perf_counter()
     for i in range(0, len(texts), 100):
         batch_items = [{"content": t, "session": session + "-batch"} for t in texts[i : i + 100]]
         ms.remember_many(batch_items)
-    batch = len(texts) / (time.perf_counter() - start)
-    return single, batch
+    return {
+        "single_per_s": 1000 * len(remember_ms) / sum(remember_ms),
+        "batch_per_s": len(texts) / (time.perf_counter() - start),
+        "single_p50_ms": float(np.percentile(remember_ms, 50)),
+        "single_over_embed_p50_ms": float(np.percentile(np.subtract(remember_ms, embed_ms), 50)),
+        "passage_embed_p50_ms": float(np.percentile(embed_ms, 50)),
+    }
 
 
 class Server:
@@ -512,10 +524,9 @@ def measure_level(
         for i in range(0, len(texts), 100):
             embedder.embed_documents(texts[i : i + 100])
         out["passage_embed_per_s"] = len(texts) / (time.perf_counter() - start)
-        single, batch = remember_rates(ms, texts, f"remember-local-{n}", args.singles)
-        out["local_remember_single_per_s"], out["local_remember_batch_per_s"] = single, batch
-        single, batch = remember_rates(remote, texts, f"remember-http-{n}", args.singles)
-        out["http_remember_single_per_s"], out["http_remember_batch_per_s"] = single, batch
+        for path, client in (("local", ms), ("http", remote)):
+            rates = remember_rates(client, embedder, texts, f"remember-{path}-{n}", args.singles)
+            out.update({f"{path}_remember_{key}": value for key, value in rates.items()})
         remote.close()
     finally:
         server.stop()
@@ -650,6 +661,12 @@ def table(levels: list[dict[str, Any]], peer_names: list[str]) -> str:
             f"{r['http_overhead_cached_p50_ms']:.2f} ms p50"
         )
         lines.append(
+            f"{'':>9}  single remember over embedding its text alone (p50, side by side): "
+            f"local {lv['local_remember_single_over_embed_p50_ms']:+.2f} ms, HTTP "
+            f"{lv['http_remember_single_over_embed_p50_ms']:+.2f} ms (embedding "
+            f"{lv['http_remember_passage_embed_p50_ms']:.1f} ms)"
+        )
+        lines.append(
             f"{'':>9}  e5 passage embedding alone: {lv['passage_embed_per_s']:.0f} texts/s "
             f"(batches of 100); load average {lv['load_before']} -> {lv['load_after']}"
         )
@@ -672,6 +689,8 @@ def summary(levels: list[dict[str, Any]], peer_names: list[str], meta: dict) -> 
         "remember_single_per_s": top["local_remember_single_per_s"],
         "remember_batch_per_s": top["local_remember_batch_per_s"],
         "http_remember_single_per_s": top["http_remember_single_per_s"],
+        "http_remember_single_over_embed_p50_ms": top["http_remember_single_over_embed_p50_ms"],
+        "local_remember_single_over_embed_p50_ms": top["local_remember_single_over_embed_p50_ms"],
         "http_remember_batch_per_s": top["http_remember_batch_per_s"],
         "passage_embed_per_s": top["passage_embed_per_s"],
         "recall_at_10": top["memstore_recall_at_10"],

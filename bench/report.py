@@ -123,7 +123,9 @@ def latency_rows(levels: list[dict[str, Any]], peers: list[str]) -> list[list[st
                 f"{lv['local_remember_single_per_s']:.0f}/s one by one, "
                 f"{lv['local_remember_batch_per_s']:.0f}/s batched (HTTP "
                 f"{lv['http_remember_single_per_s']:.0f} / {lv['http_remember_batch_per_s']:.0f});"
-                f" e5 alone {lv['passage_embed_per_s']:.0f} texts/s",
+                f" e5 alone {lv['passage_embed_per_s']:.0f} texts/s; one remember over "
+                f"embedding its text: {lv['local_remember_single_over_embed_p50_ms']:+.1f} ms, "
+                f"HTTP {lv['http_remember_single_over_embed_p50_ms']:+.1f} ms p50",
             ],
         ]
         for peer in peers:
