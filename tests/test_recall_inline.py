@@ -61,3 +61,27 @@ def test_the_local_list_runs_inline_in_a_small_scope_and_beside_past_it(chat, mo
     beside = recall_module.recall(store, vector, q)
     assert len(threads) == 2 and threads[1] is not threading.current_thread()
     assert inline == beside and len(inline) == 5
+
+
+def test_the_keyword_search_runs_inline_only_with_the_vector_at_hand_in_a_small_scope(
+    chat, monkeypatch
+):
+    # a query to embed keeps its keyword search beside the embedding, whatever the scope
+    store, vectors = chat
+    threads: list[threading.Thread] = []
+    search = store.keyword_search
+
+    def spy(*args):
+        threads.append(threading.current_thread())
+        return search(*args)
+
+    monkeypatch.setattr(store, "keyword_search", spy)
+    q = RecallQuery(A, "garden turn", ["chat"], 5, None, None, NOW + 3600, explain=True)
+    vector = vectors[5]
+    here = threading.current_thread()
+    inline = recall_module.recall(store, vector, q)
+    embedded = recall_module.recall(store, lambda: vector, q)
+    monkeypatch.setattr(recall_module, "INLINE_MAX_ROWS", SIZE - 1)
+    beside = recall_module.recall(store, vector, q)
+    assert [t is here for t in threads] == [True, False, False]
+    assert inline == embedded == beside and len(inline) == 5

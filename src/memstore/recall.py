@@ -95,8 +95,11 @@ def recall(
     k = max(CANDIDATES, q.limit * 4)
     terms = keyword_terms(q.query)
     # The keyword search runs beside the embedding (when the query is not cached) and the
-    # dense search: only what it takes longer than both costs wall time.
-    beside = _BESIDE.submit(store.keyword_search, account, q.sessions, terms, k, now, where)
+    # dense search: only what it takes longer than both costs wall time. With the vector
+    # at hand and a small scope, it runs here: beside, it and numpy would fight for the GIL.
+    small: bool | None = None if callable(vector) else _small_scope(store, q)
+    keyword_search = partial(store.keyword_search, account, q.sessions, terms, k, now, where)
+    ahead = None if small else _BESIDE.submit(keyword_search)
     try:
         if callable(vector):
             vector = vector()
@@ -104,9 +107,9 @@ def recall(
         dense, centred, nearby = dense_lists(store, q, vector, k)
         lap("dense")
     except BaseException:
-        wait([beside])  # never left running against a store its caller may close next
+        wait([ahead] if ahead else [])  # never left running against a store about to close
         raise
-    keyword = beside.result()
+    keyword = keyword_search() if ahead is None else ahead.result()
     lap("keyword")  # only the wait for it after the embedding and the dense search
     first = rrf([dense, keyword, centred], [DENSE_WEIGHT, KEYWORD_WEIGHT, CENTRED_WEIGHT])
     candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, q.limit)]
@@ -124,10 +127,8 @@ def recall(
     wanted = pool | unscored
     read = store.vectors(account, [*wanted, *(mid for mid in top if mid not in wanted)])
     fetched = {mid: v for mid, v in read.items() if mid in wanted}
-    small = (
-        bool(local_dense)
-        and store.session_mean(account, q.sessions, now, INLINE_MAX_ROWS) is not None
-    )
+    if small is None and local_dense:
+        small = _small_scope(store, q)
     beside = (_done if small else _BESIDE.submit)(
         local_search, store, q, vector, local_dense, k, read
     )
@@ -206,6 +207,11 @@ def recall(
         for mid, score in ranked
         if mid in rows
     ]
+
+
+def _small_scope(store: Store, q: RecallQuery) -> bool:
+    """Whether the searched sessions hold at most INLINE_MAX_ROWS memories (and some)."""
+    return store.session_mean(q.account_id, q.sessions, q.now, INLINE_MAX_ROWS) is not None
 
 
 def _done(fn: Callable[..., T], /, *args: Any) -> Future[T]:
