@@ -222,3 +222,61 @@ def test_in_memory_neighbours_equal_the_sql_query_through_writes_from_another_pr
     write_elsewhere(path, ops)
     late = [r.id for r in store.list_memories(A, None, 20, None, NOW + 60)]
     assert_same_neighbours(store, ids + late, NOW + 60)
+
+
+@pytest.mark.parametrize("scope", ["all", "most", "few"])  # scored whole, picked; gathered
+def test_the_first_pass_split_over_two_threads_gives_the_same_bits(scope, monkeypatch) -> None:
+    vectors = clustered(3_000, seed=11)
+    codes = vector_codes.Int8Codes(vectors, len(vectors))
+    rows = {
+        "all": None,
+        "most": np.arange(0, 3_000, 2)[:1_400],
+        "few": np.arange(5, 3_000, 7)[:300],
+    }[scope]
+    alone = [codes.bounds(q, len(vectors), rows) for q in queries(12)]
+    parts: list[int] = []
+    shared = vector_codes.shared
+    monkeypatch.setattr(
+        vector_codes, "shared", lambda runs: parts.append(len(runs)) or shared(runs)
+    )
+    monkeypatch.setattr(vector_codes, "SPLIT_MIN_ROWS", 100)
+    monkeypatch.setattr(vector_codes, "_PART", 128)
+    monkeypatch.setattr(vector_codes, "_cores", lambda: 2)
+    split = [codes.bounds(q, len(vectors), rows) for q in queries(12)]
+    assert parts and all(p > 2 for p in parts)
+    for (a, b), (c, d) in zip(alone, split, strict=True):
+        assert a.tobytes() == c.tobytes() and b.tobytes() == d.tobytes()
+
+
+def test_the_first_pass_keeps_one_thread_while_another_operation_runs(monkeypatch) -> None:
+    from memstore.embedding import OPERATIONS
+
+    vectors = clustered(500, seed=13)
+    codes = vector_codes.Int8Codes(vectors, len(vectors))
+    parts: list[int] = []
+    monkeypatch.setattr(vector_codes, "shared", lambda runs: parts.append(len(runs)))
+    monkeypatch.setattr(vector_codes, "SPLIT_MIN_ROWS", 100)
+    monkeypatch.setattr(vector_codes, "_cores", lambda: 2)
+    with OPERATIONS.running(), OPERATIONS.running():  # this recall and another client's
+        codes.bounds(queries(14)[0], len(vectors), None)
+    assert parts == []
+    with OPERATIONS.running():
+        codes.bounds(queries(14)[0], len(vectors), None)
+    assert parts == [1]
+
+
+def test_shared_runs_each_part_once_when_the_second_thread_is_late() -> None:
+    import threading
+    import time
+
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def part(i: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.01)  # a thread that gets no core for a while
+        with lock:
+            done.append(i)
+
+    vector_codes.shared([lambda i=i: part(i) for i in range(50)])
+    assert sorted(done) == list(range(50))

@@ -84,8 +84,9 @@ class QueryCache:
 
 class Operations:
     """Engine operations that embed (recalls, remembers) running in this process now. The
-    E5 embedder gives a text more than one thread only while at most one runs: a server
-    under many clients then keeps one thread per text, where more cost CPU it needs."""
+    E5 embedder gives a text more than one thread only while at most one runs, and so does
+    dense search's int8 first pass (``stores.vector_codes``): a server under many clients
+    then keeps one thread per operation, where more cost CPU it needs."""
 
     def __init__(self) -> None:
         self.count = 0
