@@ -20,6 +20,13 @@ Remember throughput is measured on real texts embedded during the measurement.
     .venv/bin/python bench/latency.py --n 10000 --json      # quick; JSON on the last line
     .venv/bin/python bench/latency.py --postgres            # also over a throwaway pgserver
 
+The host's speed drifts by more than the margins measured here (the embedding alone moved by
+15% between two sizes of one run), so what is compared is measured side by side: each cold
+pass alternates, query by query, the query's embedding alone with memstore's cold recall of
+the same query, and the peers search that embedding's vector right then (a peer's cold
+recall = that embedding + its search); the cached local and HTTP recalls alternate likewise,
+with the local engine and the server open over the same store.
+
 Each size also gets memstore's ratio to the fastest peer whose recall@10 is >= 0.95 (p50 and
 p99, local and HTTP) and to the query embedding alone; --json carries them per size in
 "growth" and, for the largest size, at the top level.
@@ -241,20 +248,71 @@ def recall_pass(call: Callable[[str], Any], queries: list[str]) -> list[float]:
     return [timed(lambda q=q: call(q))[0] for q in queries]
 
 
+def cold_pass(
+    embedder: Any, recall: Callable[[str], Any], queries: list[str], peers: list[Any]
+) -> tuple[list[float], list[float], dict[str, tuple[list[float], list[list[str]]]]]:
+    """One pass over never-seen queries, interleaved so that the host's drift cancels in the
+    ratios: per query, the query's embedding alone and memstore's cold recall of it (in
+    alternating order), then each peer's search of that embedding's vector. Returns the
+    embedding times, the recall times, and per peer (search times, ids found)."""
+    embed_ms: list[float] = []
+    recall_ms: list[float] = []
+    searches: dict[str, tuple[list[float], list[list[str]]]] = {p.name: ([], []) for p in peers}
+    for i, q in enumerate(queries):
+        if i % 2:
+            recall_ms.append(timed(lambda q=q: recall(q))[0])
+        e_ms, vector = timed(lambda q=q: embedder.embed_query(q))
+        embed_ms.append(e_ms)
+        if not i % 2:
+            recall_ms.append(timed(lambda q=q: recall(q))[0])
+        for peer in peers:
+            s_ms, ids = timed(lambda v=vector, peer=peer: peer.search(v))
+            searches[peer.name][0].append(s_ms)
+            searches[peer.name][1].append(ids)
+    return embed_ms, recall_ms, searches
+
+
+def alternating_pass(
+    first: Callable[[str], Any], second: Callable[[str], Any], queries: list[str]
+) -> tuple[list[float], list[float]]:
+    """Both calls on every query, in alternating order; (first's times, second's times)."""
+    a: list[float] = []
+    b: list[float] = []
+    for i, q in enumerate(queries):
+        if i % 2:
+            b.append(timed(lambda q=q: second(q))[0])
+        a.append(timed(lambda q=q: first(q))[0])
+        if not i % 2:
+            b.append(timed(lambda q=q: second(q))[0])
+    return a, b
+
+
 def remember_rates(
-    ms: Memstore, texts: list[str], session: str, singles: int
-) -> tuple[float, float]:
-    """(single remembers/s over the first ``singles`` texts, batched-100 remembers/s over all)."""
-    start = time.perf_counter()
-    for t in texts[:singles]:
-        ms.remember(t, session=session + "-single")
-    single = singles / (time.perf_counter() - start)
+    ms: Memstore, embedder: Any, texts: list[str], session: str, singles: int
+) -> dict[str, Any]:
+    """Single remembers of the first ``singles`` texts, each beside the embedding of the same
+    text alone (alternating order: the embedder keeps no cache), then batched-100 remembers
+    of all: rates per second, and the single remember's p50 over that embedding's."""
+    remember_ms: list[float] = []
+    embed_ms: list[float] = []
+    embed = embedder.embed_documents
+    for i, t in enumerate(texts[:singles]):
+        if i % 2:
+            remember_ms.append(timed(lambda t=t: ms.remember(t, session=session + "-single"))[0])
+        embed_ms.append(timed(lambda t=t: embed([t]))[0])
+        if not i % 2:
+            remember_ms.append(timed(lambda t=t: ms.remember(t, session=session + "-single"))[0])
     start = time.perf_counter()
     for i in range(0, len(texts), 100):
         batch_items = [{"content": t, "session": session + "-batch"} for t in texts[i : i + 100]]
         ms.remember_many(batch_items)
-    batch = len(texts) / (time.perf_counter() - start)
-    return single, batch
+    return {
+        "single_per_s": 1000 * len(remember_ms) / sum(remember_ms),
+        "batch_per_s": len(texts) / (time.perf_counter() - start),
+        "single_p50_ms": float(np.percentile(remember_ms, 50)),
+        "single_over_embed_p50_ms": float(np.percentile(np.subtract(remember_ms, embed_ms), 50)),
+        "passage_embed_p50_ms": float(np.percentile(embed_ms, 50)),
+    }
 
 
 class Server:
@@ -398,12 +456,19 @@ def measure_level(
     out["fill_s"] = time.perf_counter() - t0
 
     matrix = np.concatenate([v for _, _, v in corpus.chunks(0, n, 50_000)])
-    # query embedding alone (the engine caches query vectors per account, not the embedder)
-    cold = [timed(lambda q=q: embedder.embed_query(q))[0] for q in queries]
     qvecs = np.stack([embedder.embed_query(q) for q in queries])
-    out["query_embed"] = pct(cold)
     exact = exact_top_k(matrix, qvecs)
     del matrix
+
+    # the peers are filled first, so that their searches join memstore's cold pass below
+    for peer in peers:
+        t0 = time.perf_counter()
+        for _, ptexts, pvecs in corpus.chunks(filled[peer.name], n, 1000):
+            peer_ids[peer.name] += peer.add(ptexts, pvecs)
+        peer.settle()
+        filled[peer.name] = n
+        out[peer.name] = {"fill_s": time.perf_counter() - t0}
+        peer.search(qvecs[0])
 
     # (a) SDK local mode
     ms = Memstore.local(data_dir, embedder=embedder)
@@ -412,8 +477,9 @@ def measure_level(
     engine.recall(account_id, "warm up the index", session=SESSION)
     engine._queries.clear()  # the per-account query-vector LRU
     local = lambda q: ms.recall(q, session=SESSION, limit=K)  # noqa: E731
-    out["local_recall"] = pct(recall_pass(local, queries))
-    out["local_recall_cached"] = pct(recall_pass(local, queries))
+    paired_embed_ms, local_ms, searches = cold_pass(embedder, local, queries, peers)
+    out["query_embed"] = pct(paired_embed_ms)
+    out["local_recall"] = pct(local_ms)
     store = engine.store
     now = time.time()
     dense_ms, found = [], []
@@ -431,59 +497,52 @@ def measure_level(
     out["memstore_recall_at_10"] = recall_at_k(
         [[id_to_pos[m] for m, _ in hits] for hits in found], exact
     )
-    texts = extra_texts[: args.remember]
-    start = time.perf_counter()
-    for i in range(0, len(texts), 100):
-        embedder.embed_documents(texts[i : i + 100])
-    out["passage_embed_per_s"] = len(texts) / (time.perf_counter() - start)
-    single, batch = remember_rates(ms, texts, f"remember-local-{n}", args.singles)
-    out["local_remember_single_per_s"], out["local_remember_batch_per_s"] = single, batch
-    ms.close()
-    gc.collect()
 
-    # (b) HTTP to a real `memstore serve`
+    # (b) HTTP to a real `memstore serve` over the same store, the local engine still open
     admin = SQLiteStore(data_dir / "memstore.db")
     key = issue_key(admin, DEFAULT_ACCOUNT).key
     admin.close()
     server = Server(data_dir)
     t0 = time.perf_counter()
+    texts = extra_texts[: args.remember]
     try:
         server.wait_ready()
         remote = Memstore(api_key=key, base_url=server.url)
         remote.recall("warm up the index", session=SESSION)
         out["http_first_recall_s"] = time.perf_counter() - t0
         http = lambda q: remote.recall(q, session=SESSION, limit=K)  # noqa: E731
-        out["http_recall"] = pct(recall_pass(http, queries))
-        out["http_recall_cached"] = pct(recall_pass(http, queries))
+        embed_ms, http_ms, _ = cold_pass(embedder, http, queries, [])
+        out["query_embed_http"] = pct(embed_ms)
+        out["http_recall"] = pct(http_ms)
+        # both query caches are warm now: local and HTTP alternate, query by query
+        local_cached, http_cached = alternating_pass(local, http, queries)
+        out["local_recall_cached"] = pct(local_cached)
+        out["http_recall_cached"] = pct(http_cached)
         out["server_rss_mb"] = rss_mb(server.proc.pid)
-        single, batch = remember_rates(remote, texts, f"remember-http-{n}", args.singles)
-        out["http_remember_single_per_s"], out["http_remember_batch_per_s"] = single, batch
+
+        start = time.perf_counter()
+        for i in range(0, len(texts), 100):
+            embedder.embed_documents(texts[i : i + 100])
+        out["passage_embed_per_s"] = len(texts) / (time.perf_counter() - start)
+        for path, client in (("local", ms), ("http", remote)):
+            rates = remember_rates(client, embedder, texts, f"remember-{path}-{n}", args.singles)
+            out.update({f"{path}_remember_{key}": value for key, value in rates.items()})
         remote.close()
     finally:
         server.stop()
+        ms.close()
+        gc.collect()
 
-    # peers: same vectors, same queries, same embedder
+    # peers: cold = the query's embedding in the pass above + the peer's search of its vector
+    pos_of = {name: {pid: i for i, pid in enumerate(ids)} for name, ids in peer_ids.items()}
     for peer in peers:
-        t0 = time.perf_counter()
-        for _, ptexts, pvecs in corpus.chunks(filled[peer.name], n, 1000):
-            peer_ids[peer.name] += peer.add(ptexts, pvecs)
-        peer.settle()
-        filled[peer.name] = n
-        res: dict[str, Any] = {"fill_s": time.perf_counter() - t0}
-        peer.search(qvecs[0])
-        cold_ms, search_ms, found_ids = [], [], []
-        for q in queries:
-            e_ms, v = timed(lambda q=q: embedder.embed_query(q))
-            s_ms, ids = timed(lambda v=v, peer=peer: peer.search(v))
-            cold_ms.append(e_ms + s_ms)
-            search_ms.append(s_ms)
-            found_ids.append(ids)
-        pos = {pid: i for i, pid in enumerate(peer_ids[peer.name])}
-        res["recall"] = pct(cold_ms)
+        search_ms, found_ids = searches[peer.name]
+        res = out[peer.name]
+        res["recall"] = pct([e + s for e, s in zip(paired_embed_ms, search_ms, strict=True)])
         res["search"] = pct(search_ms)
+        pos = pos_of[peer.name]
         res["recall_at_10"] = recall_at_k([[pos.get(i, -1) for i in f] for f in found_ids], exact)
         res.update(peer_remember(peer, embedder, texts, args.singles))
-        out[peer.name] = res
     out["load_after"] = load_average()
     return out
 
@@ -514,7 +573,8 @@ def ratios(lv: dict[str, Any], peer_names: list[str]) -> dict[str, Any]:
     and over the query embedding alone, at one size."""
     out: dict[str, Any] = {
         "local_vs_embed_p50": lv["local_recall"]["p50"] / lv["query_embed"]["p50"],
-        "http_vs_embed_p50": lv["http_recall"]["p50"] / lv["query_embed"]["p50"],
+        "http_vs_embed_p50": lv["http_recall"]["p50"]
+        / lv.get("query_embed_http", lv["query_embed"])["p50"],
         "http_overhead_cached_p50_ms": lv["http_recall_cached"]["p50"]
         - lv["local_recall_cached"]["p50"],
     }
@@ -601,6 +661,12 @@ def table(levels: list[dict[str, Any]], peer_names: list[str]) -> str:
             f"{r['http_overhead_cached_p50_ms']:.2f} ms p50"
         )
         lines.append(
+            f"{'':>9}  single remember over embedding its text alone (p50, side by side): "
+            f"local {lv['local_remember_single_over_embed_p50_ms']:+.2f} ms, HTTP "
+            f"{lv['http_remember_single_over_embed_p50_ms']:+.2f} ms (embedding "
+            f"{lv['http_remember_passage_embed_p50_ms']:.1f} ms)"
+        )
+        lines.append(
             f"{'':>9}  e5 passage embedding alone: {lv['passage_embed_per_s']:.0f} texts/s "
             f"(batches of 100); load average {lv['load_before']} -> {lv['load_after']}"
         )
@@ -623,6 +689,8 @@ def summary(levels: list[dict[str, Any]], peer_names: list[str], meta: dict) -> 
         "remember_single_per_s": top["local_remember_single_per_s"],
         "remember_batch_per_s": top["local_remember_batch_per_s"],
         "http_remember_single_per_s": top["http_remember_single_per_s"],
+        "http_remember_single_over_embed_p50_ms": top["http_remember_single_over_embed_p50_ms"],
+        "local_remember_single_over_embed_p50_ms": top["local_remember_single_over_embed_p50_ms"],
         "http_remember_batch_per_s": top["http_remember_batch_per_s"],
         "passage_embed_per_s": top["passage_embed_per_s"],
         "recall_at_10": top["memstore_recall_at_10"],

@@ -64,7 +64,8 @@ def fastest_peer(lv: dict[str, Any], peers: list[str]) -> str | None:
 def ratios(lv: dict[str, Any], path: str, best: str | None) -> str:
     """A cold recall's p50 over the query embedding alone and over the fastest rival."""
     p50 = lv[f"{path}_recall"]["p50"]
-    note = f"{p50 / lv['query_embed']['p50']:.2f}x embed"
+    embed = lv.get(f"query_embed_{path}", lv["query_embed"])  # the embeddings paired with it
+    note = f"{p50 / embed['p50']:.2f}x embed"
     if best:
         note += f", {p50 / lv[best]['recall']['p50']:.2f}x {best}"
     return note
@@ -122,7 +123,9 @@ def latency_rows(levels: list[dict[str, Any]], peers: list[str]) -> list[list[st
                 f"{lv['local_remember_single_per_s']:.0f}/s one by one, "
                 f"{lv['local_remember_batch_per_s']:.0f}/s batched (HTTP "
                 f"{lv['http_remember_single_per_s']:.0f} / {lv['http_remember_batch_per_s']:.0f});"
-                f" e5 alone {lv['passage_embed_per_s']:.0f} texts/s",
+                f" e5 alone {lv['passage_embed_per_s']:.0f} texts/s; one remember over "
+                f"embedding its text: {lv['local_remember_single_over_embed_p50_ms']:+.1f} ms, "
+                f"HTTP {lv['http_remember_single_over_embed_p50_ms']:+.1f} ms p50",
             ],
         ]
         for peer in peers:

@@ -132,7 +132,20 @@ def test_the_local_list_centres_the_query_on_its_own_best_hits(shared_direction,
     assert local_search(store, query(None), q, dense, 10) == []
 
 
-def test_no_centred_lists_past_the_size_cap(shared_direction, monkeypatch):
+@pytest.fixture
+def local_asks(monkeypatch) -> list[int]:
+    """The number of dense hits each local list search of recall is given, in order."""
+    asked: list[int] = []
+
+    def spy(store, q, vector, dense, k, *vectors):
+        asked.append(len(dense))
+        return local_search(store, q, vector, dense, k, *vectors)
+
+    monkeypatch.setattr(recall_module, "local_search", spy)
+    return asked
+
+
+def test_no_centred_lists_past_the_size_cap(shared_direction, monkeypatch, local_asks):
     # each centred list is one more search of the whole scope: a big scope goes without both
     store, _ = shared_direction  # "chat" holds 7 memories, "other" 3
     assert store.session_mean(A, ["chat"], NOW, 7) is not None
@@ -144,20 +157,14 @@ def test_no_centred_lists_past_the_size_cap(shared_direction, monkeypatch):
     plain, centred = dense_and_centred(store, query(["chat"]), q, 10)
     assert len(plain) == 7 and centred == []
     assert dense_and_centred(store, query(["other"]), q, 10)[1]
-    asked: list[int] = []
-
-    def spy(store, q, vector, dense, k, *vectors):  # the local list is asked with no hits
-        asked.append(len(dense))
-        return local_search(store, q, vector, dense, k, *vectors)
-
-    monkeypatch.setattr(recall_module, "local_search", spy)
+    asked = local_asks  # the local list is asked with no hits
     recall_module.recall(store, q, query(["chat"]))
     recall_module.recall(store, q, query(["other"]))
     assert asked == [0, 3]
 
 
 def test_past_the_local_cap_the_centred_list_stays_and_the_local_list_goes(
-    shared_direction, monkeypatch
+    shared_direction, monkeypatch, local_asks
 ):
     # the centred list shares the plain query's pass (no cap by default); the local list is
     # one more search of the whole scope, left out past LOCAL_MAX_ROWS memories in scope
@@ -165,13 +172,7 @@ def test_past_the_local_cap_the_centred_list_stays_and_the_local_list_goes(
     monkeypatch.setattr(recall_module, "LOCAL_MAX_ROWS", 6)
     q = unit(axis(0) + axis(1, 0.3))
     assert dense_and_centred(store, query(["chat"]), q, 10)[1]  # 7 > 6: still centred
-    asked: list[int] = []
-
-    def spy(store, q, vector, dense, k, *vectors):
-        asked.append(len(dense))
-        return local_search(store, q, vector, dense, k, *vectors)
-
-    monkeypatch.setattr(recall_module, "local_search", spy)
+    asked = local_asks
     recall_module.recall(store, q, query(["chat"]))
     recall_module.recall(store, q, query(["other"]))
     assert asked == [0, 3]

@@ -96,12 +96,13 @@ def collapse(
         return head.session == row.session and same_words(words[head.id], words[row.id])
 
     groups: list[Group] = []
-    heads: list[tuple[int, Group]] = []
+    # (head, its group, the candidates near it); a head near none is left out: none joins it
+    heads: list[tuple[int, Group, set[int]]] = []
     for mid, _ in ranked:
         i, row = near.at.get(mid), rows.get(mid)
-        if i is not None and row is not None:
+        if i is not None and row is not None and heads:
             joined = next(
-                (g for h, g in heads if near.of(h)[i] and same(rows[near.ids[h]], row)), None
+                (g for h, g, close in heads if i in close and same(rows[near.ids[h]], row)), None
             )
             if joined is not None:
                 joined.members.append(mid)
@@ -112,8 +113,8 @@ def collapse(
         groups.append(group)
         if i is not None:
             rows.update(near.read(store, account_id, now, [i], have=rows))
-            if near.ids[i] in rows:
-                heads.append((i, group))
+            if near.ids[i] in rows and (close := near.indices(i)):
+                heads.append((i, group, close))
     for group in groups:
         group.shown = max(
             group.members,
@@ -143,6 +144,10 @@ class _Near:
             near[h] = False
             self._of[h] = near
         return self._of[h]
+
+    def indices(self, h: int) -> set[int]:
+        """``of(h)`` as the set of the candidates' numbers (a set lookup beats a numpy one)."""
+        return set(np.flatnonzero(self.of(h)).tolist())
 
     def vector_heads(self, limit: int) -> list[int]:
         """The heads the vectors alone would pick: the first ``limit`` candidates not near

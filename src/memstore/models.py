@@ -167,17 +167,22 @@ class Usage(_Record):
 
 def to_memory(row: MemoryRow) -> Memory:
     """A store row as the public model (the shared session "" becomes None)."""
-    return Memory(
-        id=row.id,
-        content=row.content,
-        session=row.session or None,
-        metadata=row.metadata,
-        created_at=datetime.fromtimestamp(row.created_at, tz=UTC),
-        updated_at=datetime.fromtimestamp(row.updated_at, tz=UTC),
-        expires_at=to_datetime(row.expires_at),
-        superseded_at=to_datetime(row.superseded_at),
-        superseded_by=row.superseded_by,
-    )
+    return Memory(**memory_fields(row))
+
+
+def memory_fields(row: MemoryRow) -> dict[str, Any]:
+    """``to_memory``'s fields, for a model that extends ``Memory`` (built in one validation)."""
+    return {
+        "id": row.id,
+        "content": row.content,
+        "session": row.session or None,
+        "metadata": row.metadata,
+        "created_at": datetime.fromtimestamp(row.created_at, tz=UTC),
+        "updated_at": datetime.fromtimestamp(row.updated_at, tz=UTC),
+        "expires_at": to_datetime(row.expires_at),
+        "superseded_at": to_datetime(row.superseded_at),
+        "superseded_by": row.superseded_by,
+    }
 
 
 class DayUsage(_Record):

@@ -184,13 +184,20 @@ def term_coverage(terms: Sequence[str], content: str) -> float:
     by its stem, so "camping" finds "camp" and "vendors" finds "vendor"."""
     if not terms:
         return 0.0
-    wanted = {stem(t) for t in terms}
+    stems, wanted, starts = _stems(tuple(terms))
     # Only words that start like a wanted stem can share it (stemming strips suffixes), so
     # only those are stemmed: a cold stem costs ~0.1 ms in pure Python.
-    starts = {w[:2] for w in wanted}
     words = {w for w in _WORD.findall(content.lower()) if w[:2] in starts}
     found = {stem(w) for w in words} & wanted
-    return sum(stem(t) in found for t in terms) / len(terms)
+    return sum(s in found for s in stems) / len(terms)
+
+
+@lru_cache(maxsize=1024)
+def _stems(terms: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]]:
+    """The stem of each term, the set of them and their first two letters (once a query,
+    not once a memory)."""
+    stems = tuple(stem(t) for t in terms)
+    return stems, frozenset(stems), frozenset(s[:2] for s in stems)
 
 
 class Context:
@@ -270,14 +277,19 @@ def context_cosines_of(
     """``context_cosines`` of the memories ``ids`` whose vectors are the rows of ``matrix``."""
     if not len(ids):
         return []
-    row = {memory_id: i for i, memory_id in enumerate(ids)}
+    row = dict(zip(ids, range(len(ids)), strict=True))
     before = context.before
-    pairs = [(i, row[p]) for i, m in enumerate(ids) if (p := before.get(m)) in row]
+    rows, previous = [], []
+    for i, memory_id in enumerate(ids):
+        if (p := before.get(memory_id)) in row:
+            rows.append(i)
+            previous.append(row[p])
     blended = matrix.copy()
-    if pairs:
-        rows, previous = np.array(pairs).T
+    if rows:
         blended[rows] += CONTEXT_MIX * matrix[previous]
-    cosines = blended @ query / np.maximum(np.linalg.norm(blended, axis=1), 1e-12)
+    # np.linalg.norm(blended, axis=1)'s very sums, without its copies (conj, checks)
+    norms = np.sqrt(np.add.reduce(blended * blended, axis=1))
+    cosines = blended @ query / np.maximum(norms, 1e-12)
     order = np.argsort(-cosines, kind="stable").tolist()
     values = cosines.tolist()
     return [(ids[i], values[i]) for i in order]

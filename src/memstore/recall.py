@@ -18,9 +18,10 @@ The pure functions live in ``ranking.py``; this module only fetches and wires th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from memstore import blas, metrics
 from memstore.collapse import collapse
 from memstore.collapse import depth as collapse_depth
 from memstore.explain import Trace
-from memstore.models import RecalledMemory, to_memory
+from memstore.models import RecalledMemory, memory_fields
 from memstore.ranking import (
     CENTRED_MAX_ROWS,
     CENTRED_WEIGHT,
@@ -54,11 +55,15 @@ from memstore.ranking import (
 )
 from memstore.stores.base import Filters, FollowUp, MemoryRow, Store
 
+T = TypeVar("T")
 CANDIDATES = 100  # per list; fusion finds evidence ranked ~50-100 by one list alone
 IN_CONTEXT = 50  # the best candidates of the first fusion are read in their context
 # Recall searches keywords on one of these threads while its own thread embeds the query
 # and searches vectors (the model, numpy and SQLite release the GIL).
 _BESIDE = ThreadPoolExecutor(4, thread_name_prefix="memstore-keywords")
+# In a scope this small the local list is searched on recall's own thread: its search costs
+# less than what running it beside costs the context stage's numpy (both want the GIL).
+INLINE_MAX_ROWS = 4000
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,13 @@ def recall(
     wanted = pool | unscored
     read = store.vectors(account, [*wanted, *(mid for mid in top if mid not in wanted)])
     fetched = {mid: v for mid, v in read.items() if mid in wanted}
-    beside = _BESIDE.submit(local_search, store, q, vector, local_dense, k, read)
+    small = (
+        bool(local_dense)
+        and store.session_mean(account, q.sessions, now, INLINE_MAX_ROWS) is not None
+    )
+    beside = (_done if small else _BESIDE.submit)(
+        local_search, store, q, vector, local_dense, k, read
+    )
     try:  # all that does not need the local list, while it is searched
         context = Context(around)
         order = list(fetched)
@@ -159,15 +170,17 @@ def recall(
     relevance = spread(fused, context)  # (each context cosine's memory is in cosines)
     words = WordCoverage(store, q, sorted(relevance, key=relevance.__getitem__, reverse=True))
     words.rows.update(rows)
-    ranked = scores(
-        relevance,
-        order=words.order,
-        cosines=cosines,
-        # collapse reads only the order of its candidates, and their scores for min_score
-        coverage=words if not q.collapse or q.min_score is not None else None,
-        limit=collapse_depth(q.limit) if q.collapse else q.limit,
-        min_score=q.min_score,
-    )
+    if q.collapse and q.min_score is None:  # collapse reads only its candidates' order
+        ranked = [(mid, 0.0) for mid in words.order[: collapse_depth(q.limit)]]
+    else:
+        ranked = scores(
+            relevance,
+            order=words.order,
+            cosines=cosines,
+            coverage=words,  # min_score drops candidates before collapse groups them
+            limit=collapse_depth(q.limit) if q.collapse else q.limit,
+            min_score=q.min_score,
+        )
     similar: dict[str, list[str]] = {}
     if q.collapse:  # over more candidates than ``limit``, so that ``limit`` distinct ones show
         groups = {
@@ -184,7 +197,7 @@ def recall(
     trace = Trace(terms, cosines, keyword, fused, context, periods) if q.explain else None
     return [
         RecalledMemory(
-            **to_memory(rows[mid]).model_dump(),
+            **memory_fields(rows[mid]),
             score=score,
             similar=len(similar.get(mid, ())),
             similar_ids=similar.get(mid, []),
@@ -193,6 +206,16 @@ def recall(
         for mid, score in ranked
         if mid in rows
     ]
+
+
+def _done(fn: Callable[..., T], /, *args: Any) -> Future[T]:
+    """``fn(*args)`` run now, as a finished future (``_BESIDE.submit``'s inline twin)."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(fn(*args))
+    except BaseException as exc:
+        future.set_exception(exc)
+    return future
 
 
 def dense_and_centred(
