@@ -10,13 +10,13 @@ import os
 import time
 from typing import Any
 
-ENGINE_LOG_ENV = "MEMSTORE_BENCH_ENGINE_LOG"
+ENGINE_LOG_ENV = "HTTP_OVERHEAD_ENGINE_LOG"
 LOCAL_ENGINE_MS: list[float] = []  # this process' engine times (the local variant)
 
 
 def time_engine_recall() -> None:
     """Wrap ``MemoryEngine.recall`` with a wall-time timer: each call's ms is appended to the
-    file named by ``MEMSTORE_BENCH_ENGINE_LOG`` (a server) or to LOCAL_ENGINE_MS."""
+    file named by ``HTTP_OVERHEAD_ENGINE_LOG`` (a server) or to LOCAL_ENGINE_MS."""
     from memstore.engine import MemoryEngine
 
     inner = MemoryEngine.recall
