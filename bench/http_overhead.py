@@ -14,9 +14,17 @@ measures, interleaved round by round so machine noise falls on every variant ali
 Every query is recalled once before measuring, so each path has its query vector cached.
 Per variant: p50 / p90 wall ms per request, the server's CPU ms per request (user + system
 of its process) and this process' CPU ms per request, and the overhead over local at p50.
+``engine`` is the p50 wall time inside ``MemoryEngine.recall`` for the same requests (in
+the server process for the HTTP variants, in this one for ``local``; the method is wrapped
+with a timer in both): the HTTP layer's share is ``p50 - engine``.
 
     .venv/bin/python bench/http_overhead.py                       # 1k and 10k
     .venv/bin/python bench/http_overhead.py --n 1000 --compare /tmp/main/src --rounds 8
+    .venv/bin/python bench/http_overhead.py --alternate --same-store  # latency.py's way
+
+``--alternate`` calls every variant on each query in turn (bench/latency.py's cached pass),
+``--same-store`` opens local mode on the first server's store (as bench/latency.py does, so
+each side's writes, such as the quota charge, reach the other's readers).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import latency  # noqa: E402
+from engine_timer import ENGINE_LOG_ENV, LOCAL_ENGINE_MS, time_engine_recall  # noqa: E402
 from latency import (  # noqa: E402
     DEFAULT_DATA,
     SESSION,
@@ -73,7 +82,14 @@ class Server(latency.Server):
         if src:
             env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
         self.log = open(log, "wb")  # noqa: SIM115
-        code = "import sys; from memstore.cli import app; sys.argv[0] = 'memstore'; app()"
+        self.engine_log = log.with_suffix(".engine")
+        env[ENGINE_LOG_ENV] = str(self.engine_log)
+        bench_dir = str(Path(__file__).resolve().parent)
+        code = (
+            f"import sys; sys.path.insert(0, {bench_dir!r}); import engine_timer; "
+            "engine_timer.time_engine_recall(); "
+            "from memstore.cli import app; sys.argv[0] = 'memstore'; app()"
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, "serve", "--port", str(self.port)]
             + ["--data-dir", str(data_dir), "--log-level", "warning"],
@@ -86,6 +102,16 @@ class Server(latency.Server):
     def cpu(self) -> float:
         t = self.ps.cpu_times()
         return t.user + t.system
+
+    def engine_mark(self) -> int:
+        """Where the next engine times will start in the server's engine log."""
+        return self.engine_log.stat().st_size if self.engine_log.exists() else 0
+
+    def engine_times(self, mark: int) -> list[float]:
+        """The server's engine wall ms per recall since ``mark``."""
+        with open(self.engine_log, "rb") as f:
+            f.seek(mark)
+            return [float(line) for line in f.read().split()]
 
 
 def httpx_post(client: httpx.Client) -> Callable[[str], Any]:
@@ -121,14 +147,16 @@ def measure(
     servers: dict[str, Server] = {}
     clients: list[Any] = []
     calls: dict[str, tuple[Callable[[str], Any], Server | None]] = {}
-    local_dir = work / f"local-{n}"
+    # --same-store: the local engine opens the first server's store, as bench/latency.py does
+    local_dir = work / (f"server0-{n}" if args.same_store else f"local-{n}")
     shutil.copytree(base, local_dir)
     local = Memstore.local(local_dir, embedder=embedder)
     calls["local"] = (lambda q: local.recall(q, session=SESSION, limit=K), None)
     try:
         for label, src in trees.items():
             data_dir = work / f"server{len(servers)}-{n}"
-            shutil.copytree(base, data_dir)
+            if not data_dir.exists():  # (server0 is the local store's with --same-store)
+                shutil.copytree(base, data_dir)
             server = Server(data_dir, src, work / f"server{len(servers)}-{n}.log")
             servers[label] = server
             server.wait_ready()
@@ -144,21 +172,33 @@ def measure(
                 call(q)
         wall: dict[str, list[float]] = {name: [] for name in calls}
         server_cpu: dict[str, float] = dict.fromkeys(calls, 0.0)
+        engine_ms: dict[str, list[float]] = {name: [] for name in calls}
         client_cpu: dict[str, float] = dict.fromkeys(calls, 0.0)
         names = list(calls)
         loads = [load_average()]
         for r in range(args.rounds):
-            for name in names[r % len(names) :] + names[: r % len(names)]:
+            order = names[r % len(names) :] + names[: r % len(names)]
+            # a pass of all queries per variant, or (--alternate) every variant per query
+            steps = (
+                [(name, [q]) for q in queries for name in order]
+                if args.alternate
+                else [(name, queries) for name in order]
+            )
+            for name, batch in steps:
                 call, server = calls[name]
                 s0 = server.cpu() if server else 0.0
+                mark = server.engine_mark() if server else len(LOCAL_ENGINE_MS)
                 c0 = time.process_time()
-                for q in queries:
+                for q in batch:
                     t0 = time.perf_counter()
                     call(q)
                     wall[name].append((time.perf_counter() - t0) * 1000)
                 client_cpu[name] += time.process_time() - c0
                 if server:
                     server_cpu[name] += server.cpu() - s0
+                    engine_ms[name] += server.engine_times(mark)
+                else:
+                    engine_ms[name] += LOCAL_ENGINE_MS[mark:]
         loads.append(load_average())
     finally:
         for c in clients:
@@ -175,6 +215,7 @@ def measure(
             "p50_ms": p50,
             "p90_ms": float(np.percentile(wall[name], 90)),
             "overhead_p50_ms": p50 - local_p50,
+            "engine_p50_ms": float(np.percentile(engine_ms[name], 50)),
             "server_cpu_ms": server_cpu[name] * 1000 / count,
             "client_cpu_ms": client_cpu[name] * 1000 / count,
         }
@@ -187,11 +228,22 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100, help="distinct queries per pass")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved passes per variant")
     ap.add_argument("--compare", help="another tree's src/ to A/B against")
+    ap.add_argument(
+        "--alternate",
+        action="store_true",
+        help="every variant on each query in turn (as bench/latency.py), not a pass each",
+    )
+    ap.add_argument(
+        "--same-store",
+        action="store_true",
+        help="local mode and the (first) server share one store, as in bench/latency.py",
+    )
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
     args = ap.parse_args()
     sizes = args.n or [1_000, 10_000]
+    time_engine_recall()
     embedder = load_embedder()
     texts, queries, _ = load_texts(args.data, args.queries)
     vectors, _ = embed_corpus(embedder, texts, Path(args.cache_dir))
@@ -206,13 +258,14 @@ def main() -> None:
     print(f"\ncached recall, {len(queries)} queries x {args.rounds} interleaved rounds")
     print(
         f"{'memories':>9} {'variant':<14} {'p50':>7} {'p90':>7} {'over local':>10} "
-        f"{'server CPU':>10} {'client CPU':>10}  (ms per request)"
+        f"{'engine':>7} {'server CPU':>10} {'client CPU':>10}  (ms per request)"
     )
     for res in results:
         for name, v in res["variants"].items():
             print(
                 f"{res['n']:>9,} {name:<14} {v['p50_ms']:>7.2f} {v['p90_ms']:>7.2f} "
-                f"{v['overhead_p50_ms']:>+10.2f} {v['server_cpu_ms']:>10.2f} "
+                f"{v['overhead_p50_ms']:>+10.2f} {v['engine_p50_ms']:>7.2f} "
+                f"{v['server_cpu_ms']:>10.2f} "
                 f"{v['client_cpu_ms']:>10.2f}"
             )
         print(f"{'':>9} load average {res['load'][0]} -> {res['load'][-1]}")
