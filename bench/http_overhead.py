@@ -53,15 +53,13 @@ from latency import (  # noqa: E402
     DEFAULT_DATA,
     SESSION,
     Corpus,
-    embed_corpus,
+    bench_corpus,
     fill_memstore,
     load_average,
-    load_texts,
 )
 
 from memstore import Memstore  # noqa: E402
 from memstore.accounts import DEFAULT_ACCOUNT  # noqa: E402
-from memstore.embedding import load_embedder  # noqa: E402
 from memstore.models import RecalledMemory  # noqa: E402
 from memstore.server.auth import issue_key  # noqa: E402
 from memstore.stores.sqlite import SQLiteStore  # noqa: E402
@@ -244,10 +242,7 @@ def main() -> None:
     args = ap.parse_args()
     sizes = args.n or [1_000, 10_000]
     time_engine_recall()
-    embedder = load_embedder()
-    texts, queries, _ = load_texts(args.data, args.queries)
-    vectors, _ = embed_corpus(embedder, texts, Path(args.cache_dir))
-    corpus = Corpus(texts, vectors, 0.35)
+    embedder, corpus, queries = bench_corpus(args.data, args.queries, args.cache_dir)
     work = Path(tempfile.mkdtemp(prefix="memstore-http-overhead-"))
     results = []
     try:

@@ -176,6 +176,19 @@ class Corpus:
 
 
 # -- measurement helpers
+
+
+def bench_corpus(
+    data: str | None, want_queries: int, cache_dir: str | Path
+) -> tuple[Any, Corpus, list[str]]:
+    """The shared opening of the benches over this corpus: the embedder, ``data``'s texts
+    with their real vectors (derived ones at jitter 0.35) and ``want_queries`` queries."""
+    embedder = load_embedder()
+    texts, queries, _ = load_texts(data, want_queries)
+    vectors, _ = embed_corpus(embedder, texts, Path(cache_dir))
+    return embedder, Corpus(texts, vectors, 0.35), queries
+
+
 def pct(samples_ms: list[float]) -> dict[str, float]:
     a = np.asarray(samples_ms)
     return {

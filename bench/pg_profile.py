@@ -26,12 +26,11 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from latency import DEFAULT_DATA, Corpus, embed_corpus, load_texts  # noqa: E402
+from latency import DEFAULT_DATA, bench_corpus  # noqa: E402
 from latency_pg import SCOPES, SEARCHED, fill  # noqa: E402
 from pg_recall import start_pgserver  # noqa: E402
 
 import memstore  # noqa: E402
-from memstore.embedding import load_embedder  # noqa: E402
 from memstore.engine import MemoryEngine  # noqa: E402
 from memstore.stores.postgres import PostgresStore  # noqa: E402
 
@@ -54,10 +53,7 @@ def main() -> None:
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
     args = ap.parse_args()
-    embedder = load_embedder()
-    texts, queries, _ = load_texts(args.data, args.queries)
-    base, _ = embed_corpus(embedder, texts, Path(args.cache_dir))
-    corpus = Corpus(texts, base, 0.35)
+    embedder, corpus, queries = bench_corpus(args.data, args.queries, args.cache_dir)
     url, server, _ = start_pgserver()  # kept referenced: it stops when freed
     store = PostgresStore(url)
     engine = MemoryEngine(store, embedder)

@@ -33,15 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latency import (  # noqa: E402
     DEFAULT_DATA,
     SESSION,
-    Corpus,
-    embed_corpus,
+    bench_corpus,
     fill_memstore,
     load_average,
-    load_texts,
 )
 
 from memstore import Memstore, metrics  # noqa: E402
-from memstore.embedding import load_embedder  # noqa: E402
 
 
 def main() -> None:
@@ -57,10 +54,7 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
     args = ap.parse_args()
 
-    embedder = load_embedder()
-    texts, queries, _ = load_texts(args.data, args.queries)
-    vectors, _ = embed_corpus(embedder, texts, Path(args.cache_dir))
-    corpus = Corpus(texts, vectors, 0.35)
+    embedder, corpus, queries = bench_corpus(args.data, args.queries, args.cache_dir)
     with tempfile.TemporaryDirectory() as tmp:
         fill_memstore(Path(tmp), corpus, 0, args.n)
         ms = Memstore.local(tmp, embedder=embedder)

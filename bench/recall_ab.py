@@ -30,15 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latency import (  # noqa: E402
     DEFAULT_DATA,
     SESSION,
-    Corpus,
-    embed_corpus,
+    bench_corpus,
     fill_memstore,
     load_average,
-    load_texts,
 )
 
 from memstore import Memstore  # noqa: E402
-from memstore.embedding import load_embedder  # noqa: E402
 
 OTHER = "memstore_other"
 _IMPORT = re.compile(r"\b(from|import) memstore\b")
@@ -75,14 +72,12 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
     args = ap.parse_args()
 
-    embedder = load_embedder()
-    texts, queries, _ = load_texts(args.data, args.queries)
-    vectors, _ = embed_corpus(embedder, texts, Path(args.cache_dir))
+    embedder, corpus, queries = bench_corpus(args.data, args.queries, args.cache_dir)
     with tempfile.TemporaryDirectory() as tmp:
         other = import_other(args.against, Path(tmp) / "pkg")
         data = Path(tmp) / "data"
         data.mkdir()
-        fill_memstore(data, Corpus(texts, vectors, 0.35), 0, args.n)
+        fill_memstore(data, corpus, 0, args.n)
         trees = {
             "other": other.Memstore.local(data, embedder=embedder),
             "this": Memstore.local(data, embedder=embedder),
