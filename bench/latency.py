@@ -261,23 +261,34 @@ def recall_pass(call: Callable[[str], Any], queries: list[str]) -> list[float]:
     return [timed(lambda q=q: call(q))[0] for q in queries]
 
 
+def side_by_side(
+    i: int, first: Callable[[], Any], second: Callable[[], Any]
+) -> tuple[tuple[float, Any], tuple[float, Any]]:
+    """``first()`` and ``second()``, each timed as (ms, result); the order alternates with
+    ``i`` (odd: ``second`` runs first), so that neither always runs on a warmer cache."""
+    if i % 2:
+        later = timed(second)
+        return timed(first), later
+    earlier = timed(first)
+    return earlier, timed(second)
+
+
 def cold_pass(
     embedder: Any, recall: Callable[[str], Any], queries: list[str], peers: list[Any]
 ) -> tuple[list[float], list[float], dict[str, tuple[list[float], list[list[str]]]]]:
     """One pass over never-seen queries, interleaved so that the host's drift cancels in the
-    ratios: per query, the query's embedding alone and memstore's cold recall of it (in
-    alternating order), then each peer's search of that embedding's vector. Returns the
+    ratios: per query, the query's embedding alone and memstore's cold recall of it
+    (``side_by_side``), then each peer's search of that embedding's vector. Returns the
     embedding times, the recall times, and per peer (search times, ids found)."""
     embed_ms: list[float] = []
     recall_ms: list[float] = []
     searches: dict[str, tuple[list[float], list[list[str]]]] = {p.name: ([], []) for p in peers}
     for i, q in enumerate(queries):
-        if i % 2:
-            recall_ms.append(timed(lambda q=q: recall(q))[0])
-        e_ms, vector = timed(lambda q=q: embedder.embed_query(q))
+        (e_ms, vector), (r_ms, _) = side_by_side(
+            i, lambda q=q: embedder.embed_query(q), lambda q=q: recall(q)
+        )
         embed_ms.append(e_ms)
-        if not i % 2:
-            recall_ms.append(timed(lambda q=q: recall(q))[0])
+        recall_ms.append(r_ms)
         for peer in peers:
             s_ms, ids = timed(lambda v=vector, peer=peer: peer.search(v))
             searches[peer.name][0].append(s_ms)
@@ -288,15 +299,13 @@ def cold_pass(
 def alternating_pass(
     first: Callable[[str], Any], second: Callable[[str], Any], queries: list[str]
 ) -> tuple[list[float], list[float]]:
-    """Both calls on every query, in alternating order; (first's times, second's times)."""
+    """Both calls on every query (``side_by_side``); (first's times, second's times)."""
     a: list[float] = []
     b: list[float] = []
     for i, q in enumerate(queries):
-        if i % 2:
-            b.append(timed(lambda q=q: second(q))[0])
-        a.append(timed(lambda q=q: first(q))[0])
-        if not i % 2:
-            b.append(timed(lambda q=q: second(q))[0])
+        (a_ms, _), (b_ms, _) = side_by_side(i, lambda q=q: first(q), lambda q=q: second(q))
+        a.append(a_ms)
+        b.append(b_ms)
     return a, b
 
 
@@ -304,17 +313,17 @@ def remember_rates(
     ms: Memstore, embedder: Any, texts: list[str], session: str, singles: int
 ) -> dict[str, Any]:
     """Single remembers of the first ``singles`` texts, each beside the embedding of the same
-    text alone (alternating order: the embedder keeps no cache), then batched-100 remembers
+    text alone (``side_by_side``: the embedder keeps no cache), then batched-100 remembers
     of all: rates per second, and the single remember's p50 over that embedding's."""
     remember_ms: list[float] = []
     embed_ms: list[float] = []
     embed = embedder.embed_documents
     for i, t in enumerate(texts[:singles]):
-        if i % 2:
-            remember_ms.append(timed(lambda t=t: ms.remember(t, session=session + "-single"))[0])
-        embed_ms.append(timed(lambda t=t: embed([t]))[0])
-        if not i % 2:
-            remember_ms.append(timed(lambda t=t: ms.remember(t, session=session + "-single"))[0])
+        (e_ms, _), (r_ms, _) = side_by_side(
+            i, lambda t=t: embed([t]), lambda t=t: ms.remember(t, session=session + "-single")
+        )
+        remember_ms.append(r_ms)
+        embed_ms.append(e_ms)
     start = time.perf_counter()
     for i in range(0, len(texts), 100):
         batch_items = [{"content": t, "session": session + "-batch"} for t in texts[i : i + 100]]
