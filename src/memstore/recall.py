@@ -18,10 +18,10 @@ The pure functions live in ``ranking.py``; this module only fetches and wires th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -99,7 +99,7 @@ def recall(
     # at hand and a small scope, it runs here: beside, it and numpy would fight for the GIL.
     small: bool | None = None if callable(vector) else _small_scope(store, q)
     keyword_search = partial(store.keyword_search, account, q.sessions, terms, k, now, where)
-    ahead = None if small else _BESIDE.submit(keyword_search)
+    ahead = _Beside(keyword_search, here=bool(small))
     try:
         if callable(vector):
             vector = vector()
@@ -107,9 +107,9 @@ def recall(
         dense, centred, nearby = dense_lists(store, q, vector, k)
         lap("dense")
     except BaseException:
-        wait([ahead] if ahead else [])  # never left running against a store about to close
+        ahead.settle()  # never left running against a store its caller may close next
         raise
-    keyword = keyword_search() if ahead is None else ahead.result()
+    keyword = ahead.result()
     lap("keyword")  # only the wait for it after the embedding and the dense search
     first = rrf([dense, keyword, centred], [DENSE_WEIGHT, KEYWORD_WEIGHT, CENTRED_WEIGHT])
     candidates = sorted(first, key=first.__getitem__, reverse=True)[: max(IN_CONTEXT, q.limit)]
@@ -129,9 +129,7 @@ def recall(
     fetched = {mid: v for mid, v in read.items() if mid in wanted}
     if small is None and local_dense:
         small = _small_scope(store, q)
-    beside = (_done if small else _BESIDE.submit)(
-        local_search, store, q, vector, local_dense, k, read
-    )
+    beside = _Beside(partial(local_search, store, q, vector, local_dense, k, read), bool(small))
     try:  # all that does not need the local list, while it is searched
         context = Context(around)
         order = list(fetched)
@@ -142,7 +140,7 @@ def recall(
         # 3. fusion, the local list last (rrf sums in two steps equal those of one)
         fused = rrf([in_context, keyword, centred], [DENSE_WEIGHT, KEYWORD_WEIGHT, CENTRED_WEIGHT])
     except BaseException:
-        wait([beside])
+        beside.settle()
         raise
     local = beside.result()
     scored = unscored.union(mid for mid, _ in dense)  # a cosine known or asked for
@@ -214,14 +212,21 @@ def _small_scope(store: Store, q: RecallQuery) -> bool:
     return store.session_mean(q.account_id, q.sessions, q.now, INLINE_MAX_ROWS) is not None
 
 
-def _done(fn: Callable[..., T], /, *args: Any) -> Future[T]:
-    """``fn(*args)`` run now, as a finished future (``_BESIDE.submit``'s inline twin)."""
-    future: Future[T] = Future()
-    try:
-        future.set_result(fn(*args))
-    except BaseException as exc:
-        future.set_exception(exc)
-    return future
+class _Beside(Generic[T]):
+    """``run`` started on one of the ``_BESIDE`` threads, or, ``here``, run on the caller's
+    own thread when its answer is asked for (in a small scope the hand-off costs more)."""
+
+    def __init__(self, run: Callable[[], T], here: bool) -> None:
+        self._run = run
+        self._future = None if here else _BESIDE.submit(run)
+
+    def result(self) -> T:
+        return self._run() if self._future is None else self._future.result()
+
+    def settle(self) -> None:
+        """Wait until it no longer runs (its answer unread)."""
+        if self._future is not None:
+            wait([self._future])
 
 
 def dense_and_centred(
