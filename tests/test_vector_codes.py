@@ -241,7 +241,7 @@ def test_the_first_pass_split_over_two_threads_gives_the_same_bits(scope, monkey
     )
     monkeypatch.setattr(vector_codes, "SPLIT_MIN_ROWS", 100)
     monkeypatch.setattr(vector_codes, "_PART", 128)
-    monkeypatch.setattr(vector_codes, "_cores", lambda: 2)
+    monkeypatch.setattr(vector_codes.embedding, "cores", lambda: 2)
     split = [codes.bounds(q, len(vectors), rows) for q in queries(12)]
     assert parts and all(p > 2 for p in parts)
     for (a, b), (c, d) in zip(alone, split, strict=True):
@@ -256,7 +256,7 @@ def test_the_first_pass_keeps_one_thread_while_another_operation_runs(monkeypatc
     parts: list[int] = []
     monkeypatch.setattr(vector_codes, "shared", lambda runs: parts.append(len(runs)))
     monkeypatch.setattr(vector_codes, "SPLIT_MIN_ROWS", 100)
-    monkeypatch.setattr(vector_codes, "_cores", lambda: 2)
+    monkeypatch.setattr(vector_codes.embedding, "cores", lambda: 2)
     with OPERATIONS.running(), OPERATIONS.running():  # this recall and another client's
         codes.bounds(queries(14)[0], len(vectors), None)
     assert parts == []

@@ -230,11 +230,15 @@ def _omp_threads_setter(engine: Any) -> Callable[[int], None] | None:
 
 def default_handles() -> int:
     """One model handle per core this process may use, at most 4."""
+    return max(1, min(4, cores()))
+
+
+def cores() -> int:
+    """The cores this process may use."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+        return os.cpu_count() or 1
 
 
 class SentenceTransformerEmbedder:

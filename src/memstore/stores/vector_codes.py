@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from memstore.embedding import OPERATIONS
+from memstore import embedding
 from memstore.settings import Settings
 
 simsimd: Any
@@ -59,14 +59,7 @@ _SECOND = ThreadPoolExecutor(1, thread_name_prefix="memstore-codes")
 
 def _second_core_free() -> bool:
     """Whether a second thread may help: two cores or more, and no other operation."""
-    return OPERATIONS.count <= 1 and _cores() > 1
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return embedding.OPERATIONS.count <= 1 and embedding.cores() > 1
 
 
 def shared(parts: list[Callable[[], None]]) -> None:
