@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from memstore.models import content_hash
 from memstore.stores import vector_codes
@@ -280,3 +282,30 @@ def test_shared_runs_each_part_once_when_the_second_thread_is_late() -> None:
 
     vector_codes.shared([lambda i=i: part(i) for i in range(50)])
     assert sorted(done) == list(range(50))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(1, 1_500),
+    part=st.integers(1, 700),
+    keep=st.one_of(st.none(), st.floats(0.0, 1.0)),
+    seed=st.integers(0, 2**16),
+)
+def test_any_split_of_any_scope_gives_the_unsplit_bits(n, part, keep, seed, monkeypatch) -> None:
+    # every size, part length and scope (whole, picked, gathered): the same bits
+    vectors = clustered(n, seed)
+    codes = vector_codes.Int8Codes(vectors, n)
+    rng = np.random.default_rng(seed)
+    rows = None if keep is None else np.flatnonzero(rng.random(n) < keep)
+    assume(rows is None or rows.size)  # the index never asks for an empty scope (_scope)
+    query = queries(seed + 1, 1)[0]
+    alone = codes.bounds(query, n, rows)
+    with monkeypatch.context() as m:
+        m.setattr(vector_codes, "SPLIT_MIN_ROWS", 1)
+        m.setattr(vector_codes, "_PART", part)
+        m.setattr(vector_codes.embedding, "cores", lambda: 2)
+        split = codes.bounds(query, n, rows)
+    assert alone is not None and split is not None
+    assert alone[0].tobytes() == split[0].tobytes() and alone[1].tobytes() == split[1].tobytes()
