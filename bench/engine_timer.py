@@ -1,4 +1,5 @@
-"""A wall-time timer around ``MemoryEngine.recall``, for bench/http_overhead.py.
+"""A wall-time timer around a ``MemoryEngine`` method, for bench/http_overhead.py and
+bench/remember_overhead.py.
 
 Imported by the bench and by the ``memstore serve`` it starts (before the server loads), so
 the engine's own time is measured the same way in both processes.
@@ -14,16 +15,16 @@ ENGINE_LOG_ENV = "HTTP_OVERHEAD_ENGINE_LOG"
 LOCAL_ENGINE_MS: list[float] = []  # this process' engine times (the local variant)
 
 
-def time_engine_recall() -> None:
-    """Wrap ``MemoryEngine.recall`` with a wall-time timer: each call's ms is appended to the
-    file named by ``HTTP_OVERHEAD_ENGINE_LOG`` (a server) or to LOCAL_ENGINE_MS."""
+def time_engine(method: str = "recall") -> None:
+    """Wrap ``MemoryEngine.<method>`` with a wall-time timer: each call's ms is appended to
+    the file named by ``HTTP_OVERHEAD_ENGINE_LOG`` (a server) or to LOCAL_ENGINE_MS."""
     from memstore.engine import MemoryEngine
 
-    inner = MemoryEngine.recall
+    inner = getattr(MemoryEngine, method)
     path = os.environ.get(ENGINE_LOG_ENV)
     out = open(path, "a", buffering=1) if path else None  # noqa: SIM115  (one line a call)
 
-    def recall(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         try:
             return inner(self, *args, **kwargs)
@@ -34,4 +35,4 @@ def time_engine_recall() -> None:
             else:
                 LOCAL_ENGINE_MS.append(ms)
 
-    MemoryEngine.recall = recall  # type: ignore[method-assign]
+    setattr(MemoryEngine, method, timed)

@@ -48,7 +48,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import latency  # noqa: E402
-from engine_timer import ENGINE_LOG_ENV, LOCAL_ENGINE_MS, time_engine_recall  # noqa: E402
+from engine_timer import ENGINE_LOG_ENV, LOCAL_ENGINE_MS, time_engine  # noqa: E402
 from latency import (  # noqa: E402
     DEFAULT_DATA,
     SESSION,
@@ -69,9 +69,12 @@ K = 10
 
 class Server(latency.Server):
     """``memstore serve`` on a free loopback port, importing memstore from ``src`` if given
-    (readiness and stopping as ``bench/latency.py``'s server)."""
+    (readiness and stopping as ``bench/latency.py``'s server), after running ``prelude``
+    (code that sees ``engine_timer``'s names; by default, recall's timer)."""
 
-    def __init__(self, data_dir: Path, src: str | None, log: Path) -> None:
+    def __init__(
+        self, data_dir: Path, src: str | None, log: Path, prelude: str = "time_engine()"
+    ) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -84,8 +87,8 @@ class Server(latency.Server):
         env[ENGINE_LOG_ENV] = str(self.engine_log)
         bench_dir = str(Path(__file__).resolve().parent)
         code = (
-            f"import sys; sys.path.insert(0, {bench_dir!r}); import engine_timer; "
-            "engine_timer.time_engine_recall(); "
+            f"import sys; sys.path.insert(0, {bench_dir!r}); "
+            f"from engine_timer import *; {prelude}; "
             "from memstore.cli import app; sys.argv[0] = 'memstore'; app()"
         )
         self.proc = subprocess.Popen(
@@ -241,7 +244,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
     args = ap.parse_args()
     sizes = args.n or [1_000, 10_000]
-    time_engine_recall()
+    time_engine()
     embedder, corpus, queries = bench_corpus(args.data, args.queries, args.cache_dir)
     work = Path(tempfile.mkdtemp(prefix="memstore-http-overhead-"))
     results = []

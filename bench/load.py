@@ -12,6 +12,9 @@ throwaway pgserver database with ``--postgres``; clients are spread over the ser
 Requests only ever go to a loopback address. Every run is bounded by both a time limit and
 a request count. Prints throughput, p50/p99 latency and errors (any response that is
 neither 2xx nor 429, or no response at all), and the texts the server embedded per request.
+All clients start at once on a cold server, so the first seconds queue the most; the
+``steady`` figures leave out requests sent in the first ``WARM_UP_SECONDS`` and break
+the latency down by request kind.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+WARM_UP_SECONDS = 5.0
 WORDS = ("apple", "river", "engine", "quota", "llama", "orbit", "cache", "vector", "crew")
 
 
@@ -51,6 +55,10 @@ class LoadReport:
     passages_ok: int = 0  # memories remembered (each a unique text: each one embedded)
     cold_queries: int = 0  # recalls of a query text not sent before (not in the query cache)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
+    kinds: list[str] = field(default_factory=list, repr=False)  # each latency's request kind
+    starts: list[float] = field(default_factory=list, repr=False)  # when each was sent
+    started: float = field(default_factory=time.perf_counter)  # when the run began
+    warm_up: float = WARM_UP_SECONDS  # the steady-state figures leave out requests sent before
     queries_seen: set[tuple[str, str]] = field(default_factory=set, repr=False)
     by_server: Counter = field(default_factory=Counter)  # answered requests per base URL
 
@@ -62,6 +70,10 @@ class LoadReport:
 
     def summary(self) -> dict:
         lat = sorted(self.latencies_ms) or [0.0]
+        steady: dict[str, list[float]] = {}
+        for kind, sent, ms in zip(self.kinds, self.starts, self.latencies_ms, strict=True):
+            if sent - self.started >= self.warm_up:
+                steady.setdefault(kind, []).append(ms)
         return {
             "clients": self.clients,
             "seconds": round(self.seconds, 1),
@@ -77,12 +89,23 @@ class LoadReport:
             if self.requests
             else 0.0,
             "embeddings_per_s": round(self.embeddings / self.seconds, 1) if self.seconds else 0.0,
+            # after the first warm_up seconds (all clients start at once on a cold server):
+            # p50 / p99 ms and count, in all and by kind (where the tail comes from)
+            "warm_up_s": self.warm_up,
+            "steady": _spread([ms for kind in steady.values() for ms in kind] or [0.0]),
+            "steady_by_kind": {kind: _spread(ms) for kind, ms in sorted(steady.items())},
         }
 
     @property
     def embeddings(self) -> int:
         """Texts the server embedded: remembered memories and first-seen recall queries."""
         return self.passages_ok + self.cold_queries
+
+
+def _spread(samples: list[float]) -> dict[str, float]:
+    lat = sorted(samples)
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    return {"p50_ms": round(statistics.median(lat), 1), "p99_ms": round(p99, 1), "n": len(lat)}
 
 
 def require_loopback(base_url: str) -> None:
@@ -123,10 +146,13 @@ async def _client(
             if recall:
                 method, path, kw, ops = "GET", "/v1/memory/recall", {"params": {"q": text}}, 1
                 kw["params"]["session"] = session
+                kind = "recall" if (url, text) in seen else "recall, first-seen query"
             elif roll < recall_share + (1 - recall_share) * 0.8:
                 body = {"content": text + tag, "session": session}
                 method, path, kw, ops = "POST", "/v1/memory/remember", {"json": body}, 1
+                kind = "remember"
             else:
+                kind = "remember batch of 5"
                 items = [{"content": f"{text}{tag} {j}", "session": session} for j in range(5)]
                 method, path = "POST", "/v1/memory/remember/batch"
                 kw, ops = {"json": {"memories": items}}, len(items)
@@ -139,6 +165,8 @@ async def _client(
             finally:
                 report.requests += 1
                 report.latencies_ms.append((time.perf_counter() - started) * 1000)
+                report.kinds.append(kind)
+                report.starts.append(started)
             report.statuses[r.status_code] += 1
             report.by_server[url] += 1
             if r.is_success:
@@ -169,7 +197,7 @@ async def run_load(
     """
     for url in [base_url] if isinstance(base_url, str) else base_url:
         require_loopback(url)
-    report = LoadReport(clients=clients, seconds=0.0)
+    report = LoadReport(clients=clients, seconds=0.0)  # (its clock starts here)
     budget = [max_requests]
     started = time.monotonic()
     deadline = started + duration

@@ -172,6 +172,11 @@ def load_row(label: str, r: dict[str, Any]) -> list[str]:
             f"; e5 alone {r['embedder_cpu_ms_per_text']:.1f} ms CPU/text: embeddings alone "
             f"bound {r['embedder_bound_rps']:.0f} req/s"
         )
+    if steady := r.get("steady"):
+        note += f"; after the first {r['warm_up_s']:g} s: p50 {steady['p50_ms']:.0f}"
+        note += f" ms, p99 {steady['p99_ms']:.0f} ms"
+        if batches := r["steady_by_kind"].get("remember batch of 5"):
+            note += f" (batches of 5: p99 {batches['p99_ms']:.0f} ms)"
     note += f"; load {r['load']}"
     return ["50 clients", label, ms(r["p50_ms"]), ms(r["p99_ms"]), "", note]
 

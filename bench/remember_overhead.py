@@ -1,0 +1,175 @@
+"""Where one remember's time goes: its text's embedding, and the write path around it.
+
+At each size (memories in one session, as bench/latency.py builds them) it remembers new
+texts one at a time, local (the SDK's local mode in this process) and over HTTP (the SDK
+against a real ``memstore serve``), each step side by side with embedding the same text
+alone, in an order that rotates text by text:
+
+- ``embed``: the text's embedding alone (the model, no cache);
+- ``local`` / ``http``: a remember of that text;
+- ``local known`` / ``http known``: a remember of another new text whose vector was
+  computed beforehand (bench/known_vectors.py, in both processes): the write path alone,
+  the least a remember acknowledged before its embedding could cost (issue 15's "consider
+  acknowledging a remember once it is durable and keyword-searchable").
+
+Per variant: p50 / p90 wall ms, the p50 of each remember minus its text's embedding (the
+target: HTTP within the embedding + 3 ms), the engine's own time (``remember_many``, timed
+in both processes) and the server's CPU per request.
+
+    .venv/bin/python bench/remember_overhead.py                 # 1k and 10k
+    .venv/bin/python bench/remember_overhead.py --n 1000 --texts 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine_timer import ENGINE_LOG_ENV, LOCAL_ENGINE_MS, time_engine  # noqa: E402
+from http_overhead import Server  # noqa: E402
+from known_vectors import KNOWN_ENV, save, use_known_vectors  # noqa: E402
+from latency import (  # noqa: E402
+    DEFAULT_DATA,
+    SESSION,
+    Corpus,
+    bench_corpus,
+    fill_memstore,
+    load_average,
+)
+
+from memstore import Memstore  # noqa: E402
+from memstore.accounts import DEFAULT_ACCOUNT  # noqa: E402
+from memstore.server.auth import issue_key  # noqa: E402
+from memstore.stores.sqlite import SQLiteStore  # noqa: E402
+
+VARIANTS = ("embed", "local", "http", "local known", "http known")
+
+
+def measure(
+    n: int, args: argparse.Namespace, embedder: Any, corpus: Corpus, work: Path
+) -> dict[str, Any]:
+    base = work / f"base-{n}"
+    base.mkdir()
+    fill_memstore(base, corpus, 0, n)
+    admin = SQLiteStore(base / "memstore.db")
+    key = issue_key(admin, DEFAULT_ACCOUNT).key
+    admin.close()
+    # new texts: the corpus' own after the first n, each remembered once per store
+    texts, _ = corpus.chunk(n, n + args.texts)
+    known = [f"{t} (noted)" for t in texts]
+    known_file = work / f"known-{n}.npz"
+    save(known_file, known, embedder.embed_documents(known))
+    use_known_vectors(str(known_file))
+    for name in ("local", "server"):
+        shutil.copytree(base, work / f"{name}-{n}")
+    os.environ[KNOWN_ENV] = str(known_file)
+    server = Server(
+        work / f"server-{n}",
+        None,
+        work / f"server-{n}.log",
+        prelude="time_engine('remember_many'); import known_vectors; "
+        "known_vectors.use_known_vectors()",
+    )
+    local = Memstore.local(work / f"local-{n}", embedder=embedder)
+    remote = None
+    wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    engine: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    server_cpu = 0.0
+    try:
+        server.wait_ready()
+        remote = Memstore(api_key=key, base_url=server.url)
+        session = f"{SESSION}-remembered"
+        local.remember("warm up", session=session)
+        remote.remember("warm up", session=session)
+        loads = [load_average()]
+        for i, (text, other) in enumerate(zip(texts, known, strict=True)):
+            steps: dict[str, tuple[Callable[[], Any], Server | None]] = {
+                "embed": (lambda t=text: embedder.embed_documents([t]), None),
+                "local": (lambda t=text: local.remember(t, session=session), None),
+                "http": (lambda t=text: remote.remember(t, session=session), server),
+                "local known": (lambda t=other: local.remember(t, session=session), None),
+                "http known": (lambda t=other: remote.remember(t, session=session), server),
+            }
+            order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]
+            for name in order:
+                call, via = steps[name]
+                mark = via.engine_mark() if via else len(LOCAL_ENGINE_MS)
+                s0 = via.cpu() if via else 0.0
+                t0 = time.perf_counter()
+                call()
+                wall[name].append((time.perf_counter() - t0) * 1000)
+                if via:
+                    server_cpu += via.cpu() - s0
+                    engine[name] += via.engine_times(mark)
+                else:
+                    engine[name] += LOCAL_ENGINE_MS[mark:]
+        loads.append(load_average())
+    finally:
+        if remote is not None:
+            remote.close()
+        server.stop()
+        local.close()
+    rows = {}
+    for name in VARIANTS:
+        over = np.subtract(wall[name], wall["embed"])
+        rows[name] = {
+            "p50_ms": float(np.percentile(wall[name], 50)),
+            "p90_ms": float(np.percentile(wall[name], 90)),
+            "over_embed_p50_ms": None if name == "embed" else float(np.percentile(over, 50)),
+            "engine_p50_ms": float(np.percentile(engine[name], 50)) if engine[name] else None,
+        }
+    rows["http"]["server_cpu_ms"] = server_cpu * 1000 / (2 * len(texts))
+    return {"n": n, "load": loads, "variants": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, action="append", help="memories (repeatable; 1k and 10k)")
+    ap.add_argument("--texts", type=int, default=150, help="texts remembered per variant")
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
+    ap.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = ap.parse_args()
+    sizes = args.n or [1_000, 10_000]
+    os.environ.pop(ENGINE_LOG_ENV, None)
+    time_engine("remember_many")
+    embedder, corpus, _ = bench_corpus(args.data, 1, args.cache_dir)
+    work = Path(tempfile.mkdtemp(prefix="memstore-remember-overhead-"))
+    try:
+        results = [measure(n, args, embedder, corpus, work) for n in sizes]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\none remember at a time, {args.texts} new texts per variant, side by side")
+    print(
+        f"{'memories':>9} {'variant':<12} {'p50':>7} {'p90':>7} {'over embed':>10} "
+        f"{'engine':>7}  (ms per remember; server CPU per HTTP remember)"
+    )
+    for res in results:
+        for name, v in res["variants"].items():
+            over = "" if v["over_embed_p50_ms"] is None else f"{v['over_embed_p50_ms']:+.2f}"
+            eng = "" if v["engine_p50_ms"] is None else f"{v['engine_p50_ms']:.2f}"
+            print(
+                f"{res['n']:>9,} {name:<12} {v['p50_ms']:>7.2f} {v['p90_ms']:>7.2f} "
+                f"{over:>10} {eng:>7}"
+            )
+        cpu = res["variants"]["http"]["server_cpu_ms"]
+        print(f"{'':>9} server CPU {cpu:.2f} ms per HTTP remember (both kinds)")
+        print(f"{'':>9} load average {res['load'][0]} -> {res['load'][-1]}")
+    print(f"\nreproduce: .venv/bin/python bench/remember_overhead.py {' '.join(sys.argv[1:])}")
+    if args.json:
+        print(json.dumps({"results": results, "cpus": os.cpu_count()}))
+
+
+if __name__ == "__main__":
+    main()
