@@ -85,7 +85,7 @@ def measure(
     remote = None
     wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
     engine: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    server_cpu = 0.0
+    server_cpu: dict[str, float] = dict.fromkeys(VARIANTS, 0.0)
     try:
         server.wait_ready()
         remote = Memstore(api_key=key, base_url=server.url)
@@ -110,7 +110,7 @@ def measure(
                 call()
                 wall[name].append((time.perf_counter() - t0) * 1000)
                 if via:
-                    server_cpu += via.cpu() - s0
+                    server_cpu[name] += via.cpu() - s0
                     engine[name] += via.engine_times(mark)
                 else:
                     engine[name] += LOCAL_ENGINE_MS[mark:]
@@ -128,8 +128,8 @@ def measure(
             "p90_ms": float(np.percentile(wall[name], 90)),
             "over_embed_p50_ms": None if name == "embed" else float(np.percentile(over, 50)),
             "engine_p50_ms": float(np.percentile(engine[name], 50)) if engine[name] else None,
+            "server_cpu_ms": server_cpu[name] * 1000 / len(texts) if "http" in name else None,
         }
-    rows["http"]["server_cpu_ms"] = server_cpu * 1000 / (2 * len(texts))
     return {"n": n, "load": loads, "variants": rows}
 
 
@@ -153,18 +153,17 @@ def main() -> None:
     print(f"\none remember at a time, {args.texts} new texts per variant, side by side")
     print(
         f"{'memories':>9} {'variant':<12} {'p50':>7} {'p90':>7} {'over embed':>10} "
-        f"{'engine':>7}  (ms per remember; server CPU per HTTP remember)"
+        f"{'engine':>7} {'server CPU':>10}  (ms per remember)"
     )
     for res in results:
         for name, v in res["variants"].items():
             over = "" if v["over_embed_p50_ms"] is None else f"{v['over_embed_p50_ms']:+.2f}"
             eng = "" if v["engine_p50_ms"] is None else f"{v['engine_p50_ms']:.2f}"
+            cpu = "" if v["server_cpu_ms"] is None else f"{v['server_cpu_ms']:.2f}"
             print(
                 f"{res['n']:>9,} {name:<12} {v['p50_ms']:>7.2f} {v['p90_ms']:>7.2f} "
-                f"{over:>10} {eng:>7}"
+                f"{over:>10} {eng:>7} {cpu:>10}"
             )
-        cpu = res["variants"]["http"]["server_cpu_ms"]
-        print(f"{'':>9} server CPU {cpu:.2f} ms per HTTP remember (both kinds)")
         print(f"{'':>9} load average {res['load'][0]} -> {res['load'][-1]}")
     print(f"\nreproduce: .venv/bin/python bench/remember_overhead.py {' '.join(sys.argv[1:])}")
     if args.json:
