@@ -115,6 +115,18 @@ class Server(latency.Server):
             return [float(line) for line in f.read().split()]
 
 
+def keyed_store(base: Path, corpus: Corpus, n: int) -> str:
+    """A new data dir ``base`` holding the corpus' first ``n`` memories in one session, and
+    an API key of its default account (the key)."""
+    base.mkdir()
+    fill_memstore(base, corpus, 0, n)
+    admin = SQLiteStore(base / "memstore.db")
+    try:
+        return issue_key(admin, DEFAULT_ACCOUNT).key
+    finally:
+        admin.close()
+
+
 def httpx_post(client: httpx.Client) -> Callable[[str], Any]:
     """What the SDK did before it sent with urllib3: httpx POST, json.loads, one model each."""
 
@@ -139,11 +151,7 @@ def measure(
     n: int, args: argparse.Namespace, embedder: Any, corpus: Corpus, queries: list[str], work: Path
 ) -> dict[str, Any]:
     base = work / f"base-{n}"
-    base.mkdir()
-    fill_memstore(base, corpus, 0, n)
-    admin = SQLiteStore(base / "memstore.db")
-    key = issue_key(admin, DEFAULT_ACCOUNT).key
-    admin.close()
+    key = keyed_store(base, corpus, n)
     trees = {"": None} | ({"main ": args.compare} if args.compare else {})
     servers: dict[str, Server] = {}
     clients: list[Any] = []

@@ -37,21 +37,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_timer import ENGINE_LOG_ENV, LOCAL_ENGINE_MS, time_engine  # noqa: E402
-from http_overhead import Server  # noqa: E402
+from http_overhead import Server, keyed_store  # noqa: E402
 from known_vectors import KNOWN_ENV, save, use_known_vectors  # noqa: E402
-from latency import (  # noqa: E402
-    DEFAULT_DATA,
-    SESSION,
-    Corpus,
-    bench_corpus,
-    fill_memstore,
-    load_average,
-)
+from latency import DEFAULT_DATA, SESSION, Corpus, bench_corpus, load_average  # noqa: E402
 
 from memstore import Memstore  # noqa: E402
-from memstore.accounts import DEFAULT_ACCOUNT  # noqa: E402
-from memstore.server.auth import issue_key  # noqa: E402
-from memstore.stores.sqlite import SQLiteStore  # noqa: E402
 
 VARIANTS = ("embed", "local", "http", "local known", "http known")
 
@@ -60,11 +50,7 @@ def measure(
     n: int, args: argparse.Namespace, embedder: Any, corpus: Corpus, work: Path
 ) -> dict[str, Any]:
     base = work / f"base-{n}"
-    base.mkdir()
-    fill_memstore(base, corpus, 0, n)
-    admin = SQLiteStore(base / "memstore.db")
-    key = issue_key(admin, DEFAULT_ACCOUNT).key
-    admin.close()
+    key = keyed_store(base, corpus, n)
     # new texts: the corpus' own after the first n, each remembered once per store
     texts, _ = corpus.chunk(n, n + args.texts)
     known = [f"{t} (noted)" for t in texts]
