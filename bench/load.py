@@ -92,7 +92,7 @@ class LoadReport:
             # after the first warm_up seconds (all clients start at once on a cold server):
             # p50 / p99 ms and count, in all and by kind (where the tail comes from)
             "warm_up_s": self.warm_up,
-            "steady": _spread([ms for kind in steady.values() for ms in kind] or [0.0]),
+            "steady": _spread([ms for kind in steady.values() for ms in kind]),
             "steady_by_kind": {kind: _spread(ms) for kind, ms in sorted(steady.items())},
         }
 
@@ -103,6 +103,9 @@ class LoadReport:
 
 
 def _spread(samples: list[float]) -> dict[str, float]:
+    """p50 and p99 ms of ``samples`` and their count (zeros for none)."""
+    if not samples:
+        return {"p50_ms": 0.0, "p99_ms": 0.0, "n": 0}
     lat = sorted(samples)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     return {"p50_ms": round(statistics.median(lat), 1), "p99_ms": round(p99, 1), "n": len(lat)}

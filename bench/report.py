@@ -172,7 +172,7 @@ def load_row(label: str, r: dict[str, Any]) -> list[str]:
             f"; e5 alone {r['embedder_cpu_ms_per_text']:.1f} ms CPU/text: embeddings alone "
             f"bound {r['embedder_bound_rps']:.0f} req/s"
         )
-    if steady := r.get("steady"):
+    if (steady := r.get("steady")) and steady["n"]:
         note += f"; after the first {r['warm_up_s']:g} s: p50 {steady['p50_ms']:.0f}"
         note += f" ms, p99 {steady['p99_ms']:.0f} ms"
         if batches := r["steady_by_kind"].get("remember batch of 5"):
