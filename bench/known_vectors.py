@@ -24,14 +24,17 @@ def save(path: Path, texts: list[str], vectors: np.ndarray) -> None:
 
 def use_known_vectors(path: str | None = None) -> None:
     """Make ``E5Embedder.embed_documents`` return the saved vectors of a batch whose texts
-    are all in the file at ``path`` (default: ``$REMEMBER_OVERHEAD_KNOWN``)."""
+    are all in the file at ``path`` (default: ``$REMEMBER_OVERHEAD_KNOWN``); a later call
+    replaces the file an earlier one patched in."""
     from memstore.embedding import E5Embedder
 
     with np.load(path or os.environ[KNOWN_ENV]) as saved:
         texts = json.loads(str(saved["texts"]))
         vectors = saved["vectors"]
     known = dict(zip(texts, vectors, strict=True))
-    inner = E5Embedder.embed_documents
+    # the model's own method, however many files were patched in before this one
+    inner = getattr(E5Embedder, "_model_embed_documents", E5Embedder.embed_documents)
+    E5Embedder._model_embed_documents = inner  # type: ignore[attr-defined]
 
     def embed_documents(self: Any, batch: list[str]) -> np.ndarray:
         if batch and all(t in known for t in batch):
