@@ -211,8 +211,9 @@ def test_an_admin_creates_and_revokes_a_key(watched, server):
         assert account in page.inner_text("#confirm-text")
         page.click("#confirm-ok")
         page.wait_for_selector("#status >> text=Revoked")
-        assert (
-            "revoked" in page.locator("tr", has=page.locator("td", has_text=account)).inner_text()
+        # the table is drawn again after the status line: wait for it
+        expect(page.locator("tr", has=page.locator("td", has_text=account))).to_contain_text(
+            "revoked"
         )
         r = http.get("/v1/usage", headers={"Authorization": f"Bearer {new_key}"})
         assert r.status_code == 401
