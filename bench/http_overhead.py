@@ -50,10 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import latency  # noqa: E402
 from engine_timer import ENGINE_LOG_ENV, LOCAL_ENGINE_MS, time_engine  # noqa: E402
 from latency import (  # noqa: E402
-    DEFAULT_DATA,
     SESSION,
     Corpus,
     bench_corpus,
+    corpus_options,
     fill_memstore,
     load_average,
 )
@@ -247,8 +247,7 @@ def main() -> None:
         action="store_true",
         help="local mode and the (first) server share one store, as in bench/latency.py",
     )
-    ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
+    corpus_options(ap)
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
     args = ap.parse_args()
     sizes = args.n or [1_000, 10_000]

@@ -178,6 +178,16 @@ class Corpus:
 # -- measurement helpers
 
 
+def corpus_options(ap: argparse.ArgumentParser) -> None:
+    """``--data`` and ``--cache-dir``, the options of every bench over this corpus."""
+    ap.add_argument("--data", default=DEFAULT_DATA, help="LoCoMo json (else generated text)")
+    ap.add_argument(
+        "--cache-dir",
+        default=str(Path.home() / ".cache" / "memstore-bench"),
+        help="where the corpus' vectors are kept between runs",
+    )
+
+
 def bench_corpus(
     data: str | None, want_queries: int, cache_dir: str | Path
 ) -> tuple[Any, Corpus, list[str]]:
@@ -764,7 +774,7 @@ def summary(levels: list[dict[str, Any]], peer_names: list[str], meta: dict) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10_000, help="memories at the largest size")
-    ap.add_argument("--data", default=DEFAULT_DATA, help="LoCoMo json (else generated text)")
+    corpus_options(ap)
     ap.add_argument("--queries", type=int, default=200, help="distinct queries per pass")
     ap.add_argument("--remember", type=int, default=200, help="texts per remember measurement")
     ap.add_argument("--singles", type=int, default=50, help="of those, remembered one by one")
@@ -777,7 +787,6 @@ def main() -> None:
     )
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--work-dir", help="where stores go (default: a temporary directory)")
-    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
     ap.add_argument(
         "--postgres", action="store_true", help="also memstore local over a throwaway pgserver"

@@ -26,7 +26,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from latency import DEFAULT_DATA, bench_corpus  # noqa: E402
+from latency import bench_corpus, corpus_options  # noqa: E402
 from latency_pg import SCOPES, SEARCHED, fill  # noqa: E402
 from pg_recall import start_pgserver  # noqa: E402
 
@@ -50,8 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=10_000, help="memories in each account")
     ap.add_argument("--queries", type=int, default=60)
-    ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
+    corpus_options(ap)
     args = ap.parse_args()
     embedder, corpus, queries = bench_corpus(args.data, args.queries, args.cache_dir)
     url, server, _ = start_pgserver()  # kept referenced: it stops when freed

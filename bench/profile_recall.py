@@ -31,9 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import (  # noqa: E402
-    DEFAULT_DATA,
     SESSION,
     bench_corpus,
+    corpus_options,
     fill_memstore,
     load_average,
 )
@@ -45,13 +45,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--queries", type=int, default=150)
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    corpus_options(ap)
     ap.add_argument("--top", type=int, default=20, help="profile lines shown")
     ap.add_argument(
         "--fts5", action="store_true", help="add a cached pass with keywords from FTS5 (before)"
     )
     ap.add_argument("--stages-only", action="store_true", help="skip the cProfile passes")
-    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
     args = ap.parse_args()
 
     embedder, corpus, queries = bench_corpus(args.data, args.queries, args.cache_dir)

@@ -28,9 +28,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import (  # noqa: E402
-    DEFAULT_DATA,
     SESSION,
     bench_corpus,
+    corpus_options,
     fill_memstore,
     load_average,
 )
@@ -68,8 +68,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--queries", type=int, default=150)
     ap.add_argument("--cold", type=int, default=60, help="cold recalls per round and tree")
-    ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
+    corpus_options(ap)
     args = ap.parse_args()
 
     embedder, corpus, queries = bench_corpus(args.data, args.queries, args.cache_dir)

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_timer import ENGINE_LOG_ENV, LOCAL_ENGINE_MS, time_engine  # noqa: E402
 from http_overhead import Server, keyed_store  # noqa: E402
 from known_vectors import KNOWN_ENV, save, use_known_vectors  # noqa: E402
-from latency import DEFAULT_DATA, SESSION, Corpus, bench_corpus, load_average  # noqa: E402
+from latency import SESSION, Corpus, bench_corpus, corpus_options, load_average  # noqa: E402
 
 from memstore import Memstore  # noqa: E402
 
@@ -123,8 +123,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, action="append", help="memories (repeatable; 1k and 10k)")
     ap.add_argument("--texts", type=int, default=150, help="texts remembered per variant")
-    ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memstore-bench"))
+    corpus_options(ap)
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
     args = ap.parse_args()
     sizes = args.n or [1_000, 10_000]
