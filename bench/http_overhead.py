@@ -115,6 +115,16 @@ class Server(latency.Server):
             return [float(line) for line in f.read().split()]
 
 
+def engine_mark(server: Server | None) -> int:
+    """Where the next engine times will start: in ``server``'s log, or (None) this process'."""
+    return server.engine_mark() if server else len(LOCAL_ENGINE_MS)
+
+
+def engine_since(server: Server | None, mark: int) -> list[float]:
+    """The engine wall ms per call since ``mark`` (``engine_mark``)."""
+    return server.engine_times(mark) if server else LOCAL_ENGINE_MS[mark:]
+
+
 def keyed_store(base: Path, corpus: Corpus, n: int) -> str:
     """A new data dir ``base`` holding the corpus' first ``n`` memories in one session, and
     an API key of its default account (the key)."""
@@ -196,7 +206,7 @@ def measure(
             for name, batch in steps:
                 call, server = calls[name]
                 s0 = server.cpu() if server else 0.0
-                mark = server.engine_mark() if server else len(LOCAL_ENGINE_MS)
+                mark = engine_mark(server)
                 c0 = time.process_time()
                 for q in batch:
                     t0 = time.perf_counter()
@@ -205,9 +215,7 @@ def measure(
                 client_cpu[name] += time.process_time() - c0
                 if server:
                     server_cpu[name] += server.cpu() - s0
-                    engine_ms[name] += server.engine_times(mark)
-                else:
-                    engine_ms[name] += LOCAL_ENGINE_MS[mark:]
+                engine_ms[name] += engine_since(server, mark)
         loads.append(load_average())
     finally:
         for c in clients:

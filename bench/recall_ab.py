@@ -8,7 +8,7 @@ each query, recalls with each in turn (the order alternates): cached (the query'
 the engine's cache) and cold (the cache cleared, so the recall embeds), and embeds the
 query alone beside them. It prints p50 wall and CPU, and cold over the embedding.
 
-    .venv/bin/python bench/recall_ab.py --against /work/main --n 1000 --rounds 3
+    .venv/bin/python bench/recall_ab.py --against ../memstore-main --n 1000 --rounds 3
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--against", type=Path, default=Path("/work/main"), help="the other tree")
+    ap.add_argument("--against", type=Path, required=True, help="the other tree (its src/)")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--queries", type=int, default=150)

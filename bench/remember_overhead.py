@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_timer import ENGINE_LOG_ENV, LOCAL_ENGINE_MS, time_engine  # noqa: E402
-from http_overhead import Server, keyed_store  # noqa: E402
+from engine_timer import ENGINE_LOG_ENV, time_engine  # noqa: E402
+from http_overhead import Server, engine_mark, engine_since, keyed_store  # noqa: E402
 from known_vectors import KNOWN_ENV, save, use_known_vectors  # noqa: E402
 from latency import SESSION, Corpus, bench_corpus, corpus_options, load_average  # noqa: E402
 
@@ -90,16 +90,13 @@ def measure(
             order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]
             for name in order:
                 call, via = steps[name]
-                mark = via.engine_mark() if via else len(LOCAL_ENGINE_MS)
-                s0 = via.cpu() if via else 0.0
+                mark, s0 = engine_mark(via), via.cpu() if via else 0.0
                 t0 = time.perf_counter()
                 call()
                 wall[name].append((time.perf_counter() - t0) * 1000)
                 if via:
                     server_cpu[name] += via.cpu() - s0
-                    engine[name] += via.engine_times(mark)
-                else:
-                    engine[name] += LOCAL_ENGINE_MS[mark:]
+                engine[name] += engine_since(via, mark)
         loads.append(load_average())
     finally:
         if remote is not None:
